@@ -1,0 +1,36 @@
+# Two entry points (see README): `make demo` and `make test`. Both set up
+# .venv first. torch is pinned and installed before sentence-transformers so
+# pip takes the CPU build that lies on disk instead of pulling a CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PI := $(VENV)/bin/persona-index
+STAMP := $(VENV)/.installed
+DEMO_DB ?= demo.lance
+DEMO_OUT ?= demo-out
+
+.PHONY: setup demo test bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	PYTHONUNBUFFERED=1 bash scripts/demo.sh $(PI) $(DEMO_DB) $(DEMO_OUT)
+
+test: setup
+	$(PY) -m pytest -q
+
+bench-quick: setup
+	$(PY) -m benchmarks --quick
+
+bench: setup
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) $(DEMO_DB) $(DEMO_OUT)

@@ -1,0 +1,71 @@
+"""Every exception persona-index raises.
+
+Each subclasses a built-in so callers can catch it either way
+(``except ValueError`` still works), and every message names the offending
+value: the file and line, the field, or the parameter.
+"""
+
+from __future__ import annotations
+
+
+class PersonaIndexError(Exception):
+    """Base class of all persona-index errors."""
+
+
+class InputFileError(PersonaIndexError, ValueError):
+    """A file that cannot be ingested as a whole (malformed, empty, unreadable).
+
+    Attributes
+    ----------
+    path, line : where the problem is; ``line`` is 1-based (None when the
+        problem is the whole file).
+    """
+
+    def __init__(self, path, line, message):
+        self.path = str(path)
+        self.line = line
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class RowRejected(PersonaIndexError, ValueError):
+    """One unusable row under ``strict=True`` (no text, empty text, too long)."""
+
+
+class StoreNotFoundError(PersonaIndexError, FileNotFoundError):
+    """A query or export on a store that does not exist."""
+
+
+class EmbedderMismatchError(PersonaIndexError, ValueError):
+    """The store was built with another model (or dimension) than the one given."""
+
+
+class FormatVersionError(PersonaIndexError, ValueError):
+    """The store was written by an unknown format version of persona-index."""
+
+
+class InvalidQueryError(PersonaIndexError, ValueError):
+    """A bad request: k <= 0, a ``where`` that does not parse, an unknown id."""
+
+
+class SamplingError(PersonaIndexError, ValueError):
+    """A sampling request that cannot be met (k larger than the pool, ...)."""
+
+
+class UnknownStrategyError(PersonaIndexError, KeyError):
+    """An unknown strategy name; the message lists the valid names."""
+
+    def __str__(self):  # KeyError quotes its message; we want it plain
+        return str(self.args[0])
+
+
+class ManifestError(PersonaIndexError, ValueError):
+    """A manifest that cannot be replayed, or whose replay differs."""
+
+
+class SynthesisError(PersonaIndexError, RuntimeError):
+    """A generation request that failed after its retries."""
+
+
+class MissingDependencyError(PersonaIndexError, ImportError):
+    """An optional dependency is not installed; the message says which extra."""

@@ -1,0 +1,610 @@
+"""Ingest: read and validate a file, then embed, deduplicate and write in batches.
+
+Two passes over the input. The first is cheap (parsing only) and checks the
+whole file before anything is written: a malformed file raises
+:class:`InputFileError` naming the file and line, and the store is untouched.
+The second streams batches: embed, drop exact and near duplicates (within the
+batch and against the store, first occurrence kept), write one commit per
+batch. Ids are content hashes, so re-running an interrupted ingest skips what
+was committed and adds only the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import re
+import sys
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .errors import InputFileError, RowRejected
+from .store import RESERVED, PersonaIndex
+
+TEXT_FIELDS = ("persona", "input persona", "text", "description")
+#: rows whose text is longer than this (UTF-8 bytes) are rejected
+MAX_TEXT_BYTES = 1_000_000
+DEFAULT_NEAR_DUP = 0.95
+DEFAULT_BATCH = 1024
+#: a string field is an attribute (a stratum) when it has at most this many
+#: distinct values, values of at most ATTR_MAX_LEN characters, and either at
+#: most ATTR_SMALL distinct values or at most half as many as there are rows
+ATTR_MAX_DISTINCT = 1000
+ATTR_MAX_LEN = 64
+ATTR_SMALL = 20
+_DISTINCT_CAP = ATTR_MAX_DISTINCT + 1
+
+
+def normalize_text(text: str) -> str:
+    """NFKC, collapsed whitespace, case-folded: what counts as 'the same text'."""
+    return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()
+
+
+def persona_id(text: str) -> str:
+    """Stable 80-bit id of a persona: sha256 of its normalised text."""
+    return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()[:20]
+
+
+def column_name(name: str) -> str:
+    """A field name as a safe SQL column name (lower case, [a-z0-9_])."""
+    out = re.sub(r"[^0-9a-z_]+", "_", str(name).strip().lower()).strip("_") or "field"
+    if out[0].isdigit():
+        out = "f_" + out
+    if out in RESERVED:
+        out = "field_" + out
+    return out
+
+
+# -- readers -----------------------------------------------------------------
+
+def _detect_format(path: str, fmt: str | None) -> str:
+    if fmt:
+        return fmt
+    p = path.lower()
+    for suffix, name in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"),
+                         (".csv", "csv"), (".parquet", "parquet"), (".pq", "parquet"),
+                         (".txt", "txt")):
+        if p.endswith(suffix):
+            return name
+    raise InputFileError(path, None, "unknown file type: use .jsonl, .csv, .parquet or .txt "
+                                     "(or give the format)")
+
+
+def iter_file(path: str | Path, fmt: str | None = None) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line, record)`` from a jsonl, csv, parquet or txt file.
+
+    ``line`` is the 1-based line (jsonl, txt, csv) or row (parquet) number.
+    Raises :class:`InputFileError` on the first malformed line.
+    """
+    path = str(path)
+    fmt = _detect_format(path, fmt)
+    if not Path(path).is_file():
+        raise InputFileError(path, None, "no such file")
+    if fmt == "jsonl":
+        yield from _iter_jsonl(path)
+    elif fmt == "txt":
+        with open(path, "rb") as fh:
+            for n, raw in enumerate(fh, 1):
+                line = _decode(path, n, raw).strip()
+                if line:
+                    yield n, {"text": line}
+    elif fmt == "csv":
+        yield from _iter_csv(path)
+    elif fmt == "parquet":
+        yield from _iter_parquet(path)
+    else:
+        raise InputFileError(path, None, f"unknown format {fmt!r}")
+
+
+def _decode(path, n, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(path, n, f"invalid UTF-8 ({exc.reason} at byte {exc.start})") from None
+
+
+def _iter_jsonl(path):
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            line = _decode(path, n, raw).strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputFileError(path, n, f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(rec, dict):
+                raise InputFileError(path, n, f"expected a JSON object, got {type(rec).__name__}")
+            yield n, rec
+
+
+def _iter_csv(path):
+    with open(path, "rb") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
+        reader = csv.reader(text)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            width = len(header)
+            if len(set(header)) != width:
+                raise InputFileError(path, 1, f"duplicate column names in header {header}")
+            for row in reader:
+                n = reader.line_num
+                if not row:
+                    continue
+                if len(row) != width:
+                    raise InputFileError(path, n, f"ragged row: {len(row)} fields, header has {width}")
+                yield n, dict(zip(header, row))
+        except UnicodeDecodeError as exc:
+            raise InputFileError(path, reader.line_num + 1, f"invalid UTF-8 ({exc.reason})") from None
+        except csv.Error as exc:
+            raise InputFileError(path, reader.line_num, f"malformed CSV ({exc})") from None
+
+
+def _iter_parquet(path):
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:
+        raise InputFileError(path, None, f"not a readable parquet file ({exc})") from None
+    n = 0
+    for batch in pf.iter_batches(batch_size=8192):
+        for rec in batch.to_pylist():
+            n += 1
+            yield n, rec
+
+
+# -- validation pass ---------------------------------------------------------
+
+@dataclass
+class FieldStats:
+    kinds: set = field(default_factory=set)
+    distinct: set = field(default_factory=set)
+    max_len: int = 0
+    present: int = 0
+
+
+@dataclass
+class Plan:
+    """What the validation pass decided: the text field and the columns."""
+
+    text_field: str
+    attributes: dict  # source field -> column name
+    plain: dict  # source field -> (column name, arrow type name)
+    rows: int
+    rejected: list  # [(line, reason)] found while validating (bounded)
+
+
+def _kind(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "str"
+    return "json"
+
+
+def row_problem(rec: dict, text_field: str) -> str | None:
+    """Why a record cannot be a persona, or None."""
+    if text_field not in rec:
+        return f"no '{text_field}' field"
+    t = rec[text_field]
+    if not isinstance(t, str):
+        return f"'{text_field}' is {type(t).__name__}, not text"
+    if not t.strip():
+        return "empty text"
+    if len(t) > MAX_TEXT_BYTES // 4 and len(t.encode("utf-8")) > MAX_TEXT_BYTES:
+        return f"text over {MAX_TEXT_BYTES} bytes"
+    return None
+
+
+def plan_records(records: Iterable[tuple[int, dict]], *, path: str = "<records>",
+                 text_field: str | None = None, attrs: Sequence[str] | None = None,
+                 strict: bool = False) -> Plan:
+    """The cheap first pass: parse everything, check rows, choose columns."""
+    stats: dict[str, FieldStats] = {}
+    rows = 0
+    for _, rec in records:
+        rows += 1
+        for k, v in rec.items():
+            s = stats.get(k)
+            if s is None:
+                s = stats[k] = FieldStats()
+            if v is None:
+                continue
+            s.present += 1
+            kind = _kind(v)
+            s.kinds.add(kind)
+            if kind == "str":
+                if len(v) > s.max_len:
+                    s.max_len = len(v)
+                if len(s.distinct) < _DISTINCT_CAP:
+                    s.distinct.add(v)
+    if rows == 0:
+        raise InputFileError(path, None, "empty file: no records")
+    if text_field is None:
+        text_field = next((f for f in TEXT_FIELDS if f in stats), None)
+        if text_field is None:
+            raise InputFileError(path, None, f"no text field: none of {list(TEXT_FIELDS)} found "
+                                             f"(fields: {sorted(stats)}); name one with --text-field")
+    elif text_field not in stats:
+        raise InputFileError(path, None, f"unknown text field {text_field!r}; fields: {sorted(stats)}")
+    others = [f for f in stats if f != text_field]
+    if attrs is not None:
+        unknown = [a for a in attrs if a not in stats]
+        if unknown:
+            raise InputFileError(path, None, f"unknown attribute field(s) {unknown}; fields: {sorted(stats)}")
+        attr_fields = list(attrs)
+    else:
+        attr_fields = []
+        for f in others:
+            s = stats[f]
+            nd = len(s.distinct)
+            if (s.kinds == {"str"} and s.max_len <= ATTR_MAX_LEN and nd <= ATTR_MAX_DISTINCT
+                    and (nd <= ATTR_SMALL or nd <= rows / 2)):
+                attr_fields.append(f)
+    used: set = set()
+
+    def unique(name):
+        base, i = name, 2
+        while name in used:
+            name, i = f"{base}_{i}", i + 1
+        used.add(name)
+        return name
+
+    attributes = {f: unique(column_name(f)) for f in attr_fields}
+    plain = {}
+    for f in others:
+        if f in attributes:
+            continue
+        kinds = stats[f].kinds
+        typ = ("int64" if kinds == {"int"} else "float64" if kinds <= {"int", "float"} and kinds
+               else "bool" if kinds == {"bool"} else "string")
+        plain[f] = (unique(column_name(f)), typ)
+    return Plan(text_field, attributes, plain, rows, [])
+
+
+# -- the write pass ----------------------------------------------------------
+
+@dataclass
+class IngestSummary:
+    """What an ingest did. ``dropped`` holds the first examples of each kind;
+    the full list goes to the report file when one is given."""
+
+    source: str
+    read: int = 0
+    added: int = 0
+    exact_duplicates: int = 0
+    near_duplicates: int = 0
+    rejected: int = 0
+    over_token_window: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    load_seconds: float = 0.0
+    version_before: int | None = None
+    version_after: int | None = None
+    text_field: str | None = None
+    attributes: list = field(default_factory=list)
+    examples: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["personas_per_s"] = round(self.read / self.seconds, 1) if self.seconds else None
+        return d
+
+
+class _Report:
+    def __init__(self, path, keep=20):
+        self.fh = open(path, "w", encoding="utf-8") if path else None
+        self.keep = keep
+        self.counts: dict = {}
+        self.examples: list = []
+
+    def add(self, entry: dict):
+        kind = entry["reason"]
+        c = self.counts.get(kind, 0)
+        self.counts[kind] = c + 1
+        if c < 5 and len(self.examples) < self.keep:
+            self.examples.append(entry)
+        if self.fh:
+            self.fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+    def close(self):
+        if self.fh:
+            self.fh.close()
+
+
+class _StoreIndex:
+    """Ids and vectors already in the store, for dedup; grows as batches land."""
+
+    def __init__(self, index: PersonaIndex, need_vectors: bool):
+        self.ids: set = set()
+        self.id_list: list = []
+        self.chunks: list[np.ndarray] = []
+        self.preexisting = 0
+        self._new: set = set()
+        if index.exists:
+            m = index.matrix()
+            self.id_list = m.ids.to_pylist()
+            self.ids = set(self.id_list)
+            self.preexisting = len(self.id_list)
+            if need_vectors:
+                self.chunks = [m.vectors]
+
+    def where(self, pid) -> str:
+        """'store' if the id was there before this ingest, else 'input'."""
+        if pid in self._new:
+            return "input"
+        return "store"
+
+    def add(self, ids, vecs):
+        self._new.update(ids)
+        self.ids.update(ids)
+        self.id_list.extend(ids)
+        if vecs is not None and len(ids):
+            self.chunks.append(vecs)
+
+    def nearest(self, q: np.ndarray, block: int = 16384):
+        """For each row of ``q``: best similarity in the store and its id."""
+        best = np.full(len(q), -np.inf, dtype=np.float32)
+        arg = np.full(len(q), -1, dtype=np.int64)
+        offset = 0
+        for c in self.chunks:
+            for s in range(0, len(c), block):
+                sims = q @ c[s:s + block].T
+                j = sims.argmax(axis=1)
+                v = sims[np.arange(len(q)), j]
+                better = v > best
+                best[better] = v[better]
+                arg[better] = offset + s + j[better]
+            offset += len(c)
+        return best, arg
+
+
+def _near_dups_within(vecs: np.ndarray, threshold: float):
+    """Keep-first greedy near-dup removal inside one batch.
+
+    Returns ``(kept_mask, match_index, match_sim)``: a row is dropped when it is
+    at least ``threshold`` similar to an earlier *kept* row. Only rows with some
+    earlier row over the threshold enter the (short) sequential loop."""
+    n = len(vecs)
+    kept = np.ones(n, dtype=bool)
+    match = np.full(n, -1, dtype=np.int64)
+    msim = np.zeros(n, dtype=np.float32)
+    if n < 2:
+        return kept, match, msim
+    sims = vecs @ vecs.T
+    sims[np.triu_indices(n)] = -np.inf  # only earlier rows count
+    for i in np.flatnonzero((sims >= threshold).any(axis=1)):
+        js = np.flatnonzero((sims[i] >= threshold) & kept)
+        if js.size:
+            j = js[np.argmax(sims[i, js])]
+            kept[i] = False
+            match[i], msim[i] = j, sims[i, j]
+    return kept, match, msim
+
+
+def ingest_records(index: PersonaIndex, records: Iterable[tuple[int, dict]] | Any, *,
+                   plan: Plan | None = None, source: str = "python", licence: str | None = None,
+                   text_field: str | None = None, attrs: Sequence[str] | None = None,
+                   near_dedup: bool = True, near_dup_threshold: float = DEFAULT_NEAR_DUP,
+                   strict: bool = False, batch_size: int = DEFAULT_BATCH,
+                   report: str | None = None, progress: bool = False,
+                   extra_columns: dict | None = None) -> IngestSummary:
+    """Embed, deduplicate and write records into ``index``.
+
+    Parameters
+    ----------
+    records : iterable of dict, or of ``(line, dict)``, a pyarrow Table or a
+        pandas DataFrame. Plain iterables are materialised (the Python API);
+        files stream through :func:`ingest_file` instead.
+    near_dup_threshold : float
+        Cosine similarity at or above which a persona is a near duplicate of an
+        earlier one (in the batch, in the file so far, or in the store).
+    strict : bool
+        Refuse everything if any row is unusable (instead of rejecting the row).
+    extra_columns : dict, optional
+        Constant plain columns for every row (e.g. provenance of synthesis).
+    """
+    rows = _as_numbered(records)
+    if plan is None:
+        plan = plan_records(rows, path=source, text_field=text_field, attrs=attrs, strict=strict)
+    return _write_pass(index, lambda: iter(rows), plan, source=source, licence=licence,
+                       near_dedup=near_dedup, threshold=near_dup_threshold, strict=strict,
+                       batch_size=batch_size, report=report, progress=progress,
+                       extra_columns=extra_columns or {})
+
+
+def _as_numbered(records) -> list[tuple[int, dict]]:
+    if hasattr(records, "to_pylist") and hasattr(records, "schema"):  # pyarrow
+        records = records.to_pylist()
+    elif hasattr(records, "to_dict") and hasattr(records, "columns"):  # pandas
+        records = records.to_dict("records")
+    out = []
+    for i, r in enumerate(records, 1):
+        if isinstance(r, tuple) and len(r) == 2 and isinstance(r[1], dict):
+            out.append(r)
+        elif isinstance(r, dict):
+            out.append((i, r))
+        elif isinstance(r, str):
+            out.append((i, {"text": r}))
+        else:
+            raise InputFileError("<records>", i, f"expected a dict or a str, got {type(r).__name__}")
+    return out
+
+
+def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None,
+                licence: str | None = None, text_field: str | None = None,
+                attrs: Sequence[str] | None = None, near_dedup: bool = True,
+                near_dup_threshold: float = DEFAULT_NEAR_DUP, strict: bool = False,
+                batch_size: int = DEFAULT_BATCH, report: str | None = None,
+                progress: bool = False) -> IngestSummary:
+    """Ingest a jsonl, csv, parquet or txt file into ``index``.
+
+    The whole file is validated before the first write; a malformed file
+    raises :class:`InputFileError` (file and line) and writes nothing. Then
+    rows stream through in batches of ``batch_size`` with one commit each.
+    """
+    path = str(path)
+    plan = plan_records(iter_file(path, fmt), path=path, text_field=text_field, attrs=attrs,
+                        strict=strict)
+    if strict:
+        for n, rec in iter_file(path, fmt):
+            why = row_problem(rec, plan.text_field)
+            if why:
+                raise RowRejected(f"{path}:{n}: {why} (--strict refuses the whole file)")
+    return _write_pass(index, lambda: iter_file(path, fmt), plan, source=path, licence=licence,
+                       near_dedup=near_dedup, threshold=near_dup_threshold, strict=strict,
+                       batch_size=batch_size, report=report, progress=progress, extra_columns={})
+
+
+def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, threshold,
+                strict, batch_size, report, progress, extra_columns) -> IngestSummary:
+    import pyarrow as pa
+    from tqdm.auto import tqdm
+
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"near_dup_threshold must be in (0, 1], got {threshold}")
+    embedder = index.embedder
+    tl = time.perf_counter()
+    getattr(embedder, "model", None)  # loads the model, outside the ingest timing
+    load_seconds = time.perf_counter() - tl
+    t0 = time.perf_counter()
+    summary = IngestSummary(source=source, text_field=plan.text_field,
+                            attributes=list(plan.attributes.values()))
+    summary.version_before = index.version if index.exists else None
+    known = _StoreIndex(index, near_dedup)
+    rep = _Report(report)
+    bar = tqdm(total=plan.rows, disable=not progress, file=sys.stderr, unit="persona",
+               desc="ingest", mininterval=0.5)
+    summary.load_seconds = load_seconds
+    try:
+        batch: list = []
+        for item in make_iter():
+            batch.append(item)
+            if len(batch) >= batch_size:
+                _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence,
+                          near_dedup, threshold, strict, extra_columns)
+                bar.update(len(batch))
+                batch = []
+        if batch:
+            _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence,
+                      near_dedup, threshold, strict, extra_columns)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        rep.close()
+    summary.examples = rep.examples
+    summary.seconds = time.perf_counter() - t0
+    summary.version_after = index.version if index.exists else None
+    if summary.over_token_window:
+        print(f"warning: {summary.over_token_window} text(s) exceed the model's token window "
+              "and were embedded truncated", file=sys.stderr)
+    return summary
+
+
+def _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence, near_dedup,
+              threshold, strict, extra_columns):
+    import pyarrow as pa
+
+    summary.read += len(batch)
+    tf = plan.text_field
+    lines, recs, texts, ids = [], [], [], []
+    seen: dict = {}
+    for n, rec in batch:
+        why = row_problem(rec, tf)
+        if why:
+            if strict:
+                raise RowRejected(f"{source}:{n}: {why} (strict refuses the whole input)")
+            summary.rejected += 1
+            rep.add({"line": n, "reason": "rejected", "detail": why})
+            continue
+        text = rec[tf].strip()
+        pid = persona_id(text)
+        if pid in known.ids or pid in seen:
+            summary.exact_duplicates += 1
+            where = "batch" if pid in seen else known.where(pid)
+            rep.add({"line": n, "id": pid, "reason": "exact-duplicate", "matched_id": pid,
+                     "matched_in": where, "matched_line": seen.get(pid), "similarity": 1.0})
+            continue
+        seen[pid] = n
+        lines.append(n); recs.append(rec); texts.append(text); ids.append(pid)
+    if not texts:
+        return
+    te = time.perf_counter()
+    vecs = embedder.encode(texts)
+    summary.embed_seconds += time.perf_counter() - te
+    summary.over_token_window += embedder.count_over_window(texts)
+    keep = np.ones(len(texts), dtype=bool)
+    if near_dedup:
+        best, arg = known.nearest(vecs)
+        against_store = best >= threshold
+        for i in np.flatnonzero(against_store):
+            rep.add({"line": lines[i], "id": ids[i], "reason": "near-duplicate",
+                     "matched_id": known.id_list[arg[i]],
+                     "matched_in": "store" if arg[i] < known.preexisting else "input",
+                     "similarity": round(float(best[i]), 6)})
+        keep &= ~against_store
+        sub = np.flatnonzero(keep)
+        kept_sub, match, msim = _near_dups_within(vecs[sub], threshold)
+        for local in np.flatnonzero(~kept_sub):
+            i, j = sub[local], sub[match[local]]
+            rep.add({"line": lines[i], "id": ids[i], "reason": "near-duplicate",
+                     "matched_id": ids[j], "matched_in": "input", "matched_line": lines[j],
+                     "similarity": round(float(msim[local]), 6)})
+        keep[sub[~kept_sub]] = False
+        summary.near_duplicates += int((~keep).sum())
+    idx = np.flatnonzero(keep)
+    if idx.size == 0:
+        return
+    vecs = np.ascontiguousarray(vecs[idx])
+    sel = [recs[i] for i in idx]
+    dim = vecs.shape[1]
+    cols = {
+        "id": pa.array([ids[i] for i in idx], pa.string()),
+        "text": pa.array([texts[i] for i in idx], pa.string()),
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1), pa.float32()), dim),
+        "source": pa.array([source] * len(idx), pa.string()),
+        "source_line": pa.array([lines[i] for i in idx], pa.int64()),
+        "licence": pa.array([licence] * len(idx), pa.string()),
+    }
+    for f, col in plan.attributes.items():
+        cols[col] = pa.array([_as_str(r.get(f)) for r in sel], pa.string())
+    for f, (col, typ) in plan.plain.items():
+        vals = [r.get(f) for r in sel]
+        if typ == "string":
+            vals = [_as_str(v) for v in vals]
+        elif typ == "float64":
+            vals = [None if v is None else float(v) for v in vals]
+        cols[col] = pa.array(vals, getattr(pa, typ)())
+    for col, val in extra_columns.items():
+        cols[col] = (pa.nulls(len(idx), pa.string()) if val is None
+                     else pa.array([val] * len(idx)))
+    index.write(pa.table(cols), attributes=list(plan.attributes.values()))
+    known.add(cols["id"].to_pylist(), vecs if near_dedup else None)
+    summary.added += len(idx)
+    summary.batches += 1
+
+
+def _as_str(v):
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False)
+    return str(v)

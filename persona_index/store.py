@@ -1,0 +1,529 @@
+"""PersonaIndex: personas, their attributes and embeddings in a LanceDB table.
+
+The store is a local directory (or any URI Lance opens) holding a table
+``personas``: one row per persona, keyed by a content hash of its normalised
+text. Exact similar/distant queries run as one numpy matrix product over the
+vector column, which is loaded once per table version and kept warm (LanceDB's
+own flat search measured about 13x slower on the same data; see
+benchmarks/). Attribute filters are LanceDB SQL ``where`` clauses, evaluated
+by Lance and applied to the product as a mask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .errors import (EmbedderMismatchError, FormatVersionError,
+                     InvalidQueryError, StoreNotFoundError)
+
+FORMAT_VERSION = 1
+TABLE = "personas"
+META_KEY = "persona_index"
+ENV_DB = "PERSONA_INDEX_DB"
+DEFAULT_DB = "personas.lance"
+#: columns every store has; everything else is an attribute or a plain column
+RESERVED = ("id", "text", "vector", "source", "source_line", "licence")
+
+
+def resolve_db(path: str | os.PathLike | None) -> str:
+    """``path`` if given, else ``$PERSONA_INDEX_DB``, else ``./personas.lance``."""
+    if path is not None:
+        return str(path)
+    return os.environ.get(ENV_DB) or DEFAULT_DB
+
+
+def _lancedb():
+    from ._lazy import quiet_libraries
+
+    quiet_libraries()
+    import lancedb
+
+    return lancedb
+
+
+@dataclass
+class Hit:
+    """One query result."""
+
+    id: str
+    text: str
+    similarity: float
+    attributes: dict = field(default_factory=dict)
+    source: str | None = None
+    licence: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "text": self.text, "similarity": round(self.similarity, 6),
+                **self.attributes, "source": self.source, "licence": self.licence}
+
+
+class _Matrix:
+    """The vector column at one table version, warm in memory."""
+
+    def __init__(self, version: int, ids, vectors: np.ndarray, addresses: np.ndarray):
+        self.version = version
+        self.ids = ids  # pyarrow StringArray, scan order
+        self.vectors = vectors  # (n, d) float32, read-only view of Arrow memory
+        order = np.argsort(addresses, kind="stable")
+        self.sorted_addresses = addresses[order]
+        self.order = order
+        self._id_pos: dict | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.vectors.nbytes + self.ids.nbytes
+                   + self.sorted_addresses.nbytes + self.order.nbytes)
+
+    def positions_of_addresses(self, addresses: np.ndarray) -> np.ndarray:
+        return self.order[np.searchsorted(self.sorted_addresses, addresses)]
+
+    def position_of_id(self, pid: str) -> int | None:
+        if self._id_pos is None:
+            self._id_pos = {v: i for i, v in enumerate(self.ids.to_pylist())}
+        return self._id_pos.get(pid)
+
+
+class PersonaIndex:
+    """A persona store in a LanceDB directory.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The store's directory (``$PERSONA_INDEX_DB`` or ``./personas.lance`` when
+        omitted). It is created on the first write, not before, so a failed
+        first ingest leaves nothing behind.
+    embedder : Embedder or str, optional
+        The embedder to use; a str is a model name for
+        :func:`persona_index.embed.get_embedder`. When omitted, the store's
+        recorded model (or the default MiniLM for a new store) is loaded on
+        first use. A store built with another model raises
+        :class:`EmbedderMismatchError`.
+    must_exist : bool
+        Raise :class:`StoreNotFoundError` if the store has no persona table yet.
+
+    Examples
+    --------
+    >>> idx = PersonaIndex("/tmp/demo.lance")                  # doctest: +SKIP
+    >>> idx.add([{"persona": "a chemistry teacher in Kenya"}])  # doctest: +SKIP
+    >>> idx.similar("a science teacher", k=3)                 # doctest: +SKIP
+    """
+
+    def __init__(self, path=None, embedder=None, *, must_exist: bool = False):
+        self.path = resolve_db(path)
+        self._db = None
+        self._table = None
+        self._matrix: _Matrix | None = None
+        self._filters: OrderedDict = OrderedDict()
+        self._embedder = None
+        if isinstance(embedder, str):
+            from .embed import get_embedder
+
+            embedder = get_embedder(embedder)
+        if must_exist and not self.exists:
+            raise StoreNotFoundError(
+                f"no persona store at {self.path!r} (create one with `persona-index ingest` "
+                "or `persona-index generate`, or point --db / $PERSONA_INDEX_DB at one)")
+        if self.exists:
+            meta = self.meta
+            fv = meta.get("format_version")
+            if fv != FORMAT_VERSION:
+                raise FormatVersionError(
+                    f"store {self.path!r} has format version {fv!r}; this persona-index "
+                    f"reads format version {FORMAT_VERSION}")
+            if embedder is not None:
+                self._check_embedder(embedder, meta)
+        self._embedder = embedder
+
+    # -- connection ----------------------------------------------------------
+    @property
+    def db(self):
+        if self._db is None:
+            lancedb = _lancedb()
+            # interval 0: every read sees other processes' commits
+            self._db = lancedb.connect(self.path, read_consistency_interval=timedelta(0))
+        return self._db
+
+    @property
+    def exists(self) -> bool:
+        if "://" not in self.path and not Path(self.path).exists():
+            return False
+        return TABLE in self._table_names()
+
+    def _table_names(self) -> list[str]:
+        res = self.db.list_tables()
+        return list(getattr(res, "tables", res))
+
+    @property
+    def table(self):
+        if self._table is None:
+            if not self.exists:
+                raise StoreNotFoundError(f"no persona store at {self.path!r}")
+            self._table = self.db.open_table(TABLE)
+        return self._table
+
+    @property
+    def dataset(self):
+        """The Lance dataset at the latest version (pylance)."""
+        return self.table.to_lance()
+
+    @property
+    def version(self) -> int:
+        return int(self.table.version)
+
+    @property
+    def meta(self) -> dict:
+        md = self.table.schema.metadata or {}
+        raw = md.get(META_KEY.encode())
+        if raw is None:
+            raise FormatVersionError(
+                f"{self.path!r} holds a '{TABLE}' table that persona-index did not write "
+                "(no format metadata)")
+        return json.loads(raw)
+
+    def _update_meta(self, **changes) -> None:
+        meta = self.meta
+        meta.update(changes)
+        self.dataset.update_schema_metadata({META_KEY: json.dumps(meta)}, replace=False)
+        self._table = None
+
+    # -- embedder ------------------------------------------------------------
+    @staticmethod
+    def _check_embedder(embedder, meta) -> None:
+        if embedder.name != meta.get("model"):
+            raise EmbedderMismatchError(
+                f"store was built with model {meta.get('model')!r} (dim {meta.get('dim')}); "
+                f"refusing to mix in {embedder.name!r}: use that model, or `reembed` a copy")
+        if embedder.dim != meta.get("dim"):
+            raise EmbedderMismatchError(
+                f"store vectors have dim {meta.get('dim')}, embedder {embedder.name!r} gives "
+                f"{embedder.dim}")
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from .embed import get_embedder
+
+            model = self.meta.get("model") if self.exists else None
+            self._embedder = get_embedder(model)
+        return self._embedder
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self.embedder.encode(list(texts), progress=progress)
+
+    # -- schema --------------------------------------------------------------
+    @property
+    def attributes(self) -> list[str]:
+        return list(self.meta.get("attributes", [])) if self.exists else []
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.table.schema.names) if self.exists else []
+
+    def _create(self, first: "pa.Table", attributes: Sequence[str]) -> None:
+        import pyarrow as pa
+
+        meta = {"format_version": FORMAT_VERSION, "model": self.embedder.name,
+                "dim": int(self.embedder.dim), "attributes": list(attributes),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        schema = first.schema.with_metadata({META_KEY: json.dumps(meta)})
+        self._table = self.db.create_table(TABLE, schema=schema)
+        self._table.add(first.cast(schema))
+
+    def write(self, batch, attributes: Sequence[str] = ()) -> int:
+        """Append one Arrow table of complete rows (one commit); returns the new
+        version. New columns are added to the schema (null for old rows);
+        columns the batch lacks are null for its rows."""
+        import pyarrow as pa
+
+        if not self.exists:
+            self._create(batch, attributes)
+        else:
+            tbl = self.table
+            have = {f.name: f.type for f in tbl.schema}
+            new = [f for f in batch.schema if f.name not in have]
+            if new:
+                tbl.add_columns({f.name: f"CAST(NULL AS {_sql_type(f.type)})" for f in new})
+                self._table = None
+                tbl = self.table
+            missing_attrs = [a for a in attributes if a not in self.attributes]
+            if missing_attrs:
+                self._update_meta(attributes=self.attributes + missing_attrs)
+                tbl = self.table
+            schema = tbl.schema
+            cols = []
+            for f in schema:
+                if f.name in batch.schema.names:
+                    cols.append(batch.column(f.name).cast(f.type))
+                else:
+                    cols.append(pa.nulls(batch.num_rows, f.type))
+            tbl.add(pa.Table.from_arrays(cols, schema=schema.remove_metadata()))
+        return self.version
+
+    # -- reading -------------------------------------------------------------
+    def count(self, where: str | None = None) -> int:
+        if not self.exists:
+            return 0
+        if where is None:
+            return int(self.table.count_rows())
+        return int(len(self.positions(where)))
+
+    def matrix(self) -> _Matrix:
+        """ids and vectors at the latest version, loaded once and kept warm."""
+        version = self.version
+        if self._matrix is None or self._matrix.version != version:
+            ds = self.dataset
+            t = ds.to_table(columns=["id", "vector"], with_row_address=True)
+            dim = int(self.meta["dim"])
+            vec = t.column("vector").combine_chunks()
+            flat = vec.flatten().to_numpy(zero_copy_only=False)
+            vectors = flat.reshape(-1, dim)
+            self._matrix = _Matrix(version, t.column("id").combine_chunks(), vectors,
+                                   t.column("_rowaddr").to_numpy())
+            self._filters.clear()
+        return self._matrix
+
+    def vectors(self, where: str | None = None):
+        """``(ids, X)``: the ids (list of str) and the ``(n, d)`` float32 vectors
+        of the personas matching ``where`` (all when None), in store order."""
+        m = self.matrix()
+        if where is None:
+            return m.ids.to_pylist(), m.vectors
+        pos = self.positions(where)
+        return m.ids.take(pos).to_pylist(), m.vectors[pos]
+
+    def positions(self, where: str) -> np.ndarray:
+        """Positions (into :meth:`matrix`) of the rows matching a SQL ``where``.
+
+        Results are cached per table version (a small LRU), so a repeated
+        filter costs nothing after its first use."""
+        m = self.matrix()
+        key = where.strip()
+        if key in self._filters:
+            self._filters.move_to_end(key)
+            return self._filters[key]
+        try:
+            t = self.dataset.to_table(columns=["id"], filter=key, with_row_address=True)
+        except Exception as exc:  # lance raises ValueError/OSError with a long trace
+            msg = str(exc).splitlines()[0]
+            raise InvalidQueryError(f"bad where clause {where!r}: {msg}") from None
+        pos = np.sort(m.positions_of_addresses(t.column("_rowaddr").to_numpy()))
+        self._filters[key] = pos
+        if len(self._filters) > 32:
+            self._filters.popitem(last=False)
+        return pos
+
+    def take(self, positions: Sequence[int], columns: Sequence[str] | None = None):
+        """Rows at matrix positions, as an Arrow table (in the order given)."""
+        cols = [c for c in (columns or self.columns) if c != "vector"] if columns is None \
+            else list(columns)
+        return self.dataset.take(np.asarray(positions, dtype=np.int64), columns=cols)
+
+    def get(self, ids: Sequence[str] | str) -> list[dict]:
+        """The personas with these ids (unknown ids are left out), no vectors."""
+        if isinstance(ids, str):
+            ids = [ids]
+        m = self.matrix()
+        pos = [p for p in (m.position_of_id(i) for i in ids) if p is not None]
+        if not pos:
+            return []
+        return self.take(pos).to_pylist()
+
+    def has_ids(self, ids: Sequence[str]) -> np.ndarray:
+        """Boolean mask: which of ``ids`` are stored."""
+        if not self.exists or len(ids) == 0:
+            return np.zeros(len(ids), dtype=bool)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        return pc.is_in(pa.array(list(ids), pa.string()),
+                        value_set=self.matrix().ids).to_numpy(zero_copy_only=False)
+
+    # -- queries -------------------------------------------------------------
+    def _query_vector(self, query, id):
+        if (query is None) == (id is None):
+            raise InvalidQueryError("give either a query text or an id, not both or neither")
+        if id is not None:
+            pos = self.matrix().position_of_id(id)
+            if pos is None:
+                raise InvalidQueryError(f"no persona with id {id!r} in {self.path!r}")
+            return self.matrix().vectors[pos], pos
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidQueryError(f"query text must be a non-empty string, got {query!r}")
+        return self.embed([query])[0], None
+
+    def _rank(self, query, id, k, where, sign):
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
+            raise InvalidQueryError(f"k must be a positive integer, got {k!r}")
+        if not self.exists:
+            raise StoreNotFoundError(f"no persona store at {self.path!r}")
+        q, self_pos = self._query_vector(query, id)
+        m = self.matrix()
+        sims = m.vectors @ q
+        cand = self.positions(where) if where else None
+        if self_pos is not None:
+            cand = np.arange(len(sims)) if cand is None else cand
+            cand = cand[cand != self_pos]
+        scores = sims if cand is None else sims[cand]
+        k_eff = min(int(k), len(scores))
+        if k_eff == 0:
+            return []
+        key = -sign * scores
+        top = np.argpartition(key, k_eff - 1)[:k_eff] if k_eff < len(key) else np.arange(len(key))
+        top = top[np.lexsort((top, key[top]))]  # by score, ties by position
+        pos = top if cand is None else cand[top]
+        return self._hits(pos, sims[pos])
+
+    def _hits(self, pos, sims) -> list[Hit]:
+        rows = self.take(pos).to_pylist()
+        attrs = self.attributes
+        return [Hit(id=r["id"], text=r["text"], similarity=float(s),
+                    attributes={a: r.get(a) for a in attrs},
+                    source=r.get("source"), licence=r.get("licence"))
+                for r, s in zip(rows, sims)]
+
+    def similar(self, query: str | None = None, *, id: str | None = None, k: int = 10,
+                where: str | None = None) -> list[Hit]:
+        """The ``k`` personas most similar (cosine) to a text or a stored persona.
+
+        Exact. By ``id`` the persona itself is left out of its own results.
+        ``where`` is a LanceDB SQL filter on the attribute columns.
+        """
+        return self._rank(query, id, k, where, +1)
+
+    def distant(self, query: str | None = None, *, id: str | None = None, k: int = 10,
+                where: str | None = None) -> list[Hit]:
+        """The ``k`` personas least similar (cosine) to a text or a stored persona."""
+        return self._rank(query, id, k, where, -1)
+
+    # -- maintenance ---------------------------------------------------------
+    def delete(self, *, ids: Sequence[str] | None = None, where: str | None = None) -> int:
+        before = self.count()
+        if ids is not None:
+            if len(ids) == 0:
+                return 0
+            quoted = ",".join("'" + i.replace("'", "''") + "'" for i in ids)
+            self.table.delete(f"id IN ({quoted})")
+        elif where is not None:
+            self.table.delete(where)
+        else:
+            raise InvalidQueryError("delete needs ids or a where clause")
+        return before - self.count()
+
+    def iter_batches(self, columns: Sequence[str] | None = None, where: str | None = None,
+                     batch_size: int = 8192):
+        """Stream the store as Arrow record batches (bounded memory)."""
+        yield from self.dataset.to_batches(columns=list(columns) if columns else None,
+                                           filter=where, batch_size=batch_size)
+
+    def export(self, out: str | os.PathLike, fmt: str | None = None, *,
+               where: str | None = None, vectors: bool = False) -> int:
+        """Write the store (or the rows matching ``where``) to jsonl or parquet.
+
+        The format comes from ``fmt`` or the file's suffix. Returns the row count.
+        """
+        import pyarrow.parquet as pq
+
+        out = str(out)
+        fmt = fmt or ("parquet" if out.endswith(".parquet") else "jsonl")
+        if fmt not in ("jsonl", "parquet"):
+            raise InvalidQueryError(f"unknown export format {fmt!r}: use jsonl or parquet")
+        cols = [c for c in self.columns if vectors or c != "vector"]
+        n = 0
+        tmp = out + ".partial"
+        try:
+            if fmt == "parquet":
+                writer = None
+                for b in self.iter_batches(cols, where):
+                    writer = writer or pq.ParquetWriter(tmp, b.schema)
+                    writer.write_batch(b)
+                    n += b.num_rows
+                if writer is None:
+                    import pyarrow as pa
+
+                    pq.write_table(self.dataset.schema.empty_table().select(cols), tmp)
+                else:
+                    writer.close()
+            else:
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    for b in self.iter_batches(cols, where):
+                        for row in b.to_pylist():
+                            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        n += b.num_rows
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return n
+
+    def create_ann_index(self, index_type: str = "IVF_HNSW_SQ", **kwargs) -> None:
+        """Build an optional ANN index (used only by ``similar_approx``)."""
+        self.table.create_index(metric="cosine", vector_column_name="vector",
+                                index_type=index_type, **kwargs)
+
+    def similar_approx(self, query: str, k: int = 10, where: str | None = None,
+                       **search_kwargs) -> list[Hit]:
+        """Approximate nearest neighbours through LanceDB's ANN index.
+
+        Never used implicitly: exact :meth:`similar` is the default. Recall is
+        measured in benchmarks/ on real persona embeddings."""
+        q = self.embed([query])[0]
+        s = self.table.search(q, vector_column_name="vector").metric("cosine").limit(k)
+        if where:
+            s = s.where(where, prefilter=True)
+        for name, val in search_kwargs.items():
+            s = getattr(s, name)(val)
+        rows = s.to_list()
+        attrs = self.attributes
+        return [Hit(id=r["id"], text=r["text"], similarity=1.0 - float(r["_distance"]),
+                    attributes={a: r.get(a) for a in attrs}, source=r.get("source"),
+                    licence=r.get("licence")) for r in rows]
+
+    def info(self) -> dict:
+        """Count, model, dim, attributes, table version, format and index state."""
+        if not self.exists:
+            raise StoreNotFoundError(f"no persona store at {self.path!r}")
+        meta = self.meta
+        try:
+            indices = [{"name": i.name, "type": i.index_type, "columns": list(i.columns)}
+                       for i in self.table.list_indices()]
+        except Exception:  # pragma: no cover - older lancedb
+            indices = []
+        n = self.count()
+        return {
+            "path": self.path,
+            "format_version": meta.get("format_version"),
+            "count": n,
+            "model": meta.get("model"),
+            "dim": meta.get("dim"),
+            "attributes": meta.get("attributes", []),
+            "columns": self.columns,
+            "table_version": self.version,
+            "indices": indices,
+            "exact_search": "numpy matrix product over the warm vector column",
+            "warm_index_bytes": n * (int(meta.get("dim", 0)) * 4 + 8 + 8 + 4 + 32),
+            "created": meta.get("created"),
+        }
+
+
+def _sql_type(t) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "STRING"
+    if pa.types.is_integer(t):
+        return "BIGINT"
+    if pa.types.is_floating(t):
+        return "DOUBLE"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    return "STRING"

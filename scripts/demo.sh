@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: build an index of 10,000 generated
+# personas, query it, and (as the sampler lands) draw a batch.
+set -euo pipefail
+PI=${1:-persona-index}; DB=${2:-demo.lance}; OUT=${3:-demo-out}
+mkdir -p "$OUT"
+export PERSONA_INDEX_DB="$DB"
+step() { printf '\n== %s\n' "$*"; }
+
+step "build: 10,000 generated personas (embedded with all-MiniLM-L6-v2, offline)"
+"$PI" generate --count 10000 --seed 0
+step "info"
+"$PI" info
+step "similar: 'a secondary-school chemistry teacher in rural Kenya'"
+"$PI" similar "a secondary-school chemistry teacher in rural Kenya" -k 5
+step "similar, only personas in Asia"
+"$PI" similar "a secondary-school chemistry teacher in rural Kenya" -k 5 --where "region = 'Asia'"
+step "distant: the 5 least similar personas"
+"$PI" distant "a secondary-school chemistry teacher in rural Kenya" -k 5

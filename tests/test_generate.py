@@ -1,0 +1,37 @@
+from collections import Counter
+
+from persona_index.generate import ATTRIBUTES, generate, tables
+
+
+def test_tables_are_wide():
+    t = tables()
+    assert sum(len(v) for v in t["professions"].values()) >= 200
+    assert sum(len(v) for v in t["regions"].values()) >= 60
+    assert len(t["regions"]) >= 6 and len(t["age_bands"]) >= 5 and len(t["expertise"]) >= 4
+
+
+def test_seeded_and_reproducible():
+    a = list(generate(50, seed=7))
+    assert a == list(generate(50, seed=7))
+    assert a != list(generate(50, seed=8))
+
+
+def test_attributes_match_the_text_and_count_two_to_four():
+    for p in generate(500, seed=1):
+        text = p["persona"]
+        assert set(ATTRIBUTES) <= set(p)
+        assert p["profession"].lower() in text.lower()
+        if p["country"]:
+            assert p["country"] in text and p["region"]
+        named = sum(p[a] is not None for a in ("country", "age_band", "expertise"))
+        # profession + the named ones + a goal or pastime: two to four facets,
+        # never a template slot left unfilled
+        assert 0 <= named <= 3 and "{" not in text and "  " not in text
+
+
+def test_varied_enough_that_repeats_are_rare():
+    texts = [p["persona"] for p in generate(5000, seed=3)]
+    assert len(set(texts)) / len(texts) > 0.99
+    # the leading phrase is not one template repeated
+    starts = Counter(t.split()[0] for t in texts)
+    assert starts.most_common(1)[0][1] / len(texts) < 0.6
