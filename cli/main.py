@@ -12,6 +12,7 @@ import json
 import sys
 
 import click
+import numpy as np
 
 from persona_index.errors import PersonaIndexError
 
@@ -259,6 +260,225 @@ def reembed(ctx, new_db, to_model, batch_size, progress, as_json):
 
     res = do_reembed(open_index(ctx), new_db, to_model, batch_size=batch_size, progress=progress)
     emit(res, as_json)
+
+
+STRATEGIES = ["uniform", "stratified", "cells", "farthest", "inverse-density", "blend"]
+
+
+def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, lam, extra):
+    from persona_index.samplers.stratified import parse_target
+
+    params = {}
+    if by:
+        params["by"] = list(by)
+    if target:
+        params["target"] = dict(parse_target(t) for t in target)
+        params.setdefault("by", list(params["target"]))
+    if allocation:
+        params["allocation"] = allocation
+    if within_stratum:
+        params["within"] = within_stratum
+    if alpha is not None:
+        params["alpha"] = alpha
+    if n_cells is not None:
+        params["n_cells"] = n_cells
+    if lam is not None:
+        params["lam"] = lam
+    for kv in extra:
+        if "=" not in kv:
+            raise click.UsageError(f"--param {kv!r} must be NAME=VALUE")
+        k, v = kv.split("=", 1)
+        try:
+            params[k] = json.loads(v)
+        except json.JSONDecodeError:
+            params[k] = v
+    return params
+
+
+@cli.command()
+@click.option("-n", "n", type=click.IntRange(1), required=False, help="Batch size.")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default=None,
+              help="Sampling strategy (default: the benchmark's winner, see README).")
+@click.option("--by", multiple=True, help="Attribute(s) to stratify by (stratified).")
+@click.option("--allocation", type=click.Choice(["equal", "proportional"]),
+              help="Stratum allocation (stratified; default equal).")
+@click.option("--target", multiple=True,
+              help="Target distribution, ATTR=VALUE:WEIGHT,... (one per attribute).")
+@click.option("--within-stratum", type=click.Choice(["uniform", "farthest"]),
+              help="How to draw inside a stratum (stratified).")
+@click.option("--alpha", type=float, help="inverse-density exponent (0 = uniform).")
+@click.option("--n-cells", type=click.IntRange(1), help="Number of k-means cells (cells).")
+@click.option("--lam", type=float, help="Diversity weight of the blend strategy, 0..1.")
+@click.option("--param", "extra", multiple=True, help="Any other strategy parameter NAME=VALUE.")
+@click.option("--where", help="SQL filter: draw only from matching personas.")
+@click.option("--near", help="Draw among the personas nearest to this text (with --within).")
+@click.option("--within", type=click.IntRange(1), help="Neighbourhood size for --near.")
+@click.option("--seed", type=int, help="Random seed (default: a fresh one, recorded).")
+@click.option("--session", help="Sampling session: never repeat a persona, fill earlier gaps.")
+@click.option("--exclude-session", "exclude", multiple=True,
+              help="Exclude what this other session drew (repeatable).")
+@click.option("--replay", "replay_path", type=click.Path(exists=True, dir_okay=False),
+              help="Re-run a manifest file and check that it gives the same ids.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the batch as jsonl here.")
+@click.option("--manifest", "manifest_out", type=click.Path(dir_okay=False),
+              help="Write the manifest here (default: OUT with .manifest.json).")
+@output_options
+@click.pass_context
+def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_cells, lam, extra,
+           where, near, within, seed, session, exclude, replay_path, out, manifest_out, as_json):
+    """Draw a batch of personas that covers the persona space."""
+    from persona_index.sampling import DEFAULT_STRATEGY, draw, replay
+
+    if replay_path:
+        with open(replay_path, encoding="utf-8") as fh:
+            manifest = json.load(fh)
+        from persona_index.store import PersonaIndex
+
+        db = ctx.obj["db"]
+        b = replay(manifest, path=db if PersonaIndex(db).exists else None)
+    else:
+        if n is None:
+            raise click.UsageError("give -n N (or --replay MANIFEST)")
+        params = _parse_params(by, allocation, target, within_stratum, alpha, n_cells, lam, extra)
+        strategy = strategy or ("stratified" if params.get("by") else DEFAULT_STRATEGY)
+        b = draw(open_index(ctx), n, strategy, seed=seed, where=where, near=near, within=within,
+                 session=session, exclude_sessions=exclude, params=params)
+    idx_attrs = b.attributes
+    rows = [{"id": r["id"], "text": r["text"], **{a: r.get(a) for a in idx_attrs},
+             "licence": r.get("licence"), "source": r.get("source")} for r in b.rows]
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            for r in rows:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        manifest_out = manifest_out or (out.rsplit(".", 1)[0] + ".manifest.json")
+    if manifest_out:
+        with open(manifest_out, "w", encoding="utf-8") as fh:
+            json.dump(b.manifest, fh, indent=1)
+    if as_json:
+        emit({"manifest": {k: v for k, v in b.manifest.items() if k != "ids"}, "personas": rows}, True)
+    else:
+        m = b.manifest
+        click.echo(f"{len(rows)} personas, strategy {m['strategy']}, seed {m['seed']}, "
+                   f"table version {m['table_version']}"
+                   + (f", session {m['session']} batch {m['batch']}" if m.get("session") else ""),
+                   err=True)
+        click.echo(format_table(rows, ["id", "text"] + idx_attrs[:3]))
+
+
+@cli.command()
+@click.option("--ids", "ids_file", type=click.Path(exists=True, dir_okay=False),
+              help="jsonl with an 'id' field per line (what `sample --out` writes).")
+@click.option("--session", help="Measure everything a session has drawn.")
+@click.option("--where", help="Measure against the matching personas only.")
+@click.option("--target", multiple=True, help="Target distribution ATTR=VALUE:WEIGHT,...")
+@click.option("--compare-uniform", type=int, default=0, show_default=True,
+              help="Also measure this many uniform batches of the same size (mean).")
+@output_options
+@click.pass_context
+def coverage(ctx, ids_file, session, where, target, compare_uniform, as_json):
+    """Coverage metrics of a batch (or a session) against the pool."""
+    from persona_index.sampling import coverage_of, draw
+    from persona_index.samplers.stratified import parse_target
+    from persona_index.sessions import Sessions
+
+    if bool(ids_file) == bool(session):
+        raise click.UsageError("give exactly one of --ids FILE or --session NAME")
+    idx = open_index(ctx)
+    if ids_file:
+        ids = []
+        with open(ids_file, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        ids.append(json.loads(line)["id"])
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        raise click.ClickException(f"{ids_file}:{n}: expected a JSON object with an 'id'")
+    else:
+        ids = Sessions(idx).drawn([session])
+    targets = dict(parse_target(t) for t in target) if target else None
+    rep = coverage_of(idx, ids, where=where, targets=targets)
+    result = {"sample": rep}
+    if compare_uniform:
+        reps = [coverage_of(idx, draw(idx, len(ids), "uniform", seed=s, where=where,
+                                      record=False).ids, where=where, targets=targets)
+                for s in range(compare_uniform)]
+        result["uniform_mean"] = {k: float(np.mean([r[k] for r in reps])) for k in rep
+                                  if isinstance(rep[k], float)}
+    if as_json:
+        emit(result, True)
+        return
+    keys = [k for k in rep if isinstance(rep[k], float)]
+    rows = [{"metric": k, "sample": rep[k],
+             **({"uniform (mean)": result["uniform_mean"][k]} if compare_uniform else {})}
+            for k in keys]
+    for name, v in (rep.get("attribute_balance") or {}).items():
+        rows.append({"metric": f"balance[{name}]", "sample": v})
+    click.echo(format_table(rows))
+
+
+@cli.group()
+def sessions():
+    """List, show and reset sampling sessions."""
+
+
+@sessions.command("list")
+@output_options
+@click.pass_context
+def sessions_list(ctx, as_json):
+    """Every session with its persona and batch counts."""
+    from persona_index.sessions import Sessions
+
+    rows = Sessions(open_index(ctx)).list()
+    emit(rows, as_json, rows=rows)
+
+
+@sessions.command("show")
+@click.argument("name")
+@output_options
+@click.pass_context
+def sessions_show(ctx, name, as_json):
+    """A session's batches (manifests, without the id lists)."""
+    from persona_index.sessions import Sessions
+
+    ms = Sessions(open_index(ctx)).manifests(name)
+    rows = [{k: m.get(k) for k in ("batch", "strategy", "n", "seed", "table_version", "time")}
+            for m in ms]
+    emit(ms if as_json else rows, as_json, rows=rows)
+
+
+@sessions.command("reset")
+@click.argument("name")
+@output_options
+@click.pass_context
+def sessions_reset(ctx, name, as_json):
+    """Forget what a session drew."""
+    from persona_index.sessions import Sessions
+
+    n = Sessions(open_index(ctx)).reset(name)
+    emit({"session": name, "forgotten": n}, as_json)
+
+
+@cli.command()
+@click.option("--attr", "name", required=True, help="The attribute column to create.")
+@click.option("--labels", help="Comma-separated labels.")
+@click.option("--labels-file", type=click.Path(exists=True, dir_okay=False),
+              help="One label per line.")
+@click.option("--template", default="{label}", show_default=True,
+              help="How a label is phrased before embedding, e.g. 'a person working in {label}'.")
+@output_options
+@click.pass_context
+def tag(ctx, name, labels, labels_file, template, as_json):
+    """Tag every persona with its nearest label (zero-shot), as an attribute."""
+    from persona_index.tagging import tag as do_tag
+
+    if bool(labels) == bool(labels_file):
+        raise click.UsageError("give exactly one of --labels or --labels-file")
+    if labels_file:
+        with open(labels_file, encoding="utf-8") as fh:
+            lab = [l.strip() for l in fh if l.strip()]
+    else:
+        lab = [l.strip() for l in labels.split(",")]
+    emit(do_tag(open_index(ctx), name, lab, template=template), as_json)
 
 
 def main():  # pragma: no cover

@@ -118,12 +118,15 @@ class PersonaIndex:
     >>> idx.similar("a science teacher", k=3)                 # doctest: +SKIP
     """
 
-    def __init__(self, path=None, embedder=None, *, must_exist: bool = False):
+    def __init__(self, path=None, embedder=None, *, must_exist: bool = False,
+                 version: int | None = None):
         self.path = resolve_db(path)
+        self.pinned_version = version
         self._db = None
         self._table = None
         self._matrix: _Matrix | None = None
         self._filters: OrderedDict = OrderedDict()
+        self._attr_cache: dict = {}
         self._embedder = None
         if isinstance(embedder, str):
             from .embed import get_embedder
@@ -169,6 +172,12 @@ class PersonaIndex:
             if not self.exists:
                 raise StoreNotFoundError(f"no persona store at {self.path!r}")
             self._table = self.db.open_table(TABLE)
+            if self.pinned_version is not None:
+                try:
+                    self._table.checkout(self.pinned_version)
+                except Exception as exc:
+                    raise InvalidQueryError(f"store {self.path!r} has no version "
+                                            f"{self.pinned_version}: {str(exc).splitlines()[0]}") from None
         return self._table
 
     @property
@@ -291,6 +300,20 @@ class PersonaIndex:
                                    t.column("_rowaddr").to_numpy())
             self._filters.clear()
         return self._matrix
+
+    def attribute_columns(self, names: Sequence[str]) -> dict:
+        """Whole attribute columns (object arrays, matrix order), cached per version."""
+        m = self.matrix()
+        missing = [n for n in names if n not in self.columns]
+        if missing:
+            raise InvalidQueryError(f"unknown attribute(s) {missing}; the store has "
+                                    f"{self.attributes}")
+        need = [n for n in names if (m.version, n) not in self._attr_cache]
+        if need:
+            t = self.dataset.to_table(columns=need)
+            for n in need:
+                self._attr_cache[(m.version, n)] = np.asarray(t.column(n).to_pylist(), dtype=object)
+        return {n: self._attr_cache[(m.version, n)] for n in names}
 
     def vectors(self, where: str | None = None):
         """``(ids, X)``: the ids (list of str) and the ``(n, d)`` float32 vectors

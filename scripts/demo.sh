@@ -17,3 +17,9 @@ step "similar, only personas in Asia"
 "$PI" similar "a secondary-school chemistry teacher in rural Kenya" -k 5 --where "region = 'Asia'"
 step "distant: the 5 least similar personas"
 "$PI" distant "a secondary-school chemistry teacher in rural Kenya" -k 5
+step "sample: a batch of 50 that covers the persona space (default strategy), with its manifest"
+"$PI" sample -n 50 --seed 1 --out "$OUT/batch.jsonl"
+step "coverage of that batch, next to the mean of 5 uniform batches of the same size"
+"$PI" coverage --ids "$OUT/batch.jsonl" --compare-uniform 5
+step "stratified by region, equal allocation"
+"$PI" sample -n 14 --by region --seed 2

@@ -97,3 +97,61 @@ def test_reembed_copies_with_another_model(cli_db, tmp_path):
     src = json.loads(run(["--db", cli_db, "info", "--json"]).stdout)
     assert info["count"] == src["count"] and info["model"] == "hash-384"
     assert info["attributes"] == src["attributes"]
+
+
+def test_sample_out_coverage_replay_and_sessions(cli_db, tmp_path):
+    out = tmp_path / "b.jsonl"
+    r = run(["--db", cli_db, "sample", "-n", "12", "--seed", "3", "--session", "s1",
+             "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    ids = [p["id"] for p in doc["personas"]]
+    assert len(set(ids)) == 12 and doc["manifest"]["strategy"] == "farthest"
+    assert [json.loads(l)["id"] for l in open(out)] == ids
+    manifest = tmp_path / "b.manifest.json"
+    r = run(["--db", cli_db, "sample", "--replay", str(manifest), "--json"])
+    assert [p["id"] for p in json.loads(r.stdout)["personas"]] == ids
+    r2 = json.loads(run(["--db", cli_db, "sample", "-n", "12", "--seed", "3", "--session", "s1",
+                         "--json"]).stdout)
+    assert not {p["id"] for p in r2["personas"]} & set(ids)
+    cov = json.loads(run(["--db", cli_db, "coverage", "--ids", str(out), "--compare-uniform", "2",
+                          "--json"]).stdout)
+    assert cov["sample"]["n"] == 12 and "vendi" in cov["uniform_mean"]
+    cov_s = json.loads(run(["--db", cli_db, "coverage", "--session", "s1", "--json"]).stdout)
+    assert cov_s["sample"]["n"] == 24
+    lst = json.loads(run(["--db", cli_db, "sessions", "list", "--json"]).stdout)
+    assert lst == [{"session": "s1", "personas": 24, "batches": 2, "last": lst[0]["last"]}]
+    show = json.loads(run(["--db", cli_db, "sessions", "show", "s1", "--json"]).stdout)
+    assert [m["batch"] for m in show] == [1, 2]
+    assert json.loads(run(["--db", cli_db, "sessions", "reset", "s1", "--json"]).stdout)["forgotten"] == 24
+
+
+def test_sample_stratified_target_and_errors(cli_db):
+    r = run(["--db", cli_db, "sample", "-n", "10", "--by", "region", "--seed", "1",
+             "--target", "region=Africa:0.5,Asia:0.5", "--json"])
+    rows = json.loads(r.stdout)["personas"]
+    assert r.exit_code == 0 and sum(p["region"] in ("Africa", "Asia") for p in rows) >= 8
+    r = run(["--db", cli_db, "sample", "-n", "100000"])
+    assert r.exit_code == 1 and "only" in r.output
+    r = run(["--db", cli_db, "sample", "-n", "3", "--strategy", "bogus"])
+    assert r.exit_code == 2
+    r = run(["--db", cli_db, "coverage"])
+    assert r.exit_code == 2
+
+
+def test_tag_makes_a_stratifiable_attribute(tmp_path, embedder):
+    db = str(tmp_path / "t.lance")
+    f = write_jsonl(tmp_path / "p.jsonl", [{"persona": t} for t in [
+        "A cardiologist treating heart disease", "A nurse on a night shift in an ICU",
+        "A backend developer writing Rust services", "A data engineer building pipelines",
+        "A surgeon specialising in knee replacements", "A frontend developer who loves CSS"]])
+    run(["--db", db, "ingest", str(f), "--no-progress"])
+    r = run(["--db", db, "tag", "--attr", "field", "--labels", "medicine,software",
+             "--template", "a person working in {label}", "--json"])
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0 and doc["counts"] == {"medicine": 3, "software": 3}
+    info = json.loads(run(["--db", db, "info", "--json"]).stdout)
+    assert "field" in info["attributes"] and "field_margin" in info["columns"]
+    rows = json.loads(run(["--db", db, "sample", "-n", "4", "--by", "field", "--seed", "0",
+                           "--json"]).stdout)["personas"]
+    assert sorted(p["field"] for p in rows) == ["medicine", "medicine", "software", "software"]

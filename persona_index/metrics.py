@@ -1,0 +1,201 @@
+"""Coverage metrics: how well a sample covers the pool it came from.
+
+Array in, numbers out; every function takes unit vectors (float32) and
+is deterministic (the only randomness, the k-NN coverage reference set and
+the PCA fit subsample, uses fixed seeds of its own, independent of any
+sampler's seed). Distances are cosine distances, ``1 - x . y``.
+
+* cell coverage: PCA of the pool to ``dims`` components (fitted on at most
+  50,000 pool rows, seed 12345), each cut at the pool's quantiles into
+  ``bins`` bins: ``bins ** dims`` cells (256 by default) of roughly equal
+  pool mass whatever N. Coverage = occupied pool cells the sample hits /
+  occupied pool cells; mass coverage = share of pool personas in a hit cell.
+* k-NN coverage (Naeem et al. 2020): a reference of pool rows, as many as the
+  sample (seed 54321); each reference row gets the ball reaching its k-th
+  nearest reference neighbour; coverage = share of balls holding a sample row.
+* k-center radius: the largest distance from a pool persona to its nearest
+  sampled persona, and the mean of that distance (representativeness).
+* Vendi score: exp of the entropy of the eigenvalues of K/n, computed from the
+  d x d form X^T X / n (same non-zero spectrum, cheap for large samples).
+* mean pairwise cosine distance, from the sum vector (O(n d)).
+* attribute balance: per attribute, entropy of the sample's values normalised
+  by log(number of values in the pool); and, for a target distribution, the
+  total variation and Jensen-Shannon divergence (base 2) from it.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+PCA_SEED = 12345
+KNN_SEED = 54321
+
+
+def _dist_to_nearest(P: np.ndarray, S: np.ndarray, block: int = 16384) -> np.ndarray:
+    """Cosine distance from each row of P to its nearest row of S."""
+    out = np.empty(len(P), dtype=np.float32)
+    ST = np.ascontiguousarray(S.T)
+    for s in range(0, len(P), block):
+        out[s:s + block] = 1.0 - (P[s:s + block] @ ST).max(axis=1)
+    return np.maximum(out, 0.0)
+
+
+def kcenter_radius(sample: np.ndarray, pool: np.ndarray) -> tuple[float, float]:
+    """(max, mean) over the pool of the distance to the nearest sampled persona."""
+    d = _dist_to_nearest(pool, sample)
+    return float(d.max()), float(d.mean())
+
+
+def vendi_score(X: np.ndarray) -> float:
+    """Vendi score with the cosine kernel (rows of X unit vectors), via d x d."""
+    X = np.asarray(X, dtype=np.float64)
+    n = len(X)
+    if n == 0:
+        return 0.0
+    C = X.T @ X / n
+    lam = np.linalg.eigvalsh(C)
+    lam = lam[lam > 1e-12]
+    lam = lam / lam.sum()
+    return float(np.exp(-(lam * np.log(lam)).sum()))
+
+
+def mean_pairwise_distance(X: np.ndarray) -> float:
+    """Mean cosine distance over distinct pairs (unit rows), in O(n d)."""
+    n = len(X)
+    if n < 2:
+        return 0.0
+    s = X.astype(np.float64).sum(axis=0)
+    norms = (np.asarray(X, dtype=np.float64) ** 2).sum()
+    mean_sim = (s @ s - norms) / (n * (n - 1))
+    return float(1.0 - mean_sim)
+
+
+class CellGrid:
+    """The PCA grid of the cell-coverage metric, fitted once on a pool."""
+
+    def __init__(self, pool: np.ndarray, dims: int = 4, bins: int = 4, fit_rows: int = 50000):
+        rng = np.random.default_rng(PCA_SEED)
+        fit = pool if len(pool) <= fit_rows else pool[np.sort(rng.choice(len(pool), fit_rows, replace=False))]
+        fit = fit.astype(np.float64)
+        self.mean = fit.mean(axis=0)
+        _, _, vt = np.linalg.svd(fit - self.mean, full_matrices=False)
+        self.components = vt[:dims].astype(np.float32)
+        # sign convention so the grid is the same on every machine
+        signs = np.sign(self.components[np.arange(len(self.components)),
+                                        np.abs(self.components).argmax(axis=1)])
+        self.components *= signs[:, None]
+        self.dims, self.bins = len(self.components), bins
+        proj = self.project(fit.astype(np.float32))
+        qs = np.linspace(0, 1, bins + 1)[1:-1]
+        self.edges = np.quantile(proj, qs, axis=0).T  # (dims, bins-1)
+        self.pool_cells = self.cells(pool)
+        self.occupied = np.unique(self.pool_cells)
+
+    def project(self, X):
+        return (X - self.mean.astype(np.float32)) @ self.components.T
+
+    def cells(self, X, block: int = 65536) -> np.ndarray:
+        out = np.empty(len(X), dtype=np.int64)
+        for s in range(0, len(X), block):
+            p = self.project(X[s:s + block])
+            code = np.zeros(len(p), dtype=np.int64)
+            for j in range(self.dims):
+                code = code * self.bins + np.searchsorted(self.edges[j], p[:, j], side="right")
+            out[s:s + block] = code
+        return out
+
+    def coverage(self, sample: np.ndarray) -> tuple[float, float]:
+        hit = np.unique(self.cells(sample))
+        frac = len(np.intersect1d(hit, self.occupied)) / len(self.occupied)
+        mass = float(np.isin(self.pool_cells, hit).mean())
+        return float(frac), mass
+
+
+def cell_coverage(sample: np.ndarray, pool: np.ndarray, dims: int = 4, bins: int = 4,
+                  grid: CellGrid | None = None) -> float:
+    """Fraction of the pool's occupied PCA-grid cells that the sample hits."""
+    return (grid or CellGrid(pool, dims, bins)).coverage(sample)[0]
+
+
+def knn_coverage(sample: np.ndarray, pool: np.ndarray, k: int = 5,
+                 reference: np.ndarray | None = None) -> float:
+    """Naeem et al. (2020) coverage with a size-matched reference from the pool."""
+    n = len(sample)
+    if reference is None:
+        rng = np.random.default_rng(KNN_SEED)
+        reference = pool[rng.choice(len(pool), size=min(n, len(pool)), replace=False)]
+    m = len(reference)
+    kk = min(k, m - 1)
+    if kk < 1:
+        return float("nan")
+    sims = reference @ reference.T
+    np.fill_diagonal(sims, -np.inf)
+    kth = np.partition(sims, m - kk, axis=1)[:, m - kk]  # k-th largest similarity
+    radius = 1.0 - kth
+    nearest = _dist_to_nearest(reference, sample)
+    return float((nearest <= radius + 1e-7).mean())
+
+
+def normalized_entropy(values: Sequence, categories: Sequence | None = None) -> float:
+    """Entropy of the value distribution / log(number of categories)."""
+    vals = np.asarray(["(none)" if v is None else str(v) for v in values], dtype=object)
+    cats = np.unique(vals.astype(str)) if categories is None else np.asarray(list(categories))
+    if len(cats) <= 1:
+        return 1.0
+    _, counts = np.unique(vals.astype(str), return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum() / np.log(len(cats)))
+
+
+def divergence_from_target(values: Sequence, target: Mapping[str, float]) -> dict:
+    """Total variation and Jensen-Shannon divergence (bits) of the sample's value
+    distribution from a target (values the target does not name count as
+    target mass 0, after the named weights are normalised)."""
+    vals = np.asarray(["(none)" if v is None else str(v) for v in values], dtype=object).astype(str)
+    keys = sorted(set(vals) | set(target))
+    tot = sum(target.values()) or 1.0
+    q = np.array([target.get(k, 0.0) / tot for k in keys])
+    p = np.array([(vals == k).mean() for k in keys])
+    m = (p + q) / 2
+
+    def kl(a, b):
+        nz = a > 0
+        return float((a[nz] * np.log2(a[nz] / b[nz])).sum())
+
+    return {"tv": float(0.5 * np.abs(p - q).sum()), "js": 0.5 * kl(p, m) + 0.5 * kl(q, m)}
+
+
+def coverage_report(sample_idx: Sequence[int], pool: np.ndarray, *,
+                    attributes: Mapping[str, Sequence] | None = None,
+                    targets: Mapping[str, Mapping[str, float]] | None = None,
+                    grid: CellGrid | None = None, knn_k: int = 5) -> dict:
+    """Every metric for a sample (indices into ``pool``)."""
+    idx = np.asarray(sample_idx, dtype=np.int64)
+    S = pool[idx]
+    grid = grid or CellGrid(pool)
+    cov, mass = grid.coverage(S)
+    rmax, rmean = kcenter_radius(S, pool)
+    out = {
+        "n": int(len(idx)),
+        "pool": int(len(pool)),
+        "cell_coverage": cov,
+        "cell_mass_coverage": mass,
+        "knn_coverage": knn_coverage(S, pool, k=knn_k),
+        "kcenter_radius": rmax,
+        "mean_nearest_distance": rmean,
+        "vendi": vendi_score(S),
+        "mean_pairwise_distance": mean_pairwise_distance(S),
+    }
+    if attributes:
+        bal = {}
+        for name, col in attributes.items():
+            col = np.asarray(col, dtype=object)
+            cats = np.unique(np.asarray(["(none)" if v is None else str(v) for v in col]))
+            bal[name] = normalized_entropy(col[idx], cats)
+        out["attribute_balance"] = bal
+    if targets:
+        out["target_divergence"] = {name: divergence_from_target(
+            np.asarray(attributes[name], dtype=object)[idx], t) for name, t in targets.items()}
+    return out

@@ -1,0 +1,167 @@
+"""The strategy protocol, the name -> strategy registry, and shared checks.
+
+A strategy is a function ``select(X, k, *, rng, prior, attributes, **params)
+-> indices`` over an ``(n, d)`` float32 array of unit vectors. ``prior`` holds
+the vectors already drawn (an earlier batch of a session): coverage-aware
+strategies fill the gaps it left. Strategies import numpy and scipy only,
+never the store.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from ..errors import SamplingError, UnknownStrategyError
+
+
+class SamplingWarning(UserWarning):
+    """A degenerate but valid request (a stratum short of its quota, ...)."""
+
+
+class Strategy(Protocol):
+    def __call__(self, X: np.ndarray, k: int, *, rng: np.random.Generator,
+                 prior: np.ndarray | None, attributes: Mapping[str, np.ndarray] | None,
+                 **params) -> np.ndarray: ...
+
+
+_REGISTRY: dict[str, Callable] = {}
+_DOCS: dict[str, str] = {}
+
+
+def register(name: str, summary: str):
+    """Class decorator-style registration of a strategy function under ``name``."""
+
+    def deco(fn):
+        _REGISTRY[name] = fn
+        _DOCS[name] = summary
+        return fn
+
+    return deco
+
+
+def strategy_names() -> list[str]:
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def describe() -> dict[str, str]:
+    _load_all()
+    return dict(sorted(_DOCS.items()))
+
+
+def get_strategy(name: str) -> Callable:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownStrategyError(
+            f"unknown strategy {name!r}; valid: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def _load_all() -> None:
+    # one module per strategy; importing registers it
+    from . import cells, density, farthest, stratified, uniform  # noqa: F401
+
+
+def check_unit_matrix(X) -> np.ndarray:
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise SamplingError(f"X must be a 2-d (n, d) array, got shape {X.shape}")
+    if X.dtype != np.float32:
+        X = X.astype(np.float32)
+    return X
+
+
+def sample(X, k: int, strategy: str = "farthest", *, seed=None, prior=None,
+           attributes: Mapping[str, Sequence] | None = None, **params) -> np.ndarray:
+    """Select ``k`` distinct rows of ``X`` with a named strategy.
+
+    Parameters
+    ----------
+    X : (n, d) array of unit vectors (float32; other dtypes are converted).
+    k : int, 0 <= k <= n.
+    strategy : a registered name (see :func:`strategy_names`).
+    seed : None, int or numpy Generator. Normalised with
+        ``np.random.default_rng`` on every call, so the same int gives the same
+        selection every time.
+    prior : (m, d) array, optional. Vectors already drawn (earlier batches);
+        coverage-aware strategies avoid the regions they cover.
+    attributes : mapping of name -> length-n sequence, for stratified sampling.
+    **params : the strategy's own parameters.
+
+    Returns
+    -------
+    (k,) int64 array of distinct row indices.
+
+    Examples
+    --------
+    >>> X = np.eye(4, dtype=np.float32)
+    >>> sorted(sample(X, 2, "uniform", seed=0).tolist()) == sorted(sample(X, 2, "uniform", seed=0).tolist())
+    True
+    """
+    X = check_unit_matrix(X)
+    n = len(X)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise SamplingError(f"k must be a non-negative integer, got {k!r}")
+    if k > n:
+        raise SamplingError(f"k={k} is larger than the pool ({n} personas available)")
+    fn = get_strategy(strategy)
+    rng = np.random.default_rng(seed)
+    if prior is not None:
+        prior = check_unit_matrix(prior)
+        if prior.shape[1:] != X.shape[1:]:
+            raise SamplingError(f"prior has shape {prior.shape}, X has {X.shape}")
+        if len(prior) == 0:
+            prior = None
+    attrs = None
+    if attributes is not None:
+        attrs = {}
+        for name, col in attributes.items():
+            col = np.asarray(col, dtype=object)
+            if len(col) != n:
+                raise SamplingError(f"attribute {name!r} has {len(col)} values for {n} rows")
+            attrs[name] = col
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    idx = np.asarray(fn(X, int(k), rng=rng, prior=prior, attributes=attrs, **params),
+                     dtype=np.int64)
+    if len(idx) != k or len(np.unique(idx)) != k:  # a bug, never a user error
+        raise AssertionError(f"strategy {strategy!r} returned {len(idx)} indices "
+                             f"({len(np.unique(idx))} distinct) for k={k}")
+    return idx
+
+
+def warn(msg: str) -> None:
+    warnings.warn(msg, SamplingWarning, stacklevel=3)
+
+
+def weighted_without_replacement(rng: np.random.Generator, weights: np.ndarray, k: int) -> np.ndarray:
+    """k distinct indices, drawn with probability proportional to ``weights``
+    (Efraimidis-Spirakis keys: one vectorised pass, no loop per item)."""
+    w = np.asarray(weights, dtype=np.float64)
+    u = rng.random(len(w))
+    with np.errstate(divide="ignore"):
+        keys = np.where(w > 0, np.log(u) / w, -np.inf)
+    if k >= len(w):
+        return np.argsort(-keys, kind="stable")
+    top = np.argpartition(-keys, k - 1)[:k]
+    return top[np.argsort(-keys[top], kind="stable")]
+
+
+def max_similarity(X: np.ndarray, C: np.ndarray, out: np.ndarray | None = None,
+                   block: int = 65536) -> np.ndarray:
+    """For each row of X, the max cosine similarity to the rows of C (chunked:
+    memory bounded by ``block x len(C)``). Updates ``out`` in place if given."""
+    n = len(X)
+    if out is None:
+        out = np.full(n, -np.inf, dtype=np.float32)
+    if len(C) == 0:
+        return out
+    CT = np.ascontiguousarray(C.T)
+    for s in range(0, n, block):
+        e = min(n, s + block)
+        np.maximum(out[s:e], (X[s:e] @ CT).max(axis=1), out=out[s:e])
+    return out

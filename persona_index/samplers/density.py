@@ -1,0 +1,56 @@
+"""inverse-density: rare personas drawn more often.
+
+Density is estimated from k-nearest-neighbour cosine distances: ``r(x)``, the
+mean distance to the ``n_neighbors`` nearest others, exactly when the pool
+has at most ``reference`` rows, else against a seeded random reference
+subsample of that size (a monotone proxy: a sparse region is sparse in the
+subsample too). Weights are ``r(x) ** alpha`` (density ** -alpha with
+density = 1 / r); ``alpha = 0`` is uniform; the default, 3, makes a persona whose neighbours
+are twice as far away eight times as likely. Drawn without replacement.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import register, weighted_without_replacement
+
+REFERENCE = 4096
+
+
+def knn_distance(X: np.ndarray, n_neighbors: int = 10, *, reference: int = REFERENCE,
+                 rng=None, block: int = 8192) -> np.ndarray:
+    """Mean cosine distance of each row to its ``n_neighbors`` nearest others.
+
+    Exact when ``len(X) <= reference``; otherwise against a random subsample of
+    ``reference`` rows (``rng`` chooses it). Memory: ``block x reference``."""
+    n = len(X)
+    if n <= reference:
+        ref_idx = np.arange(n)
+    else:
+        ref_idx = np.sort((rng or np.random.default_rng(0)).choice(n, reference, replace=False))
+    kk = min(n_neighbors, len(ref_idx) - 1)
+    if kk < 1:  # a single persona: no neighbours, no density to speak of
+        return np.ones(n, dtype=np.float32)
+    R = np.ascontiguousarray(X[ref_idx].T)
+    out = np.empty(n, dtype=np.float32)
+    pos_in_ref = np.full(n, -1, dtype=np.int64)
+    pos_in_ref[ref_idx] = np.arange(len(ref_idx))
+    for s in range(0, n, block):
+        e = min(n, s + block)
+        sims = X[s:e] @ R
+        rows = np.arange(e - s)
+        self_col = pos_in_ref[s:e]
+        has = self_col >= 0
+        sims[rows[has], self_col[has]] = -np.inf  # a point is not its own neighbour
+        top = np.partition(sims, sims.shape[1] - kk, axis=1)[:, -kk:]
+        out[s:e] = 1.0 - top.mean(axis=1)
+    return out
+
+
+@register("inverse-density", "weights density^-alpha from k-NN distances: rare personas more often")
+def inverse_density(X, k, *, rng, prior=None, attributes=None, alpha=3.0, n_neighbors=10,
+                    reference=REFERENCE):
+    r = np.maximum(knn_distance(X, n_neighbors, reference=reference, rng=rng), 1e-6)
+    w = r.astype(np.float64) ** float(alpha)
+    return weighted_without_replacement(rng, w, k)

@@ -1,0 +1,10 @@
+"""uniform: every persona equally likely; the baseline every strategy must beat."""
+
+import numpy as np
+
+from .base import register
+
+
+@register("uniform", "every persona equally likely (the baseline)")
+def uniform(X, k, *, rng, prior=None, attributes=None):
+    return rng.choice(len(X), size=k, replace=False)

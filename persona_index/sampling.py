@@ -1,0 +1,186 @@
+"""Drawing persona batches from a store: the glue between the store, the
+strategies (array in, indices out) and sessions.
+
+:func:`draw` picks the candidate pool (a ``where`` filter, a neighbourhood of
+a query, minus what this and other sessions already drew), hands the vectors
+to a strategy, and records the batch with a manifest. :func:`replay` re-runs a
+manifest on the store version and session state it names and checks that it
+gets the same ids.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import ManifestError, SamplingError
+from .samplers.base import get_strategy, sample
+from .sessions import Sessions, check_name, session_lock
+from .store import PersonaIndex
+
+MANIFEST_VERSION = 1
+#: the strategy `sample` uses when none is named (see the benchmark report)
+DEFAULT_STRATEGY = "farthest"
+
+
+@dataclass
+class Batch:
+    ids: list
+    rows: list
+    manifest: dict
+    attributes: list = field(default_factory=list)
+    pool_positions: np.ndarray = field(repr=False, default=None)
+    positions: np.ndarray = field(repr=False, default=None)
+
+
+def candidate_pool(index: PersonaIndex, *, where=None, near=None, within=None) -> np.ndarray:
+    """Matrix positions of the personas a batch may come from."""
+    m = index.matrix()
+    pos = index.positions(where) if where else np.arange(len(m.vectors))
+    if near is not None:
+        if not within or within <= 0:
+            raise SamplingError(f"--near needs --within M > 0, got {within!r}")
+        q = index.embed([near])[0]
+        sims = m.vectors[pos] @ q
+        w = min(int(within), len(pos))
+        top = np.argpartition(-sims, w - 1)[:w] if w < len(pos) else np.arange(len(pos))
+        pos = np.sort(pos[top])
+    elif within is not None:
+        raise SamplingError("--within needs --near TEXT")
+    return pos
+
+
+def draw(index: PersonaIndex, n: int, strategy: str = "farthest", *, seed=None,
+         where: str | None = None, near: str | None = None, within: int | None = None,
+         session: str | None = None, exclude_sessions: Sequence[str] = (),
+         params: Mapping | None = None, record: bool = True,
+         _session_version: int | None = None) -> Batch:
+    """Draw ``n`` personas from ``index`` with ``strategy``.
+
+    Parameters
+    ----------
+    seed : None or int. None draws a fresh seed, which the manifest records,
+        so every batch can be replayed.
+    session : name of a sampling session: its earlier draws are excluded, and
+        coverage-aware strategies fill the gaps they left (``prior``).
+    exclude_sessions : other sessions whose draws are excluded (train vs eval).
+    params : the strategy's own parameters (``by``, ``allocation``, ``target``,
+        ``within``, ``alpha``, ``n_cells`` ...). For ``stratified``, ``by``
+        names store attributes.
+    """
+    get_strategy(strategy)  # unknown names fail before any work
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**32))
+    params = dict(params or {})
+    for name in ([session] if session else []) + list(exclude_sessions):
+        check_name(name)
+    sessions = Sessions(index)
+    lock_names = [session] if (session and record) else []
+    with session_lock(index, lock_names):
+        sv = sessions.version() if _session_version is None else _session_version
+        own = sessions.drawn([session], version=sv) if session else []
+        other = sessions.drawn(list(exclude_sessions), version=sv) if exclude_sessions else []
+        m = index.matrix()
+        pool = candidate_pool(index, where=where, near=near, within=within)
+        excluded = set(own) | set(other)
+        if excluded:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            mask = pc.is_in(m.ids.take(pa.array(pool)), value_set=pa.array(sorted(excluded)))
+            pool = pool[~mask.to_numpy(zero_copy_only=False)]
+        if n > len(pool):
+            raise SamplingError(
+                f"asked for {n} personas but only {len(pool)} are available"
+                + (f" (after excluding {len(excluded)} already drawn)" if excluded else ""))
+        prior = None
+        if own:
+            pos = [p for p in (m.position_of_id(i) for i in own) if p is not None]
+            prior = m.vectors[pos] if pos else None
+        X = m.vectors[pool]
+        attrs = None
+        if strategy == "stratified":
+            by = params.get("by") or index.attributes
+            if isinstance(by, str):
+                by = [by]
+            params["by"] = list(by)
+            cols = index.attribute_columns(list(by))
+            attrs = {k: v[pool] for k, v in cols.items()}
+        t0 = time.perf_counter()
+        sel = sample(X, n, strategy, seed=seed, prior=prior, attributes=attrs,
+                     **_strategy_params(strategy, params))
+        seconds = time.perf_counter() - t0
+        positions = pool[sel]
+        ids = m.ids.take(positions).to_pylist()
+        batch_no = sessions.next_batch(session) if session else None
+        manifest = {
+            "manifest_version": MANIFEST_VERSION,
+            "strategy": strategy, "params": params, "seed": seed, "n": n,
+            "where": where, "near": near, "within": within,
+            "store": index.path if "://" in index.path else os.path.abspath(index.path),
+            "table_version": index.version, "model": index.meta.get("model"),
+            "session": session, "batch": batch_no, "session_version": sv,
+            "exclude_sessions": list(exclude_sessions), "prior_count": len(own),
+            "pool_size": int(len(pool)), "seconds": round(seconds, 4),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "ids": ids,
+        }
+        if session and record:
+            sessions.record(session, batch_no, ids, manifest)
+    rows = index.take(positions).to_pylist()
+    return Batch(ids=ids, rows=rows, manifest=manifest, attributes=index.attributes,
+                 pool_positions=pool, positions=positions)
+
+
+def _strategy_params(strategy, params):
+    p = dict(params)
+    if strategy == "stratified" and "target" in p and p["target"]:
+        p["target"] = {k: dict(v) for k, v in p["target"].items()}
+    return p
+
+
+def replay(manifest: dict, *, path: str | None = None) -> Batch:
+    """Re-run a manifest at its table version and session state; the ids must
+    come out the same, else :class:`ManifestError`."""
+    for key in ("strategy", "seed", "n", "table_version"):
+        if key not in manifest:
+            raise ManifestError(f"manifest lacks {key!r}")
+    idx = PersonaIndex(path or manifest["store"], version=manifest["table_version"], must_exist=True)
+    b = draw(idx, manifest["n"], manifest["strategy"], seed=manifest["seed"],
+             where=manifest.get("where"), near=manifest.get("near"), within=manifest.get("within"),
+             session=manifest.get("session"), exclude_sessions=manifest.get("exclude_sessions") or (),
+             params=manifest.get("params"), record=False,
+             _session_version=manifest.get("session_version"))
+    if b.ids != manifest.get("ids"):
+        diff = len(set(b.ids) ^ set(manifest.get("ids") or []))
+        raise ManifestError(f"replay differs from the manifest ({diff} ids differ): the store "
+                            "or the code changed in a way the manifest does not pin")
+    return b
+
+
+def coverage_of(index: PersonaIndex, ids: Sequence[str], *, where: str | None = None,
+                targets: Mapping | None = None) -> dict:
+    """Every coverage metric of the personas ``ids`` against the store (or the
+    rows matching ``where``), plus the balance of each store attribute."""
+    from .metrics import coverage_report
+
+    m = index.matrix()
+    pool = index.positions(where) if where else np.arange(len(m.vectors))
+    lookup = {int(p): i for i, p in enumerate(pool)}
+    local, unknown = [], []
+    for pid in ids:
+        p = m.position_of_id(pid)
+        if p is None or int(p) not in lookup:
+            unknown.append(pid)
+        else:
+            local.append(lookup[int(p)])
+    if unknown:
+        raise SamplingError(f"{len(unknown)} id(s) are not in the pool, e.g. {unknown[:3]}")
+    if not local:
+        raise SamplingError("no ids to measure")
+    attrs = index.attribute_columns(index.attributes) if index.attributes else None
+    attrs = {k: v[pool] for k, v in attrs.items()} if attrs else None
+    return coverage_report(local, m.vectors[pool], attributes=attrs, targets=targets)

@@ -1,0 +1,160 @@
+"""Sampling sessions: what earlier batches drew, kept in the store.
+
+A session is a named sequence of batches. Its draws live in the store's
+``sessions`` table (session, id, batch, drawn_at) and each batch's manifest in
+``manifests``; both are LanceDB tables beside ``personas``, so a session
+travels with the store. A draw holds an exclusive file lock on the session
+(in ``<db>/.locks``) from reading the session to writing its batch, so two
+processes drawing from one session never hand out the same persona twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InvalidQueryError
+
+SESSIONS = "sessions"
+MANIFESTS = "manifests"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidQueryError(f"session name {name!r}: use letters, digits, '_', '.', '-' "
+                                "(up to 128 characters)")
+    return name
+
+
+def _quote(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+@contextlib.contextmanager
+def session_lock(index, names):
+    """Exclusive lock on the given sessions (sorted, so no deadlock)."""
+    if "://" in index.path:  # object storage: no shared file system to lock on
+        yield
+        return
+    lockdir = Path(index.path) / ".locks"
+    lockdir.mkdir(parents=True, exist_ok=True)
+    handles = []
+    try:
+        for name in sorted(set(names)):
+            fh = open(lockdir / f"{name}.lock", "a+")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            handles.append(fh)
+        yield
+    finally:
+        for fh in reversed(handles):
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+
+class Sessions:
+    """The sessions and manifests tables of one store."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def _table(self, name, create_schema=None):
+        db = self.index.db
+        names = self.index._table_names()
+        if name in names:
+            return db.open_table(name)
+        if create_schema is None:
+            return None
+        try:
+            return db.create_table(name, schema=create_schema)
+        except Exception:  # created meanwhile by another process
+            return db.open_table(name)
+
+    @staticmethod
+    def _schemas():
+        import pyarrow as pa
+
+        draws = pa.schema([("session", pa.string()), ("id", pa.string()),
+                           ("batch", pa.int64()), ("drawn_at", pa.string())])
+        manifests = pa.schema([("session", pa.string()), ("batch", pa.int64()),
+                               ("manifest", pa.string())])
+        return draws, manifests
+
+    def version(self) -> int:
+        t = self._table(SESSIONS)
+        return int(t.version) if t is not None else 0
+
+    def drawn(self, names, *, version: int | None = None) -> list[str]:
+        """Ids drawn by these sessions (at a version of the sessions table)."""
+        names = [check_name(n) for n in names]
+        if not names:
+            return []
+        t = self._table(SESSIONS)
+        if t is None or version == 0:
+            return []
+        if version is not None:
+            t.checkout(version)
+        ds = t.to_lance()
+        where = f"session IN ({','.join(_quote(n) for n in names)})"
+        tbl = ds.to_table(columns=["id", "batch"], filter=where)
+        if version is not None:
+            t.checkout_latest()
+        # order by batch, then stored order: the order they were drawn
+        order = np.argsort(tbl.column("batch").to_numpy(), kind="stable")
+        ids = tbl.column("id").to_pylist()
+        return [ids[i] for i in order]
+
+    def next_batch(self, name) -> int:
+        t = self._table(SESSIONS)
+        if t is None:
+            return 1
+        tbl = t.to_lance().to_table(columns=["batch"], filter=f"session = {_quote(name)}")
+        return int(tbl.column("batch").to_numpy().max()) + 1 if tbl.num_rows else 1
+
+    def record(self, name, batch: int, ids, manifest: dict) -> None:
+        import pyarrow as pa
+
+        draws, manis = self._schemas()
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self._table(SESSIONS, draws).add(pa.table({
+            "session": [name] * len(ids), "id": list(ids), "batch": [batch] * len(ids),
+            "drawn_at": [now] * len(ids)}, schema=draws))
+        self._table(MANIFESTS, manis).add(pa.table({
+            "session": [name], "batch": [batch], "manifest": [json.dumps(manifest)]}, schema=manis))
+
+    def list(self) -> list[dict]:
+        t = self._table(SESSIONS)
+        if t is None:
+            return []
+        tbl = t.to_lance().to_table(columns=["session", "batch", "drawn_at"])
+        out: dict = {}
+        for s, b, at in zip(*(tbl.column(c).to_pylist() for c in ("session", "batch", "drawn_at"))):
+            d = out.setdefault(s, {"session": s, "personas": 0, "batches": set(), "last": at})
+            d["personas"] += 1
+            d["batches"].add(b)
+            d["last"] = max(d["last"], at)
+        return [{**d, "batches": len(d["batches"])} for d in sorted(out.values(), key=lambda d: d["session"])]
+
+    def manifests(self, name) -> list[dict]:
+        t = self._table(MANIFESTS)
+        if t is None:
+            return []
+        tbl = t.to_lance().to_table(filter=f"session = {_quote(check_name(name))}")
+        ms = [json.loads(m) for m in tbl.column("manifest").to_pylist()]
+        return sorted(ms, key=lambda m: m.get("batch", 0))
+
+    def reset(self, name) -> int:
+        check_name(name)
+        n = len(self.drawn([name]))
+        for tname in (SESSIONS, MANIFESTS):
+            t = self._table(tname)
+            if t is not None:
+                t.delete(f"session = {_quote(name)}")
+        return n

@@ -1,0 +1,64 @@
+"""Zero-shot tagging: give each persona the nearest label by embedding.
+
+Free-text pools (Persona Hub) have no attribute columns; tagging makes one,
+so stratified sampling works on them. Each persona gets the label whose
+embedding is most similar to its own, and the margin over the runner-up (a
+small margin means an uncertain tag), stored as columns ``NAME`` and
+``NAME_margin``; ``NAME`` is registered as an attribute.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .errors import InvalidQueryError
+from .ingest import column_name
+from .store import RESERVED, PersonaIndex
+
+
+def tag(index: PersonaIndex, name: str, labels: Sequence[str], *, template: str = "{label}",
+        block: int = 65536) -> dict:
+    """Tag every persona with its nearest label; returns counts per label.
+
+    Parameters
+    ----------
+    template : how a label is phrased before embedding, e.g. ``"a person who
+        works in {label}"`` (default: the label as is).
+    """
+    import pyarrow as pa
+
+    labels = [l.strip() for l in labels if l and l.strip()]
+    if len(labels) < 2:
+        raise InvalidQueryError(f"tagging needs at least two labels, got {labels}")
+    if len(set(labels)) != len(labels):
+        raise InvalidQueryError(f"duplicate labels in {labels}")
+    col = column_name(name)
+    if col in RESERVED or col != name:
+        raise InvalidQueryError(f"attribute name {name!r} must be a plain column name like {col!r}")
+    L = index.embed([template.format(label=l) for l in labels])
+    m = index.matrix()
+    X = m.vectors
+    best = np.empty(len(X), dtype=np.int64)
+    margin = np.empty(len(X), dtype=np.float32)
+    for s in range(0, len(X), block):
+        sims = X[s:s + block] @ L.T
+        top2 = np.argsort(-sims, axis=1)[:, :2]
+        rows = np.arange(len(sims))
+        best[s:s + block] = top2[:, 0]
+        margin[s:s + block] = sims[rows, top2[:, 0]] - sims[rows, top2[:, 1]]
+    ds = index.dataset
+    drop = [c for c in (col, f"{col}_margin") if c in ds.schema.names]
+    if drop:
+        ds.drop_columns(drop)
+    new = pa.table({"id": m.ids, col: pa.array(np.asarray(labels, dtype=object)[best], pa.string()),
+                    f"{col}_margin": pa.array(margin, pa.float32())})
+    index.dataset.merge(new, left_on="id", right_on="id")
+    index._table = None
+    if col not in index.attributes:
+        index._update_meta(attributes=index.attributes + [col])
+    counts = np.bincount(best, minlength=len(labels))
+    return {"attribute": col, "tagged": int(len(X)),
+            "counts": {l: int(c) for l, c in zip(labels, counts)},
+            "median_margin": float(np.median(margin)) if len(margin) else None}
