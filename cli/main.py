@@ -262,10 +262,10 @@ def reembed(ctx, new_db, to_model, batch_size, progress, as_json):
     emit(res, as_json)
 
 
-STRATEGIES = ["uniform", "stratified", "cells", "farthest", "inverse-density", "blend"]
+STRATEGIES = ["uniform", "stratified", "cells", "farthest", "inverse-density", "core-farthest"]
 
 
-def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, lam, extra):
+def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, extra):
     from persona_index.samplers.stratified import parse_target
 
     params = {}
@@ -282,8 +282,8 @@ def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, lam, e
         params["alpha"] = alpha
     if n_cells is not None:
         params["n_cells"] = n_cells
-    if lam is not None:
-        params["lam"] = lam
+    if trim is not None:
+        params["trim"] = trim
     for kv in extra:
         if "=" not in kv:
             raise click.UsageError(f"--param {kv!r} must be NAME=VALUE")
@@ -308,7 +308,7 @@ def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, lam, e
               help="How to draw inside a stratum (stratified).")
 @click.option("--alpha", type=float, help="inverse-density exponent (0 = uniform).")
 @click.option("--n-cells", type=click.IntRange(1), help="Number of k-means cells (cells).")
-@click.option("--lam", type=float, help="Diversity weight of the blend strategy, 0..1.")
+@click.option("--trim", type=float, help="core-farthest: share of most isolated personas left out.")
 @click.option("--param", "extra", multiple=True, help="Any other strategy parameter NAME=VALUE.")
 @click.option("--where", help="SQL filter: draw only from matching personas.")
 @click.option("--near", help="Draw among the personas nearest to this text (with --within).")
@@ -324,7 +324,7 @@ def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, lam, e
               help="Write the manifest here (default: OUT with .manifest.json).")
 @output_options
 @click.pass_context
-def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_cells, lam, extra,
+def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_cells, trim, extra,
            where, near, within, seed, session, exclude, replay_path, out, manifest_out, as_json):
     """Draw a batch of personas that covers the persona space."""
     from persona_index.sampling import DEFAULT_STRATEGY, draw, replay
@@ -339,7 +339,7 @@ def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_ce
     else:
         if n is None:
             raise click.UsageError("give -n N (or --replay MANIFEST)")
-        params = _parse_params(by, allocation, target, within_stratum, alpha, n_cells, lam, extra)
+        params = _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, extra)
         strategy = strategy or ("stratified" if params.get("by") else DEFAULT_STRATEGY)
         b = draw(open_index(ctx), n, strategy, seed=seed, where=where, near=near, within=within,
                  session=session, exclude_sessions=exclude, params=params)
@@ -479,6 +479,160 @@ def tag(ctx, name, labels, labels_file, template, as_json):
     else:
         lab = [l.strip() for l in labels.split(",")]
     emit(do_tag(open_index(ctx), name, lab, template=template), as_json)
+
+
+def client_options(fn):
+    for opt in reversed([
+        click.option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1. "
+                                        "Without it, nothing is called: requests are written."),
+        click.option("--model", "llm_model", default="gpt-4o-mini", show_default=True,
+                     help="Model name sent to the endpoint."),
+        click.option("--temperature", type=float, default=0.7, show_default=True),
+        click.option("--max-tokens", type=click.IntRange(1), default=512, show_default=True),
+        click.option("--concurrency", type=click.IntRange(1), default=8, show_default=True,
+                     help="Requests in flight at once."),
+        click.option("--timeout", type=float, default=60.0, show_default=True,
+                     help="Seconds per request."),
+        click.option("--retries", type=click.IntRange(0), default=5, show_default=True),
+        click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True,
+                     help="Environment variable holding the API key (never written anywhere)."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _client_config(base_url, llm_model, temperature, max_tokens, concurrency, timeout, retries,
+                   api_key_env):
+    from persona_index.synthesis.client import ClientConfig
+
+    return ClientConfig(base_url=base_url, model=llm_model, temperature=temperature,
+                        max_tokens=max_tokens, concurrency=concurrency, timeout_s=timeout,
+                        retries=retries, api_key_env=api_key_env)
+
+
+@cli.command()
+@click.option("--template", "templates", multiple=True, required=True,
+              help="A preset (instruction, math, knowledge, npc, tool, reasoning) or a template "
+                   "file (str.format, {persona} and attribute slots). Repeatable.")
+@click.option("--personas", "personas_file", type=click.Path(exists=True, dir_okay=False),
+              help="jsonl of personas (what `sample --out` writes).")
+@click.option("--session", help="Use every persona a sampling session drew.")
+@click.option("--granularity", type=click.Choice(["text", "text+attrs"]), default="text",
+              show_default=True, help="Persona text alone, or text plus --attr attributes.")
+@click.option("--attr", "attrs", multiple=True, help="Attribute(s) for text+attrs.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Output jsonl (results, or Batch API requests with --requests-only).")
+@click.option("--requests-only", is_flag=True,
+              help="Write an OpenAI Batch API request file; call nothing.")
+@click.option("--progress/--no-progress", default=True)
+@client_options
+@output_options
+@click.pass_context
+def synthesize(ctx, templates, personas_file, session, granularity, attrs, out, requests_only,
+               progress, base_url, llm_model, temperature, max_tokens, concurrency, timeout,
+               retries, api_key_env, as_json):
+    """Persona-conditioned generation: prompts -> endpoint -> outputs (resumable)."""
+    from persona_index.synthesis import run as srun
+    from persona_index.synthesis.templates import load_template
+
+    if bool(personas_file) == bool(session):
+        raise click.UsageError("give exactly one of --personas FILE or --session NAME")
+    if personas_file:
+        personas = srun.read_personas(personas_file)
+    else:
+        from persona_index.sessions import Sessions
+
+        idx = open_index(ctx)
+        ids = Sessions(idx).drawn([session])
+        if not ids:
+            raise click.ClickException(f"session {session!r} has drawn nothing")
+        personas = idx.get(ids)
+    tmpls = [load_template(t, granularity=granularity, attributes=attrs) for t in templates]
+    if requests_only or not base_url:
+        if not requests_only:
+            click.echo("no --base-url given: writing Batch API requests instead of calling "
+                       "an endpoint", err=True)
+        n = srun.write_requests(personas, tmpls, out, model=llm_model, temperature=temperature,
+                                max_tokens=max_tokens)
+        emit({"requests": n, "out": out, "format": "openai-batch-jsonl"}, as_json)
+        return
+    cfg = _client_config(base_url, llm_model, temperature, max_tokens, concurrency, timeout,
+                         retries, api_key_env)
+    emit(srun.synthesize(personas, tmpls, out, cfg, progress=progress).to_dict(), as_json)
+
+
+@cli.command()
+@click.argument("corpus", type=click.Path(exists=True, dir_okay=False))
+@click.option("--action", default="read", show_default=True,
+              help="Who is likely to ACTION this text: read, write, like, dislike, ...")
+@click.option("--licence", help="Licence tag for the new personas.")
+@client_options
+@output_options
+@click.pass_context
+def extract(ctx, corpus, action, licence, base_url, llm_model, temperature, max_tokens,
+            concurrency, timeout, retries, api_key_env, as_json):
+    """Text-to-persona: personas from a corpus (txt or jsonl), ingested with dedup."""
+    from persona_index.synthesis.personas import read_corpus, text_to_persona
+
+    if not base_url:
+        raise click.UsageError("extract needs --base-url")
+    cfg = _client_config(base_url, llm_model, temperature, max_tokens, concurrency, timeout,
+                         retries, api_key_env)
+    emit(text_to_persona(open_index(ctx, must_exist=False), read_corpus(corpus), cfg,
+                         action=action, licence=licence), as_json)
+
+
+@cli.command()
+@click.option("--personas", "personas_file", type=click.Path(exists=True, dir_okay=False),
+              help="Seed personas (jsonl).")
+@click.option("--session", help="Seed with a sampling session's personas.")
+@click.option("--rounds", type=click.IntRange(1), default=6, show_default=True)
+@click.option("--licence", help="Licence tag for the new personas.")
+@client_options
+@output_options
+@click.pass_context
+def expand(ctx, personas_file, session, rounds, licence, base_url, llm_model, temperature,
+           max_tokens, concurrency, timeout, retries, api_key_env, as_json):
+    """Persona-to-persona expansion: N rounds of 'who is close to this persona'."""
+    from persona_index.synthesis.personas import expand as do_expand
+    from persona_index.synthesis.run import read_personas
+
+    if not base_url:
+        raise click.UsageError("expand needs --base-url")
+    if bool(personas_file) == bool(session):
+        raise click.UsageError("give exactly one of --personas FILE or --session NAME")
+    idx = open_index(ctx, must_exist=False)
+    if personas_file:
+        seeds = read_personas(personas_file)
+    else:
+        from persona_index.sessions import Sessions
+
+        seeds = idx.get(Sessions(idx).drawn([session]))
+    cfg = _client_config(base_url, llm_model, temperature, max_tokens, concurrency, timeout,
+                         retries, api_key_env)
+    emit(do_expand(idx, seeds, cfg, rounds=rounds, licence=licence), as_json)
+
+
+@cli.command("outputs-report")
+@click.argument("outputs", type=click.Path(exists=True, dir_okay=False))
+@click.option("--threshold", type=float, default=0.2, show_default=True,
+              help="Keep outputs at least this similar to their persona.")
+@click.option("--kept", type=click.Path(dir_okay=False), help="Write the kept rows here.")
+@output_options
+@click.pass_context
+def outputs_report(ctx, outputs, threshold, kept, as_json):
+    """Coherence filter and diversity report of a synthesize output file."""
+    from persona_index.embed import get_embedder
+    from persona_index.synthesis.report import output_report
+
+    with open(outputs, encoding="utf-8") as fh:
+        rows = [json.loads(l) for l in fh if l.strip()]
+    rep, keep = output_report(rows, get_embedder(ctx.obj["model"]), threshold=threshold)
+    if kept:
+        with open(kept, "w", encoding="utf-8") as fh:
+            for r in keep:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    emit(rep, as_json)
 
 
 def main():  # pragma: no cover

@@ -23,3 +23,8 @@ step "coverage of that batch, next to the mean of 5 uniform batches of the same 
 "$PI" coverage --ids "$OUT/batch.jsonl" --compare-uniform 5
 step "stratified by region, equal allocation"
 "$PI" sample -n 14 --by region --seed 2
+step "synthesis, offline: the batch as persona-conditioned prompts (OpenAI Batch API jsonl)"
+"$PI" synthesize --template instruction --template math --personas "$OUT/batch.jsonl" \
+  --requests-only --out "$OUT/requests.jsonl"
+head -c 600 "$OUT/requests.jsonl"; echo " ..."
+printf '\nDone. Send %s to any OpenAI-compatible batch endpoint, or rerun synthesize with --base-url.\n' "$OUT/requests.jsonl"

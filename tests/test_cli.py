@@ -155,3 +155,24 @@ def test_tag_makes_a_stratifiable_attribute(tmp_path, embedder):
     rows = json.loads(run(["--db", db, "sample", "-n", "4", "--by", "field", "--seed", "0",
                            "--json"]).stdout)["personas"]
     assert sorted(p["field"] for p in rows) == ["medicine", "medicine", "software", "software"]
+
+
+def test_synthesize_requests_only_and_against_a_server(cli_db, tmp_path):
+    from persona_index.synthesis.mock_server import MockServer
+
+    batch = tmp_path / "b.jsonl"
+    run(["--db", cli_db, "sample", "-n", "5", "--seed", "0", "--out", str(batch)])
+    req = tmp_path / "req.jsonl"
+    r = CliRunner().invoke(cli, ["--db", cli_db, "synthesize", "--template", "math",
+                                 "--personas", str(batch), "--out", str(req), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["requests"] == 5
+    assert "no --base-url" in r.stderr
+    out = tmp_path / "out.jsonl"
+    with MockServer() as srv:
+        r = run(["--db", cli_db, "synthesize", "--template", "instruction", "--template", "npc",
+                 "--personas", str(batch), "--out", str(out), "--base-url", srv.url,
+                 "--no-progress", "--json"])
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0 and doc["ok"] == 10 and doc["failed"] == 0
+    rep = json.loads(run(["outputs-report", str(out), "--threshold", "-1", "--json"]).stdout)
+    assert rep["ok"] == 10 and rep["kept"] == 10 and rep["output_vendi"] >= 1

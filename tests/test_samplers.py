@@ -12,7 +12,7 @@ from persona_index.samplers.base import SamplingWarning, sample, strategy_names
 from persona_index.samplers.farthest import farthest_point, naive_farthest
 from persona_index.samplers.stratified import parse_target
 
-RANDOM = ["uniform", "cells", "farthest", "inverse-density"]
+RANDOM = ["uniform", "cells", "farthest", "inverse-density", "core-farthest"]
 
 
 def unit(a):
@@ -180,3 +180,16 @@ def test_cells_prior_fills_unhit_cells_first(planted):
     first = sample(X, 20, "cells", seed=1, n_cells=40)
     second = sample(X, 20, "cells", seed=1, n_cells=40, prior=X[first])
     assert clusters_hit(np.concatenate([first, second]), labels) >= clusters_hit(first, labels)
+
+
+def test_core_farthest_skips_outliers_but_spreads_over_the_core(planted):
+    X, labels, sizes = planted
+    rng = np.random.default_rng(0)
+    outliers = unit(rng.standard_normal((30, 32)))  # isolated points, no neighbours
+    Y = np.concatenate([X, outliers])
+    lab = np.concatenate([labels, np.full(30, -1)])
+    f = sample(Y, 40, "farthest", seed=1)
+    c = sample(Y, 40, "core-farthest", seed=1)
+    assert (lab[f] == -1).sum() >= 15          # farthest chases the outliers
+    assert (lab[c] == -1).sum() == 0           # the core has none
+    assert clusters_hit(c, lab) >= 8           # and still spreads over the big clusters

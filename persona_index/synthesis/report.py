@@ -1,0 +1,36 @@
+"""Coherence filter and output report: did persona coverage become output coverage?"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from ..metrics import mean_pairwise_distance, vendi_score
+
+
+def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
+                  near_dup: float = 0.95) -> tuple[dict, list[dict]]:
+    """Embed each ok row's persona and response; keep rows whose cosine
+    similarity is at least ``threshold``. Returns (report, kept rows)."""
+    ok = [r for r in rows if r.get("status", "ok") == "ok" and r.get("response")]
+    if not ok:
+        return {"rows": len(rows), "ok": 0, "kept": 0}, []
+    P = embedder.encode([r["persona"] for r in ok])
+    O = embedder.encode([r["response"] for r in ok])
+    sim = (P * O).sum(axis=1)
+    keep = sim >= threshold
+    kept = [dict(r, coherence=round(float(s), 4)) for r, s, k in zip(ok, sim, keep) if k]
+    Ok = O[keep]
+    dup_rate = None
+    if len(Ok) > 1:
+        S = Ok @ Ok.T
+        np.fill_diagonal(S, -np.inf)
+        dup_rate = float((S.max(axis=1) >= near_dup).mean())
+    q = np.quantile(sim, [0.05, 0.25, 0.5, 0.75, 0.95]).round(4).tolist()
+    rep = {"rows": len(rows), "ok": len(ok), "kept": int(keep.sum()), "threshold": threshold,
+           "coherence_quantiles": dict(zip(["p05", "p25", "p50", "p75", "p95"], q)),
+           "output_vendi": vendi_score(Ok) if len(Ok) else None,
+           "output_mean_pairwise_distance": mean_pairwise_distance(Ok) if len(Ok) else None,
+           "output_near_duplicate_rate": dup_rate}
+    return rep, kept

@@ -1,0 +1,171 @@
+"""Persona-conditioned generation runs: resumable, auditable, or offline.
+
+One output row per persona x template, appended and flushed as soon as it is
+done, so a crash loses nothing already written and a rerun skips what is
+there (rows are keyed by ``custom_id = <persona id>:<template>``). Without an
+endpoint, :func:`write_requests` writes the prompts as an OpenAI Batch API
+jsonl instead of calling anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..errors import InputFileError
+from .client import ChatClient, ClientConfig
+from .templates import Template
+
+
+def custom_id(persona: dict, template: Template) -> str:
+    return f"{persona['id']}:{template.name}"
+
+
+def read_personas(path: str) -> list[dict]:
+    """Personas from a jsonl (what ``sample --out`` writes): each needs ``text``
+    (or ``persona``); ``id`` is derived from the text when missing."""
+    from ..ingest import iter_file, persona_id
+
+    out = []
+    for n, rec in iter_file(path, "jsonl"):
+        text = rec.get("text") or rec.get("persona")
+        if not isinstance(text, str) or not text.strip():
+            raise InputFileError(path, n, "persona row without a 'text' (or 'persona') field")
+        rec = dict(rec)
+        rec.setdefault("text", text)
+        rec.setdefault("id", persona_id(text))
+        out.append(rec)
+    if not out:
+        raise InputFileError(path, None, "no personas")
+    return out
+
+
+def done_ids(out_path: str) -> set[str]:
+    """custom_ids already written to ``out_path`` (a torn last line is ignored)."""
+    done = set()
+    p = Path(out_path)
+    if not p.exists():
+        return done
+    with open(p, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                done.add(json.loads(line)["custom_id"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut short by a crash: that row is redone
+    return done
+
+
+def _repair_tail(out_path: str) -> None:
+    """Cut a torn last line left by a crash, so appends start on a fresh line."""
+    p = Path(out_path)
+    if not p.exists() or p.stat().st_size == 0:
+        return
+    with open(p, "rb+") as fh:
+        data = fh.read()
+        if data.endswith(b"\n"):
+            return
+        cut = data.rfind(b"\n") + 1
+        fh.seek(cut)
+        fh.truncate()
+
+
+def write_requests(personas: Sequence[dict], templates: Sequence[Template], out_path: str, *,
+                   model: str, temperature: float = 0.7, max_tokens: int = 512) -> int:
+    """Write an OpenAI Batch API request file (one request a line); nothing is called."""
+    cfg = ClientConfig(base_url="", model=model, temperature=temperature, max_tokens=max_tokens)
+    n = 0
+    tmp = out_path + ".partial"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for p in personas:
+            for t in templates:
+                fh.write(json.dumps({"custom_id": custom_id(p, t), "method": "POST",
+                                     "url": "/v1/chat/completions",
+                                     "body": cfg.chat_body(t.render(p))}, ensure_ascii=False) + "\n")
+                n += 1
+    os.replace(tmp, out_path)
+    return n
+
+
+@dataclass
+class RunSummary:
+    out: str
+    planned: int
+    skipped: int
+    ok: int
+    failed: int
+    seconds: float
+    completions_per_s: float
+    mean_latency_s: float | None
+    client_overhead_ms: float | None
+
+    def to_dict(self):
+        return dict(self.__dict__)
+
+
+def synthesize(personas: Sequence[dict], templates: Sequence[Template], out_path: str,
+               config: ClientConfig, *, progress: bool = False) -> RunSummary:
+    """Call the endpoint for every persona x template not yet in ``out_path``."""
+    return asyncio.run(_synthesize(personas, templates, out_path, config, progress))
+
+
+async def _synthesize(personas, templates, out_path, config, progress):
+    from tqdm.auto import tqdm
+
+    for t in templates:
+        t.validate(sorted({k for p in personas for k in p}))
+    _repair_tail(out_path)
+    done = done_ids(out_path)
+    jobs = [(p, t) for p in personas for t in templates if custom_id(p, t) not in done]
+    planned = len(personas) * len(templates)
+    t0 = time.perf_counter()
+    ok = failed = 0
+    latencies = []
+    bar = tqdm(total=len(jobs), disable=not progress, file=sys.stderr, desc="synthesize",
+               unit="req")
+    with open(out_path, "a", encoding="utf-8") as fh:
+        async with ChatClient(config) as client:
+            async def one(p, t):
+                prompt = t.render(p)
+                c = await client.complete(prompt)
+                return p, t, prompt, c
+
+            pending = [asyncio.ensure_future(one(p, t)) for p, t in jobs]
+            for fut in asyncio.as_completed(pending):
+                p, t, prompt, c = await fut
+                row = {"custom_id": custom_id(p, t), "persona_id": p["id"], "persona": p["text"],
+                       "template": t.name, "licence": p.get("licence"), "source": p.get("source"),
+                       "prompt": prompt, "response": c.text, "model": c.model or config.model,
+                       "finish_reason": c.finish_reason, "usage": c.usage,
+                       "latency_s": round(c.latency_s, 4), "attempts": c.attempts,
+                       "status": "ok" if c.ok else "failed", "error": c.error}
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                fh.flush()
+                if c.ok:
+                    ok += 1
+                    latencies.append(c.latency_s)
+                else:
+                    failed += 1
+                bar.update(1)
+    bar.close()
+    secs = time.perf_counter() - t0
+    return RunSummary(out=out_path, planned=planned, skipped=planned - len(jobs), ok=ok,
+                      failed=failed, seconds=round(secs, 3),
+                      completions_per_s=round(ok / secs, 1) if secs > 0 else 0.0,
+                      mean_latency_s=round(sum(latencies) / len(latencies), 4) if latencies else None,
+                      client_overhead_ms=None)
+
+
+def complete_all(prompts: Sequence[str], config: ClientConfig):
+    """Complete a list of prompts concurrently (no output file); returns Completions."""
+
+    async def go():
+        async with ChatClient(config) as client:
+            return await asyncio.gather(*(client.complete(p) for p in prompts))
+
+    return asyncio.run(go())
