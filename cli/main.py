@@ -262,7 +262,8 @@ def reembed(ctx, new_db, to_model, batch_size, progress, as_json):
     emit(res, as_json)
 
 
-STRATEGIES = ["uniform", "stratified", "cells", "farthest", "inverse-density", "core-farthest"]
+STRATEGIES = ["uniform", "stratified", "cells", "farthest", "inverse-density", "core-farthest",
+              "facility"]
 
 
 def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, extra):
@@ -633,6 +634,15 @@ def outputs_report(ctx, outputs, threshold, kept, as_json):
             for r in keep:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
     emit(rep, as_json)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def bench(ctx):
+    """Run the benchmark suite (same options as `python -m benchmarks`, e.g. --quick)."""
+    from benchmarks.__main__ import main as bench_main
+
+    ctx.exit(bench_main(list(ctx.args)))
 
 
 def main():  # pragma: no cover

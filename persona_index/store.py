@@ -85,7 +85,14 @@ class _Matrix:
                    + self.sorted_addresses.nbytes + self.order.nbytes)
 
     def positions_of_addresses(self, addresses: np.ndarray) -> np.ndarray:
-        return self.order[np.searchsorted(self.sorted_addresses, addresses)]
+        """Matrix positions of row addresses; addresses this version does not
+        hold (rows committed by another process meanwhile) are left out."""
+        if len(self.sorted_addresses) == 0:
+            return np.zeros(0, dtype=np.int64)
+        at = np.searchsorted(self.sorted_addresses, addresses)
+        at_c = np.minimum(at, len(self.sorted_addresses) - 1)
+        known = self.sorted_addresses[at_c] == addresses
+        return self.order[at_c[known]]
 
     def position_of_id(self, pid: str) -> int | None:
         if self._id_pos is None:
@@ -372,7 +379,14 @@ class PersonaIndex:
                         value_set=self.matrix().ids).to_numpy(zero_copy_only=False)
 
     # -- queries -------------------------------------------------------------
-    def _query_vector(self, query, id):
+    def _query_vector(self, query, id, vector=None):
+        if vector is not None:
+            if query is not None or id is not None:
+                raise InvalidQueryError("give one of a query text, an id or a vector")
+            v = np.asarray(vector, dtype=np.float32).reshape(-1)
+            if v.shape[0] != int(self.meta["dim"]):
+                raise InvalidQueryError(f"query vector has dim {v.shape[0]}, the store {self.meta['dim']}")
+            return v, None
         if (query is None) == (id is None):
             raise InvalidQueryError("give either a query text or an id, not both or neither")
         if id is not None:
@@ -384,12 +398,12 @@ class PersonaIndex:
             raise InvalidQueryError(f"query text must be a non-empty string, got {query!r}")
         return self.embed([query])[0], None
 
-    def _rank(self, query, id, k, where, sign):
+    def _rank(self, query, id, k, where, sign, vector=None):
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
             raise InvalidQueryError(f"k must be a positive integer, got {k!r}")
         if not self.exists:
             raise StoreNotFoundError(f"no persona store at {self.path!r}")
-        q, self_pos = self._query_vector(query, id)
+        q, self_pos = self._query_vector(query, id, vector)
         m = self.matrix()
         sims = m.vectors @ q
         cand = self.positions(where) if where else None
@@ -415,18 +429,19 @@ class PersonaIndex:
                 for r, s in zip(rows, sims)]
 
     def similar(self, query: str | None = None, *, id: str | None = None, k: int = 10,
-                where: str | None = None) -> list[Hit]:
-        """The ``k`` personas most similar (cosine) to a text or a stored persona.
+                where: str | None = None, vector=None) -> list[Hit]:
+        """The ``k`` personas most similar (cosine) to a text, a stored persona
+        (``id``) or a unit ``vector``.
 
         Exact. By ``id`` the persona itself is left out of its own results.
         ``where`` is a LanceDB SQL filter on the attribute columns.
         """
-        return self._rank(query, id, k, where, +1)
+        return self._rank(query, id, k, where, +1, vector)
 
     def distant(self, query: str | None = None, *, id: str | None = None, k: int = 10,
-                where: str | None = None) -> list[Hit]:
-        """The ``k`` personas least similar (cosine) to a text or a stored persona."""
-        return self._rank(query, id, k, where, -1)
+                where: str | None = None, vector=None) -> list[Hit]:
+        """The ``k`` personas least similar (cosine) to a text, id or vector."""
+        return self._rank(query, id, k, where, -1, vector)
 
     # -- maintenance ---------------------------------------------------------
     def delete(self, *, ids: Sequence[str] | None = None, where: str | None = None) -> int:

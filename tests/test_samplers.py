@@ -12,7 +12,7 @@ from persona_index.samplers.base import SamplingWarning, sample, strategy_names
 from persona_index.samplers.farthest import farthest_point, naive_farthest
 from persona_index.samplers.stratified import parse_target
 
-RANDOM = ["uniform", "cells", "farthest", "inverse-density", "core-farthest"]
+RANDOM = ["uniform", "cells", "farthest", "inverse-density", "core-farthest", "facility"]
 
 
 def unit(a):
@@ -193,3 +193,11 @@ def test_core_farthest_skips_outliers_but_spreads_over_the_core(planted):
     assert (lab[f] == -1).sum() >= 15          # farthest chases the outliers
     assert (lab[c] == -1).sum() == 0           # the core has none
     assert clusters_hit(c, lab) >= 8           # and still spreads over the big clusters
+
+
+def test_facility_is_more_representative_than_farthest(planted):
+    X, _, _ = planted
+    f = sample(X, 30, "farthest", seed=0)
+    c = sample(X, 30, "facility", seed=0)
+    assert kcenter_radius(X[c], X)[1] < kcenter_radius(X[f], X)[1]  # mean distance
+    assert kcenter_radius(X[f], X)[0] <= kcenter_radius(X[c], X)[0]  # max distance

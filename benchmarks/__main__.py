@@ -1,0 +1,139 @@
+"""python -m benchmarks [--quick] [--data PATH] [--out DIR] [--sections ...]
+
+Every figure comes from one command; results land as JSON, a markdown report
+and PNG plots under a results folder named by date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "personahub" / "tools-dev.jsonl"
+SECTIONS = ("coverage", "speed", "transfer", "store", "scale", "synth")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small sizes, under 3 minutes on 2 cores")
+    ap.add_argument("--data", default=str(DEFAULT_DATA) if DEFAULT_DATA.exists() else None,
+                    help="persona jsonl (with outputs for the transfer study)")
+    ap.add_argument("--out", help="results folder (default benchmarks/results/<date>[-quick])")
+    ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=None)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from persona_index._lazy import quiet_libraries
+
+    quiet_libraries()
+    from persona_index.generate import ATTRIBUTES, generate
+
+    from . import coverage as C
+    from . import report as R
+    from . import speed as S
+    from . import transfer as T
+    from .common import cached_embeddings, environment, load_pairs, stable_half
+
+    quick = args.quick
+    sections = args.sections or (("coverage", "speed") if quick else SECTIONS)
+    date = time.strftime("%Y-%m-%d")
+    out = Path(args.out or Path(__file__).parent / "results" / (date + ("-quick" if quick else "")))
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    res = {"quick": quick, "date": date, "command": "python -m benchmarks" + (" --quick" if quick else ""),
+           "environment": environment(), "notes": []}
+    strategies = ["uniform", "stratified", "cells", "farthest", "inverse-density", "core-farthest",
+                  "facility"]
+
+    if "coverage" in sections:
+        res["coverage"] = {}
+        n_gen = 10_000 if quick else 100_000
+        recs = list(generate(n_gen, seed=0))
+        t = time.perf_counter()
+        Xg = cached_embeddings([r["persona"] for r in recs], "generated")
+        print(f"generated pool: {n_gen} embedded in {time.perf_counter() - t:.1f}s", flush=True)
+        attrs = {"region": np.array([r["region"] for r in recs], dtype=object),
+                 "age_band": np.array([r["age_band"] for r in recs], dtype=object)}
+        ks = (10, 50, 250) if quick else (10, 30, 100, 300, 1000)
+        seeds = 3 if quick else 5
+        res["coverage"]["generated"] = C.run_coverage(Xg, ks, strategies, seeds, attrs, "generated")
+        from persona_index.samplers.base import sample
+
+        R.plot_coverage(res["coverage"]["generated"], f"generated pool, N={n_gen}",
+                        out / "coverage_generated.png")
+        R.plot_map(Xg, {s: sample(Xg, 100, s, seed=0) for s in ("uniform", "farthest", "core-farthest")},
+                   f"generated pool, N={n_gen}", out / "map_generated.png")
+        if args.data:
+            personas, _ = load_pairs(args.data)
+            Xp = cached_embeddings(personas, "personahub-personas")
+            ks_p = (10, 100, 250) if quick else (10, 30, 100, 250, 1000)
+            res["coverage"]["personahub"] = C.run_coverage(
+                Xp, ks_p, [s for s in strategies if s != "stratified"], 3 if quick else 20, None,
+                "personahub")
+            R.plot_coverage(res["coverage"]["personahub"], f"Persona Hub sample, N={len(Xp)}",
+                            out / "coverage_personahub.png")
+            R.plot_map(Xp, {s: sample(Xp, 100, s, seed=0) for s in ("uniform", "farthest", "core-farthest")},
+                       f"Persona Hub sample, N={len(Xp)}", out / "map_personahub.png")
+        else:
+            res["notes"].append("no --data: the Persona Hub coverage and transfer sections were skipped")
+
+    if "speed" in sections:
+        ns = (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)
+        k = 100 if quick else 1000
+        res["speed"] = S.run_speed(ns, k, strategies, naive_max_n=max(ns), knn_exact_max_n=100_000)
+        R.plot_speed(res["speed"], out / "speed.png")
+
+    if "transfer" in sections and args.data:
+        personas, outputs = load_pairs(args.data)
+        XP = cached_embeddings(personas, "personahub-personas")
+        XO = cached_embeddings(outputs, "personahub-outputs")
+        halves = np.array([stable_half(p) for p in personas])
+        useeds, sseeds = (20, 5) if quick else (50, 20)
+        res["transfer_params"] = {"uniform_seeds": useeds, "seeds": sseeds, "ks": [100, 250]}
+        res["transfer"] = T.run_transfer(personas, XP, XO, halves, (100, 250), quick=quick,
+                                         uniform_seeds=useeds, seeds=sseeds)
+        res["persona_similarity"] = T.persona_similarity_study(XP, XO)
+        R.plot_frontier(res["transfer"], out / "transfer_frontier.png")
+        print("transfer: chosen", res["transfer"]["chosen_on_tuning"], res["transfer"]["chosen_on_reporting"])
+
+    if "store" in sections:
+        from . import store as ST
+
+        res["store"] = {}
+        if args.data:
+            res["store"]["ingest"] = ST.ingest_vs_encode(args.data)
+            print("store: ingest done", flush=True)
+        n_q = 10_000 if quick else 100_000
+        recs = list(generate(n_q, seed=0))
+        Xq = cached_embeddings([r["persona"] for r in recs], "generated")
+        res["store"]["queries"] = ST.query_latency(n_q, Xq, recs, ann=not quick)
+
+    if "synth" in sections:
+        from .synth import run_synth
+
+        res["synth"] = run_synth(300 if quick else 1000)
+
+    if "scale" in sections:
+        from .scale import run_scale
+
+        res["scale"] = run_scale((100_000,) if quick else (100_000, 1_000_000))
+
+    res["total_seconds"] = time.perf_counter() - t_start
+    (out / "results.json").write_text(json.dumps(res, indent=1, default=str), encoding="utf-8")
+    R.write_report(res, out)
+    print(f"\nwrote {out}/report.md ({res['total_seconds']:.0f}s)")
+    if "coverage" in res:
+        for name, cov in res["coverage"].items():
+            print(f"winners per metric [{name}]:")
+            for m, per in C.winners(cov).items():
+                print(f"  {m}: " + ", ".join(f"k={k} {s}" for k, s in per.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

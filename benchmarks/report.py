@@ -1,0 +1,210 @@
+"""Markdown report and PNG plots from a results dict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+METRICS = ["cell_coverage", "cell_mass_coverage", "knn_coverage", "kcenter_radius",
+           "mean_nearest_distance", "vendi", "mean_pairwise_distance"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_coverage(cov: dict, title: str, path: Path) -> None:
+    plt = _plt()
+    fig, axes = plt.subplots(2, 4, figsize=(17, 8))
+    for ax, m in zip(axes.flat, METRICS):
+        for strat, per_k in cov["strategies"].items():
+            ks = sorted(int(k) for k in per_k)
+            mean = np.array([per_k[str(k)]["metrics"][m]["mean"] for k in ks])
+            std = np.array([per_k[str(k)]["metrics"][m]["std"] for k in ks])
+            ax.plot(ks, mean, marker="o", ms=3, label=strat)
+            ax.fill_between(ks, mean - std, mean + std, alpha=0.15)
+        ax.set_xscale("log")
+        ax.set_title(m + (" (lower is better)" if m in ("kcenter_radius", "mean_nearest_distance") else ""),
+                     fontsize=9)
+        ax.set_xlabel("k")
+    axes.flat[-1].axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_map(X: np.ndarray, samples: dict, title: str, path: Path) -> None:
+    plt = _plt()
+    Xc = X - X.mean(axis=0)
+    _, _, vt = np.linalg.svd(Xc[:: max(1, len(X) // 20000)], full_matrices=False)
+    P = Xc @ vt[:2].T
+    fig, axes = plt.subplots(1, len(samples), figsize=(6 * len(samples), 5.5))
+    for ax, (name, idx) in zip(np.atleast_1d(axes), samples.items()):
+        ax.scatter(P[:, 0], P[:, 1], s=1, c="#cccccc", rasterized=True)
+        ax.scatter(P[idx, 0], P[idx, 1], s=14, c="#d62728")
+        ax.set_title(f"{name} (k={len(idx)})")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title + " - PCA of the pool, sample in red")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_speed(speed: dict, path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    strategies = sorted({r["strategy"] for r in speed["rows"]})
+    for s in strategies:
+        rows = sorted((r for r in speed["rows"] if r["strategy"] == s), key=lambda r: r["n"])
+        ax.plot([r["n"] for r in rows], [r["seconds"] for r in rows], marker="o",
+                ls="--" if "naive" in s else "-", label=s)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("N (pool size)")
+    ax.set_ylabel(f"seconds for k={speed['rows'][0]['k']}")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_frontier(transfer: dict, path: Path) -> None:
+    plt = _plt()
+    half = transfer["reporting"]
+    fig, axes = plt.subplots(1, len(half["ks"]), figsize=(7 * len(half["ks"]), 6))
+    for ax, (k, res) in zip(np.atleast_1d(axes), half["ks"].items()):
+        cloud = np.array(res["uniform_cloud"])
+        ax.scatter(cloud[:, 0], cloud[:, 1], s=10, c="#bbbbbb", label="uniform (each seed)")
+        for label, e in res["settings"].items():
+            x, y = e["z_diversity"][0], e["z_representativeness"][0]
+            ax.errorbar(x, y, xerr=e["z_diversity"][1], yerr=e["z_representativeness"][1],
+                        fmt="o", capsize=2, label=label)
+        ax.axhline(1, c="k", lw=0.5, ls=":")
+        ax.axvline(1, c="k", lw=0.5, ls=":")
+        ax.set_xlabel("output diversity, z vs uniform (Vendi)")
+        ax.set_ylabel("output representativeness, z vs uniform")
+        ax.set_title(f"reporting half, k={k}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _fmt(v, nd=3):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def coverage_table(cov: dict, k: int) -> str:
+    head = "| strategy | " + " | ".join(METRICS) + " | seconds |"
+    lines = [head, "|" + "---|" * (len(METRICS) + 2)]
+    for s, per_k in cov["strategies"].items():
+        if str(k) not in per_k:
+            continue
+        e = per_k[str(k)]
+        cells = [f"{e['metrics'][m]['mean']:.3f} ± {e['metrics'][m]['std']:.3f}" for m in METRICS]
+        lines.append(f"| {s} | " + " | ".join(cells) + f" | {e['seconds_mean']:.3f} |")
+    return "\n".join(lines)
+
+
+def write_report(results: dict, out: Path) -> None:
+    from .coverage import winners
+
+    r = results
+    L = [f"# persona-index benchmark ({'quick' if r['quick'] else 'full'} run, {r['date']})", "",
+         f"Command: `{r['command']}`. Machine: {r['environment']['cpus']} CPUs, "
+         f"{r['environment']['mem_total_gib']} GiB, {r['environment']['platform']}.",
+         "Versions: " + ", ".join(f"{k} {v}" for k, v in r["environment"]["versions"].items() if v),
+         "Seeds: random strategies run with seeds 0..S-1 (S per section below); metric seeds are "
+         "fixed in persona_index/metrics.py. Cell coverage uses its own PCA grid (4 components x 4 "
+         "quantile bins), which no strategy uses.", ""]
+    for name, cov in r.get("coverage", {}).items():
+        L += [f"## Coverage: {name} (N = {cov['pool']}, {cov['seeds']} seeds)", "",
+              f"![coverage vs k](coverage_{name}.png)", ""]
+        for k in cov["ks"]:
+            L += [f"### k = {k}", "", coverage_table(cov, k), ""]
+        w = winners(cov)
+        L += ["Winner per metric (best mean) at each k:", "",
+              "| metric | " + " | ".join(f"k={k}" for k in cov["ks"]) + " |",
+              "|---|" + "---|" * len(cov["ks"])]
+        for m, per in w.items():
+            L.append(f"| {m} | " + " | ".join(per.get(str(k), "-") for k in cov["ks"]) + " |")
+        L += ["", f"![map](map_{name}.png)", ""]
+    if "speed" in r:
+        sp = r["speed"]
+        L += ["## Speed and memory (synthetic clustered float32 vectors, d = 384)", "",
+              "![time vs N](speed.png)", "",
+              "| N | k | strategy | seconds | extra MB (peak RSS - before) |", "|---|---|---|---|---|"]
+        for row in sp["rows"]:
+            L.append(f"| {row['n']} | {row['k']} | {row['strategy']} | {row['seconds']:.3f} | "
+                     f"{row['extra_mb']:.1f} |")
+        L += ["", "Checks:", "", "```", json.dumps(sp["checks"], indent=1), "```", ""]
+    if "transfer" in r:
+        t = r["transfer"]
+        L += ["## Persona -> output transfer (Persona Hub tool pairs)", "",
+              f"Split by a stable hash of the persona text: {t['split']['tuning']} tuning pairs, "
+              f"{t['split']['reporting']} reporting pairs. Uniform: {r['transfer_params']['uniform_seeds']} "
+              f"seeds; every other setting: {r['transfer_params']['seeds']} seeds, mean ± std of its "
+              "z-scores. Representativeness z is signed so that higher is better.", "",
+              f"Chosen on the tuning half: **{t['chosen_on_tuning']}**. On the reporting half: "
+              + ", ".join(f"k={k}: z_div {v['z_diversity']:.2f}, z_rep {v['z_representativeness']:.2f}"
+                          for k, v in t["chosen_on_reporting"].items())
+              + f". Goal (both z >= 1 at both k): **{'met' if t['goal_met'] else 'NOT met'}**; "
+              f"stretch (both >= 2): {'met' if t['stretch_met'] else 'not met'}.", "",
+              "![frontier](transfer_frontier.png)", ""]
+        for half in ("reporting", "tuning"):
+            for k, res in t[half]["ks"].items():
+                u = res["uniform"]
+                L += [f"### {half} half, k = {k} (uniform: Vendi {u['vendi'][0]:.2f} ± {u['vendi'][1]:.2f}, "
+                      f"mean nearest {u['mean_nearest'][0]:.4f} ± {u['mean_nearest'][1]:.4f})", "",
+                      "| setting | z output diversity (Vendi) | z mean pairwise distance | z representativeness |",
+                      "|---|---|---|---|"]
+                for lab, e in res["settings"].items():
+                    L.append(f"| {lab} | {e['z_diversity'][0]:+.2f} ± {e['z_diversity'][1]:.2f} | "
+                             f"{e['z_pairwise'][0]:+.2f} ± {e['z_pairwise'][1]:.2f} | "
+                             f"{e['z_representativeness'][0]:+.2f} ± {e['z_representativeness'][1]:.2f} |")
+                L.append("")
+        L += ["### Persona similarity vs output similarity (all persona pairs)", "",
+              "| persona cosine | pairs | mean output cosine |", "|---|---|---|"]
+        for b in r["persona_similarity"]:
+            L.append(f"| {b['persona_sim']} | {b['pairs']} | {_fmt(b['mean_output_sim'])} |")
+        L.append("")
+    if "store" in r:
+        L += ["## Store", "", "```", json.dumps(r["store"], indent=1, default=str), "```", ""]
+    if "synth" in r:
+        L += ["## Synthesis client against the local test server", "", "```",
+              json.dumps(r["synth"], indent=1), "```", ""]
+    if "scale" in r:
+        L += ["## Scale: a real Lance store of synthetic vectors", "",
+              "| N | write rows/s | warm load s (MB) | similar ms (numpy ms) | similar+where | distant | distant+where | ingest 5k into it, personas/s excl. embedding |",
+              "|---|---|---|---|---|---|---|---|"]
+        for row in r["scale"]:
+            q = lambda key: f"{row[key]['ours_ms']:.1f} ({row[key]['numpy_ms']:.1f}, x{row[key]['ratio']:.2f})"
+            L.append(f"| {row['n']} | {row['write']['rows_per_s']:.0f} | {row['warm_load']['seconds']:.2f} "
+                     f"({row['warm_load']['warm_index_mb']:.0f}) | {q('similar')} | {q('similar_where')} | "
+                     f"{q('distant')} | {q('distant_where')} | "
+                     f"{row['ingest_5000_into_store']['personas_per_s_excluding_embedding']:.0f} |")
+        L += ["", "| N | strategy | from the store, s | extra MB | on the bare array, s | extra MB |",
+              "|---|---|---|---|---|---|"]
+        for row in r["scale"]:
+            for s_, e in row["strategies"].items():
+                L.append(f"| {row['n']} | {s_} | {e['store_seconds']:.2f} | {e['store_extra_mb']:.0f} | "
+                         f"{e['array_seconds']:.2f} | {e['array_extra_mb']:.0f} |")
+        L.append("")
+    for note in r.get("notes", []):
+        L.append(f"- {note}")
+    (out / "report.md").write_text("\n".join(L) + "\n", encoding="utf-8")

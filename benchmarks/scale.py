@@ -1,0 +1,132 @@
+"""One machine, 10^5 and 10^6 personas in a real Lance store.
+
+Synthetic vectors are written straight into the store's format (embedding
+10^6 texts would take an hour on 2 cores); then: write rate, warm load,
+similar/distant latency next to numpy, every strategy's k = 1,000 draw from
+the store next to the same strategy on the bare array, the dedup overhead of
+ingesting into a store that large, and extra memory for each.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .common import clustered_vectors, measure
+
+
+def _median_ms(fn, reps=20):
+    fn()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts) * 1000
+
+
+def build_store(path, X: np.ndarray, batch: int = 100_000):
+    import pyarrow as pa
+
+    from persona_index import PersonaIndex
+    from persona_index.embed import HashEmbedder
+
+    idx = PersonaIndex(path, HashEmbedder(X.shape[1]))
+    regions = np.array(["Africa", "Asia", "Europe", "North America", "South America", "Oceania",
+                        "Middle East"], dtype=object)
+    rng = np.random.default_rng(0)
+    for s in range(0, len(X), batch):
+        e = min(len(X), s + batch)
+        n = e - s
+        ids = [f"{i:020x}" for i in range(s, e)]
+        idx.write(pa.table({
+            "id": ids, "text": [f"synthetic persona {i}" for i in range(s, e)],
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(X[s:e].reshape(-1), pa.float32()), X.shape[1]),
+            "source": ["synthetic"] * n, "source_line": list(range(s + 1, e + 1)),
+            "licence": ["synthetic"] * n, "region": regions[rng.integers(len(regions), size=n)],
+        }), attributes=["region"])
+    return idx
+
+
+def run_scale(ns, k: int = 1000, strategies=("uniform", "stratified", "cells", "farthest",
+                                              "inverse-density", "core-farthest", "facility")):
+    from persona_index import PersonaIndex
+    from persona_index.ingest import ingest_records
+    from persona_index.samplers.base import sample
+    from persona_index.sampling import coverage_of, draw
+
+    out = []
+    for n in ns:
+        tmp = Path(tempfile.mkdtemp())
+        try:
+            X = clustered_vectors(n, seed=7)
+            row = {"n": n}
+            with measure() as m:
+                build_store(tmp / "s.lance", X)
+            row["write"] = {**m, "rows_per_s": n / m["seconds"]}
+            idx = PersonaIndex(tmp / "s.lance")
+            with measure() as m:
+                mat = idx.matrix()
+            row["warm_load"] = {**m, "warm_index_mb": mat.nbytes / 2**20,
+                                "vectors_mb": mat.vectors.nbytes / 2**20}
+            q = X[123]
+            where = "region = 'Africa'"
+            mask = idx.positions(where)
+            V = mat.vectors
+
+            def np_top(sign, use):
+                sims = V @ q
+                if use:
+                    sims = sims[mask]
+                key = -sign * sims
+                t = np.argpartition(key, 9)[:10]
+                return t[np.argsort(key[t])]
+
+            for name, sign in (("similar", 1), ("distant", -1)):
+                for use in (False, True):
+                    w = where if use else None
+                    ours = _median_ms(lambda: getattr(idx, name)(vector=q, k=10, where=w))
+                    base = _median_ms(lambda: np_top(sign, use))
+                    row[f"{name}{'_where' if use else ''}"] = {"ours_ms": ours, "numpy_ms": base,
+                                                               "ratio": ours / base}
+            strat_rows = {}
+            for s in strategies:
+                params = {"by": ["region"]} if s == "stratified" else {}
+                gc.collect()
+                with measure() as m_store:
+                    b = draw(idx, k, s, seed=0, params=params, record=False)
+                kw = {"attributes": {"region": idx.attribute_columns(["region"])["region"]},
+                      "by": ["region"]} if s == "stratified" else {}
+                gc.collect()
+                with measure() as m_arr:
+                    sample(V, k, s, seed=0, **kw)
+                strat_rows[s] = {"store_seconds": m_store["seconds"], "store_extra_mb": m_store["extra_mb"],
+                                 "array_seconds": m_arr["seconds"], "array_extra_mb": m_arr["extra_mb"]}
+                print(f"  scale n={n} {s}: store {m_store['seconds']:.2f}s array {m_arr['seconds']:.2f}s",
+                      flush=True)
+            row["strategies"] = strat_rows
+            with measure() as m:
+                cov = coverage_of(idx, b.ids)
+            row["coverage_seconds"] = m["seconds"]
+            row["coverage_extra_mb"] = m["extra_mb"]
+            # dedup + write overhead of an ingest into a store of this size (the
+            # hash embedder makes embedding free, so this is everything else)
+            recs = [{"text": f"new persona {i}"} for i in range(5000)]
+            with measure() as m:
+                s = ingest_records(idx, recs, near_dedup=True, batch_size=1024)
+            row["ingest_5000_into_store"] = {**m, "added": s.added,
+                                             "personas_per_s_excluding_embedding":
+                                                 5000 / max(m["seconds"] - s.embed_seconds, 1e-9),
+                                             "embed_seconds": s.embed_seconds}
+            out.append(row)
+            del X, idx, mat, V
+            gc.collect()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out

@@ -1,0 +1,89 @@
+"""Speed and memory per strategy vs N, with the naive baselines in the same run."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from persona_index.samplers.base import sample
+from persona_index.samplers.density import knn_distance
+from persona_index.samplers.farthest import farthest_point, naive_farthest
+from persona_index.metrics import kcenter_radius
+
+from .common import clustered_vectors, measure
+
+
+def exact_knn_distance(X: np.ndarray, queries: np.ndarray, k: int = 10, block: int = 2048):
+    """Mean distance of each query row to its k nearest others among all of X."""
+    out = np.empty(len(queries), dtype=np.float32)
+    for s in range(0, len(queries), block):
+        q = queries[s:s + block]
+        best = np.full((len(q), k + 1), -np.inf, dtype=np.float32)
+        for c in range(0, len(X), 65536):
+            sims = X[q] @ X[c:c + 65536].T
+            both = np.concatenate([best, sims], axis=1)
+            best = -np.partition(-both, k, axis=1)[:, : k + 1]
+        # drop the self match (similarity 1 at the query's own row)
+        best = -np.sort(-best, axis=1)[:, 1: k + 1]
+        out[s:s + block] = 1.0 - best.mean(axis=1)
+    return out
+
+
+def run_speed(ns, k: int, strategies, naive_max_n: int, knn_exact_max_n: int,
+              knn_queries: int = 10_000) -> dict:
+    rows = []
+    extra = {}
+    for n in ns:
+        X = clustered_vectors(n, seed=n)
+        start = 12345 % n
+        # the naive loop first, the blocked one on the same data and start
+        if n <= naive_max_n:
+            with measure() as m_naive:
+                ref = naive_farthest(X, k, start)
+            rows.append({"n": n, "k": k, "strategy": "farthest (naive loop)", **m_naive})
+        else:
+            ref = None
+        stats = {}
+        with measure() as m_fp:
+            got = farthest_point(X, k, start=start, stats=stats)
+        rows.append({"n": n, "k": k, "strategy": "farthest", **m_fp, "passes": stats["passes"]})
+        if ref is not None:
+            same = bool(np.array_equal(ref, got))
+            r_ref, r_got = kcenter_radius(X[ref], X)[0], kcenter_radius(X[got], X)[0]
+            extra[f"farthest_n{n}"] = {
+                "identical_selection": same,
+                "first_difference": None if same else int(np.argmax(ref != got)),
+                "radius_naive": r_ref, "radius_blocked": r_got,
+                "radius_abs_diff": abs(r_ref - r_got),
+                "speedup": m_naive["seconds"] / m_fp["seconds"],
+                "extra_mb": m_fp["extra_mb"], "array_mb": X.nbytes / 2**20,
+                "passes": stats["passes"]}
+        for strat in strategies:
+            if strat == "farthest":
+                continue
+            kw = {}
+            if strat == "stratified":
+                kw = {"attributes": {"g": (np.arange(n) % 16).astype(str)}, "by": ["g"]}
+            gc.collect()
+            with measure() as m:
+                sample(X, k, strat, seed=0, **kw)
+            rows.append({"n": n, "k": k, "strategy": strat, **m})
+            print(f"  speed n={n} {strat}: {m['seconds']:.2f}s", flush=True)
+        # inverse-density's density estimate against exact k-NN on a query subsample
+        if n >= 10_000:
+            rng = np.random.default_rng(1)
+            q = np.sort(rng.choice(n, min(knn_queries, n), replace=False))
+            with measure() as m_est:
+                est = knn_distance(X, 10, rng=np.random.default_rng(0))
+            if n <= knn_exact_max_n or True:
+                with measure() as m_ex:
+                    exact = exact_knn_distance(X, q)
+                rho = float(spearmanr(est[q], exact).statistic)
+                extra[f"density_n{n}"] = {"estimate_seconds": m_est["seconds"],
+                                          "exact_on_queries_seconds": m_ex["seconds"],
+                                          "queries": int(len(q)), "spearman": rho}
+        del X
+        gc.collect()
+    return {"rows": rows, "checks": extra}
