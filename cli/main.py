@@ -144,19 +144,31 @@ def ingest_options(fn):
               help="An attribute field (repeatable). Default: short categorical string fields.")
 @click.option("--licence", "--license", "licence", help="Licence tag carried by every persona.")
 @click.option("--strict", is_flag=True, help="Refuse the whole file if any row is unusable.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: embed on a Ray Data actor pool (the 'ray' extra).")
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
+              help="Embedding actors for --engine ray.")
+@click.option("--gpu", is_flag=True, help="GPU actors for --engine ray.")
 @ingest_options
 @output_options
 @click.pass_context
-def ingest(ctx, path, fmt, text_field, attrs, licence, strict, near_dup_threshold,
-           no_near_dedup, batch_size, report, progress, as_json):
+def ingest(ctx, path, fmt, text_field, attrs, licence, strict, engine, workers, gpu,
+           near_dup_threshold, no_near_dedup, batch_size, report, progress, as_json):
     """Ingest a jsonl, csv, parquet or txt file of personas (validate, embed, dedup)."""
     from persona_index.ingest import ingest_file
 
     idx = open_index(ctx, must_exist=False)
-    s = ingest_file(idx, path, fmt=fmt, licence=licence, text_field=text_field,
-                    attrs=list(attrs) or None, near_dedup=not no_near_dedup,
-                    near_dup_threshold=near_dup_threshold, strict=strict,
-                    batch_size=batch_size, report=report, progress=progress)
+    kw = dict(fmt=fmt, licence=licence, text_field=text_field, attrs=list(attrs) or None,
+              near_dedup=not no_near_dedup, near_dup_threshold=near_dup_threshold,
+              batch_size=batch_size, report=report, progress=progress)
+    if engine == "ray":
+        if strict:
+            raise click.UsageError("--strict is not supported with --engine ray yet")
+        from persona_index.distributed import ingest_file_ray
+
+        s = ingest_file_ray(idx, path, num_workers=workers, use_gpu=gpu, **kw)
+    else:
+        s = ingest_file(idx, path, strict=strict, **kw)
     _summary_out(s, as_json)
 
 
