@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "personahub" / "tools-dev.jsonl"
-SECTIONS = ("coverage", "speed", "transfer", "store", "scale", "synth")
+SECTIONS = ("coverage", "speed", "transfer", "store", "scale", "synth", "ray")
 
 
 def main(argv=None) -> int:
@@ -118,12 +118,26 @@ def main(argv=None) -> int:
 
         res["synth"] = run_synth(300 if quick else 1000)
 
+    if "ray" in sections:
+        from .ray_bench import run_ray
+
+        res["ray"] = run_ray(2_000 if quick else 20_000, 100_000 if quick else 1_000_000)
+
     if "scale" in sections:
         from .scale import run_scale
 
         res["scale"] = run_scale((100_000,) if quick else (100_000, 1_000_000))
 
     res["total_seconds"] = time.perf_counter() - t_start
+    prev = out / "results.json"
+    if args.sections and prev.exists():  # a partial rerun updates its sections only
+        old = json.loads(prev.read_text(encoding="utf-8"))
+        old.setdefault("reruns", []).append({"sections": list(sections),
+                                             "seconds": res["total_seconds"], "date": date})
+        for key, val in res.items():
+            if key not in ("quick", "date", "command", "notes", "total_seconds"):
+                old[key] = val
+        res = old
     (out / "results.json").write_text(json.dumps(res, indent=1, default=str), encoding="utf-8")
     R.write_report(res, out)
     print(f"\nwrote {out}/report.md ({res['total_seconds']:.0f}s)")

@@ -185,6 +185,8 @@ def write_report(results: dict, out: Path) -> None:
         L.append("")
     if "store" in r:
         L += ["## Store", "", "```", json.dumps(r["store"], indent=1, default=str), "```", ""]
+    if "ray" in r:
+        L += ["## Ray (local cluster, 2 workers)", "", "```", json.dumps(r["ray"], indent=1), "```", ""]
     if "synth" in r:
         L += ["## Synthesis client against the local test server", "", "```",
               json.dumps(r["synth"], indent=1), "```", ""]

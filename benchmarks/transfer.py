@@ -55,6 +55,8 @@ def settings_grid(quick: bool):
          ("inverse-density", "inverse-density", {}), ("facility", "facility", {})]
     trims = (0.25, 0.5, 0.7) if quick else (0.25, 0.35, 0.5, 0.6, 0.7)
     s += [(f"core-farthest trim={t}", "core-farthest", {"trim": t}) for t in trims]
+    lams = (0.35, 0.45, 0.55) if quick else (0.3, 0.35, 0.4, 0.45, 0.5, 0.55)
+    s += [(f"blend lam={l}", "blend", {"lam": l, "tau": 0.3}) for l in lams]
     return s
 
 

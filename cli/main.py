@@ -275,7 +275,7 @@ def reembed(ctx, new_db, to_model, batch_size, progress, as_json):
 
 
 STRATEGIES = ["uniform", "stratified", "cells", "farthest", "inverse-density", "core-farthest",
-              "facility"]
+              "facility", "blend"]
 
 
 def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, extra):
@@ -322,6 +322,7 @@ def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, 
 @click.option("--alpha", type=float, help="inverse-density exponent (0 = uniform).")
 @click.option("--n-cells", type=click.IntRange(1), help="Number of k-means cells (cells).")
 @click.option("--trim", type=float, help="core-farthest: share of most isolated personas left out.")
+@click.option("--lam", type=float, help="blend: diversity weight in [0, 1] (default 0.45).")
 @click.option("--param", "extra", multiple=True, help="Any other strategy parameter NAME=VALUE.")
 @click.option("--where", help="SQL filter: draw only from matching personas.")
 @click.option("--near", help="Draw among the personas nearest to this text (with --within).")
@@ -337,7 +338,7 @@ def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, 
               help="Write the manifest here (default: OUT with .manifest.json).")
 @output_options
 @click.pass_context
-def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_cells, trim, extra,
+def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_cells, trim, lam, extra,
            where, near, within, seed, session, exclude, replay_path, out, manifest_out, as_json):
     """Draw a batch of personas that covers the persona space."""
     from persona_index.sampling import DEFAULT_STRATEGY, draw, replay
@@ -353,6 +354,8 @@ def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_ce
         if n is None:
             raise click.UsageError("give -n N (or --replay MANIFEST)")
         params = _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, extra)
+        if lam is not None:
+            params["lam"] = lam
         strategy = strategy or ("stratified" if params.get("by") else DEFAULT_STRATEGY)
         b = draw(open_index(ctx), n, strategy, seed=seed, where=where, near=near, within=within,
                  session=session, exclude_sessions=exclude, params=params)

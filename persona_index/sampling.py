@@ -101,7 +101,8 @@ def draw(index: PersonaIndex, n: int, strategy: str = "farthest", *, seed=None,
         if own:
             pos = [p for p in (m.position_of_id(i) for i in own) if p is not None]
             prior = m.vectors[pos] if pos else None
-        X = m.vectors[pool]
+        # no copy of the whole matrix when the pool is all of it
+        X = m.vectors if len(pool) == len(m.vectors) else m.vectors[pool]
         attrs = None
         if strategy == "stratified":
             by = params.get("by") or index.attributes

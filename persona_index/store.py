@@ -134,6 +134,8 @@ class PersonaIndex:
         self._matrix: _Matrix | None = None
         self._filters: OrderedDict = OrderedDict()
         self._attr_cache: dict = {}
+        self._snap = None  # (version, dataset, schema) of the latest version seen
+        self._hold = None  # a snapshot held for the length of one query
         self._embedder = None
         if isinstance(embedder, str):
             from .embed import get_embedder
@@ -165,6 +167,8 @@ class PersonaIndex:
 
     @property
     def exists(self) -> bool:
+        if self._table is not None:
+            return True
         if "://" not in self.path and not Path(self.path).exists():
             return False
         return TABLE in self._table_names()
@@ -187,18 +191,29 @@ class PersonaIndex:
                                             f"{self.pinned_version}: {str(exc).splitlines()[0]}") from None
         return self._table
 
+    def _snapshot(self):
+        """(version, dataset, schema) at the latest version, cached per version:
+        one cheap version check per call instead of re-reading the schema."""
+        if self._hold is not None:
+            return self._hold
+        v = int(self.table.version)
+        if self._snap is None or self._snap[0] != v:
+            ds = self.table.to_lance()
+            self._snap = (v, ds, self.table.schema)
+        return self._snap
+
     @property
     def dataset(self):
         """The Lance dataset at the latest version (pylance)."""
-        return self.table.to_lance()
+        return self._snapshot()[1]
 
     @property
     def version(self) -> int:
-        return int(self.table.version)
+        return self._snapshot()[0]
 
     @property
     def meta(self) -> dict:
-        md = self.table.schema.metadata or {}
+        md = self._snapshot()[2].metadata or {}
         raw = md.get(META_KEY.encode())
         if raw is None:
             raise FormatVersionError(
@@ -211,6 +226,7 @@ class PersonaIndex:
         meta.update(changes)
         self.dataset.update_schema_metadata({META_KEY: json.dumps(meta)}, replace=False)
         self._table = None
+        self._snap = None
 
     # -- embedder ------------------------------------------------------------
     @staticmethod
@@ -243,7 +259,7 @@ class PersonaIndex:
 
     @property
     def columns(self) -> list[str]:
-        return list(self.table.schema.names) if self.exists else []
+        return list(self._snapshot()[2].names) if self.exists else []
 
     def _create(self, first: "pa.Table", attributes: Sequence[str]) -> None:
         import pyarrow as pa
@@ -270,12 +286,13 @@ class PersonaIndex:
             if new:
                 tbl.add_columns({f.name: f"CAST(NULL AS {_sql_type(f.type)})" for f in new})
                 self._table = None
+                self._snap = None
                 tbl = self.table
             missing_attrs = [a for a in attributes if a not in self.attributes]
             if missing_attrs:
                 self._update_meta(attributes=self.attributes + missing_attrs)
                 tbl = self.table
-            schema = tbl.schema
+            schema = self._snapshot()[2]
             cols = []
             for f in schema:
                 if f.name in batch.schema.names:
@@ -297,14 +314,28 @@ class PersonaIndex:
         """ids and vectors at the latest version, loaded once and kept warm."""
         version = self.version
         if self._matrix is None or self._matrix.version != version:
+            import pyarrow as pa
+
             ds = self.dataset
-            t = ds.to_table(columns=["id", "vector"], with_row_address=True)
             dim = int(self.meta["dim"])
-            vec = t.column("vector").combine_chunks()
-            flat = vec.flatten().to_numpy(zero_copy_only=False)
-            vectors = flat.reshape(-1, dim)
-            self._matrix = _Matrix(version, t.column("id").combine_chunks(), vectors,
-                                   t.column("_rowaddr").to_numpy())
+            n = ds.count_rows()
+            # stream into one preallocated array: peak memory is the matrix plus
+            # one batch, not two copies of the column
+            vectors = np.empty((n, dim), dtype=np.float32)
+            ids, addrs, at = [], [], 0
+            for b in ds.to_batches(columns=["id", "vector"], with_row_address=True,
+                                   batch_size=65536):
+                m = b.num_rows
+                vectors[at:at + m] = b.column("vector").flatten().to_numpy(
+                    zero_copy_only=False).reshape(m, dim)
+                ids.append(b.column("id"))
+                addrs.append(b.column("_rowaddr").to_numpy())
+                at += m
+            vectors = vectors[:at]
+            vectors.flags.writeable = False
+            id_arr = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
+            self._matrix = _Matrix(version, id_arr, vectors,
+                                   np.concatenate(addrs) if addrs else np.zeros(0, np.uint64))
             self._filters.clear()
         return self._matrix
 
@@ -399,9 +430,19 @@ class PersonaIndex:
         return self.embed([query])[0], None
 
     def _rank(self, query, id, k, where, sign, vector=None):
+        if self._table is None and not self.exists:
+            raise StoreNotFoundError(f"no persona store at {self.path!r}")
+        self._hold = None
+        self._hold = self._snapshot()  # one version check for the whole query
+        try:
+            return self._rank_at(query, id, k, where, sign, vector)
+        finally:
+            self._hold = None
+
+    def _rank_at(self, query, id, k, where, sign, vector):
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
             raise InvalidQueryError(f"k must be a positive integer, got {k!r}")
-        if not self.exists:
+        if self._table is None and not self.exists:
             raise StoreNotFoundError(f"no persona store at {self.path!r}")
         q, self_pos = self._query_vector(query, id, vector)
         m = self.matrix()

@@ -52,10 +52,12 @@ def tag(index: PersonaIndex, name: str, labels: Sequence[str], *, template: str 
     drop = [c for c in (col, f"{col}_margin") if c in ds.schema.names]
     if drop:
         ds.drop_columns(drop)
+        index._snap = None
     new = pa.table({"id": m.ids, col: pa.array(np.asarray(labels, dtype=object)[best], pa.string()),
                     f"{col}_margin": pa.array(margin, pa.float32())})
     index.dataset.merge(new, left_on="id", right_on="id")
     index._table = None
+    index._snap = None
     if col not in index.attributes:
         index._update_meta(attributes=index.attributes + [col])
     counts = np.bincount(best, minlength=len(labels))

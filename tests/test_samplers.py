@@ -12,7 +12,7 @@ from persona_index.samplers.base import SamplingWarning, sample, strategy_names
 from persona_index.samplers.farthest import farthest_point, naive_farthest
 from persona_index.samplers.stratified import parse_target
 
-RANDOM = ["uniform", "cells", "farthest", "inverse-density", "core-farthest", "facility"]
+RANDOM = ["uniform", "cells", "farthest", "inverse-density", "core-farthest", "facility", "blend"]
 
 
 def unit(a):
@@ -201,3 +201,17 @@ def test_facility_is_more_representative_than_farthest(planted):
     c = sample(X, 30, "facility", seed=0)
     assert kcenter_radius(X[c], X)[1] < kcenter_radius(X[f], X)[1]  # mean distance
     assert kcenter_radius(X[f], X)[0] <= kcenter_radius(X[c], X)[0]  # max distance
+
+
+def test_blend_interpolates_between_representative_and_diverse(planted):
+    from persona_index.metrics import vendi_score
+
+    X, _, _ = planted
+    rng = np.random.default_rng(4)
+    Y = X[rng.choice(len(X), 3000, replace=False)]
+    lo = sample(Y, 40, "blend", seed=0, lam=0.0)
+    hi = sample(Y, 40, "blend", seed=0, lam=1.0)
+    assert vendi_score(Y[hi]) > vendi_score(Y[lo])
+    assert kcenter_radius(Y[lo], Y)[1] < kcenter_radius(Y[hi], Y)[1]
+    with pytest.raises(SamplingError, match="lam"):
+        sample(Y, 5, "blend", lam=2.0)

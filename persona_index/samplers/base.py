@@ -63,7 +63,7 @@ def get_strategy(name: str) -> Callable:
 
 def _load_all() -> None:
     # one module per strategy; importing registers it
-    from . import cells, core, density, facility, farthest, stratified, uniform  # noqa: F401
+    from . import blend, cells, core, density, facility, farthest, stratified, uniform  # noqa: F401
 
 
 def check_unit_matrix(X) -> np.ndarray:

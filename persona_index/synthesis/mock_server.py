@@ -49,6 +49,7 @@ def _reply_for(prompt: str) -> str:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else headers and body wait on delayed ACKs (~40 ms)
     state: MockState
 
     def log_message(self, *args):  # keep test output clean
