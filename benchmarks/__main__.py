@@ -26,7 +26,22 @@ def main(argv=None) -> int:
                     help="persona jsonl (with outputs for the transfer study)")
     ap.add_argument("--out", help="results folder (default benchmarks/results/<date>[-quick])")
     ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=None)
+    ap.add_argument("--render", metavar="DIR", help="only rewrite report.md and the plots of "
+                                                   "DIR/results.json")
     args = ap.parse_args(argv)
+    if args.render:
+        from . import report as R
+
+        d = Path(args.render)
+        res = json.loads((d / "results.json").read_text(encoding="utf-8"))
+        for name, cov in res.get("coverage", {}).items():
+            R.plot_coverage(cov, f"{name}, N={cov['pool']}", d / f"coverage_{name}.png")
+        if "speed" in res:
+            R.plot_speed(res["speed"], d / "speed.png")
+        if "transfer" in res:
+            R.plot_frontier(res["transfer"], d / "transfer_frontier.png")
+        R.write_report(res, d)
+        return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from persona_index._lazy import quiet_libraries
 

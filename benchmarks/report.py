@@ -86,10 +86,14 @@ def plot_frontier(transfer: dict, path: Path) -> None:
     for ax, (k, res) in zip(np.atleast_1d(axes), half["ks"].items()):
         cloud = np.array(res["uniform_cloud"])
         ax.scatter(cloud[:, 0], cloud[:, 1], s=10, c="#bbbbbb", label="uniform (each seed)")
-        for label, e in res["settings"].items():
+        markers = {"farthest": "o", "cells": "s", "inverse-density": "v", "facility": "D",
+                   "core-farthest": "^", "blend": "P"}
+        colors = plt.get_cmap("tab20").colors
+        for i, (label, e) in enumerate(res["settings"].items()):
             x, y = e["z_diversity"][0], e["z_representativeness"][0]
             ax.errorbar(x, y, xerr=e["z_diversity"][1], yerr=e["z_representativeness"][1],
-                        fmt="o", capsize=2, label=label)
+                        fmt=markers.get(e["strategy"], "o"), color=colors[i % 20], capsize=2,
+                        ms=7, label=label)
         ax.axhline(1, c="k", lw=0.5, ls=":")
         ax.axvline(1, c="k", lw=0.5, ls=":")
         ax.set_xlabel("output diversity, z vs uniform (Vendi)")

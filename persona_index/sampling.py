@@ -183,5 +183,7 @@ def coverage_of(index: PersonaIndex, ids: Sequence[str], *, where: str | None = 
     if not local:
         raise SamplingError("no ids to measure")
     attrs = index.attribute_columns(index.attributes) if index.attributes else None
-    attrs = {k: v[pool] for k, v in attrs.items()} if attrs else None
-    return coverage_report(local, m.vectors[pool], attributes=attrs, targets=targets)
+    full = len(pool) == len(m.vectors)  # then no copy of the matrix
+    attrs = {k: (v if full else v[pool]) for k, v in attrs.items()} if attrs else None
+    return coverage_report(local, m.vectors if full else m.vectors[pool], attributes=attrs,
+                           targets=targets)

@@ -31,6 +31,9 @@ TABLE = "personas"
 META_KEY = "persona_index"
 ENV_DB = "PERSONA_INDEX_DB"
 DEFAULT_DB = "personas.lance"
+#: up to this many rows, query results come from a warm copy of the text and
+#: attribute columns (about 150 bytes a persona)
+ROWS_CACHE_MAX = 2_000_000
 #: columns every store has; everything else is an attribute or a plain column
 RESERVED = ("id", "text", "vector", "source", "source_line", "licence")
 
@@ -136,6 +139,7 @@ class PersonaIndex:
         self._attr_cache: dict = {}
         self._snap = None  # (version, dataset, schema) of the latest version seen
         self._hold = None  # a snapshot held for the length of one query
+        self._rows = None  # (version, Arrow table of the non-vector columns)
         self._embedder = None
         if isinstance(embedder, str):
             from .embed import get_embedder
@@ -384,10 +388,22 @@ class PersonaIndex:
         return pos
 
     def take(self, positions: Sequence[int], columns: Sequence[str] | None = None):
-        """Rows at matrix positions, as an Arrow table (in the order given)."""
-        cols = [c for c in (columns or self.columns) if c != "vector"] if columns is None \
-            else list(columns)
-        return self.dataset.take(np.asarray(positions, dtype=np.int64), columns=cols)
+        """Rows at matrix positions, as an Arrow table (in the order given).
+
+        Without ``columns``: every column but the vector, served from a warm
+        copy of those columns while the store has at most ``ROWS_CACHE_MAX``
+        rows (a Lance take costs milliseconds, an Arrow take microseconds)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        if columns is None:
+            cols = [c for c in self.columns if c != "vector"]
+            m = self.matrix()
+            if len(m.vectors) <= ROWS_CACHE_MAX:
+                if self._rows is None or self._rows[0] != m.version:
+                    self._rows = (m.version, self.dataset.to_table(columns=cols).combine_chunks())
+                return self._rows[1].take(pos)
+        else:
+            cols = list(columns)
+        return self.dataset.take(pos, columns=cols)
 
     def get(self, ids: Sequence[str] | str) -> list[dict]:
         """The personas with these ids (unknown ids are left out), no vectors."""
@@ -589,7 +605,8 @@ class PersonaIndex:
             "table_version": self.version,
             "indices": indices,
             "exact_search": "numpy matrix product over the warm vector column",
-            "warm_index_bytes": n * (int(meta.get("dim", 0)) * 4 + 8 + 8 + 4 + 32),
+            "warm_index_bytes": n * (int(meta.get("dim", 0)) * 4 + 8 + 8 + 4 + 32)
+                                + (n * 150 if n <= ROWS_CACHE_MAX else 0),
             "created": meta.get("created"),
         }
 
