@@ -135,3 +135,41 @@ def load_pairs(path: str) -> tuple[list[str], list[str]]:
 def stable_half(text: str) -> int:
     """0 = tuning half, 1 = reporting half, by a stable hash of the persona text."""
     return hashlib.sha256(text.encode("utf-8")).digest()[0] & 1
+
+
+def median_ms(fn, reps: int = 20) -> float:
+    """Median wall time of ``fn`` in ms over ``reps`` warm calls."""
+    import statistics
+
+    fn()  # warm
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts) * 1000
+
+
+def latency_vs_numpy(idx, q: np.ndarray, where: str, k: int = 10) -> dict:
+    """similar/distant through the store against a bare numpy product with the
+    same filter applied as a mask, median of 20 warm calls each."""
+    X = idx.matrix().vectors
+    mask = idx.positions(where)
+
+    def numpy_top(sign, use_mask):
+        sims = X @ q
+        if use_mask:
+            sims = sims[mask]
+        key = -sign * sims
+        top = np.argpartition(key, k - 1)[:k]
+        return top[np.argsort(key[top])]
+
+    out = {}
+    for name, sign in (("similar", 1), ("distant", -1)):
+        for use in (False, True):
+            w = where if use else None
+            ours = median_ms(lambda: getattr(idx, name)(vector=q, k=k, where=w))
+            base = median_ms(lambda: numpy_top(sign, use))
+            out[f"{name}{'_where' if use else ''}"] = {"ours_ms": ours, "numpy_ms": base,
+                                                       "ratio": ours / base}
+    return out

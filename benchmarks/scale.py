@@ -11,24 +11,13 @@ from __future__ import annotations
 
 import gc
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .common import clustered_vectors, measure
-
-
-def _median_ms(fn, reps=20):
-    fn()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts) * 1000
+from .common import clustered_vectors, latency_vs_numpy, measure
 
 
 def build_store(path, X: np.ndarray, batch: int = 100_000):
@@ -75,26 +64,8 @@ def run_scale(ns, k: int = 1000, strategies=("uniform", "stratified", "cells", "
                 mat = idx.matrix()
             row["warm_load"] = {**m, "warm_index_mb": mat.nbytes / 2**20,
                                 "vectors_mb": mat.vectors.nbytes / 2**20}
-            q = X[123]
-            where = "region = 'Africa'"
-            mask = idx.positions(where)
+            row.update(latency_vs_numpy(idx, X[123], "region = 'Africa'"))
             V = mat.vectors
-
-            def np_top(sign, use):
-                sims = V @ q
-                if use:
-                    sims = sims[mask]
-                key = -sign * sims
-                t = np.argpartition(key, 9)[:10]
-                return t[np.argsort(key[t])]
-
-            for name, sign in (("similar", 1), ("distant", -1)):
-                for use in (False, True):
-                    w = where if use else None
-                    ours = _median_ms(lambda: getattr(idx, name)(vector=q, k=10, where=w))
-                    base = _median_ms(lambda: np_top(sign, use))
-                    row[f"{name}{'_where' if use else ''}"] = {"ours_ms": ours, "numpy_ms": base,
-                                                               "ratio": ours / base}
             strat_rows = {}
             for s in strategies:
                 params = {"by": ["region"]} if s == "stratified" else {}

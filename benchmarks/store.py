@@ -13,17 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import measure
-
-
-def _median_ms(fn, reps=20):
-    fn()  # warm
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts) * 1000
+from .common import latency_vs_numpy, measure, median_ms
 
 
 def ingest_vs_encode(path: str) -> dict:
@@ -103,29 +93,13 @@ def query_latency(n: int, vectors: np.ndarray, records: list[dict], ann: bool) -
         with measure() as warm:
             m = idx.matrix()
         X = m.vectors
-        mask = idx.positions(where)
-
-        def numpy_top(sign, use_mask):
-            sims = X @ q
-            if use_mask:
-                sims = sims[mask]
-            key = -sign * sims
-            top = np.argpartition(key, 9)[:10]
-            return top[np.argsort(key[top])]
-
         res = {"n": n, "warm_load_seconds": warm["seconds"], "warm_index_mb": m.nbytes / 2**20,
-               "where": where, "filtered_rows": int(len(mask))}
-        for name, sign in (("similar", 1), ("distant", -1)):
-            for use_where in (False, True):
-                w = where if use_where else None
-                ours = _median_ms(lambda: getattr(idx, name)(vector=q, k=10, where=w))
-                base = _median_ms(lambda: numpy_top(sign, use_where))
-                tag = f"{name}{'_where' if use_where else ''}"
-                res[tag] = {"ours_ms": ours, "numpy_ms": base, "ratio": ours / base}
+               "where": where, "filtered_rows": int(len(idx.positions(where)))}
+        res.update(latency_vs_numpy(idx, q, where))
         tbl = idx.table
-        res["lancedb_flat_ms"] = _median_ms(
+        res["lancedb_flat_ms"] = median_ms(
             lambda: tbl.search(q, vector_column_name="vector").metric("cosine").limit(10).to_arrow(), reps=10)
-        res["lancedb_flat_where_ms"] = _median_ms(
+        res["lancedb_flat_where_ms"] = median_ms(
             lambda: tbl.search(q, vector_column_name="vector").metric("cosine").where(where, prefilter=True)
             .limit(10).to_arrow(), reps=10)
         res["numpy_vs_lancedb_flat"] = res["lancedb_flat_ms"] / res["similar"]["numpy_ms"]
