@@ -204,6 +204,11 @@ def write_report(results: dict, out: Path) -> None:
                      f"({row['warm_load']['warm_index_mb']:.0f}) | {q('similar')} | {q('similar_where')} | "
                      f"{q('distant')} | {q('distant_where')} | "
                      f"{row['ingest_5000_into_store']['personas_per_s_excluding_embedding']:.0f} |")
+        L += ["", "Near-duplicate check against the store (ingest column above): "
+              + "; ".join(f"N={row['n']}: {row['ingest_5000_into_store'].get('method', 'exact')}"
+                          + (f", recall {row['blocked_near_dup']['recall_vs_exact']:.3f} on 1,000 planted "
+                             f"near duplicates (median cosine {row['blocked_near_dup']['median_cos_to_source']:.3f})"
+                             if 'blocked_near_dup' in row else "") for row in r["scale"]), ""]
         L += ["", "| N | strategy | from the store, s | extra MB | on the bare array, s | extra MB |",
               "|---|---|---|---|---|---|"]
         for row in r["scale"]:

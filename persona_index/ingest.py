@@ -297,6 +297,7 @@ class IngestSummary:
     seconds: float = 0.0
     embed_seconds: float = 0.0
     load_seconds: float = 0.0
+    near_dedup_method: str = "exact"
     version_before: int | None = None
     version_after: int | None = None
     text_field: str | None = None
@@ -330,22 +331,78 @@ class _Report:
             self.fh.close()
 
 
+#: from this many stored personas on, near-dup checks against the store use
+#: k-means blocking (probe the PROBES nearest of ~sqrt(N) cells) instead of a
+#: full scan per batch; rows added during the ingest are always scanned exactly
+BLOCKING_MIN = 200_000
+PROBES = 8
+
+
+class _Blocks:
+    """k-means blocking over a fixed matrix: each row lives in one cell; a query
+    is compared with the members of its ``probes`` nearest cells only."""
+
+    def __init__(self, X: np.ndarray, probes: int = PROBES, seed: int = 0):
+        from .samplers.cells import assign, fit_cells
+
+        rng = np.random.default_rng(seed)
+        self.X = X
+        self.centroids = fit_cells(X, max(16, int(np.sqrt(len(X)))), rng)
+        lab = assign(X, self.centroids)
+        self.order = np.argsort(lab, kind="stable")
+        sizes = np.bincount(lab, minlength=len(self.centroids))
+        self.starts = np.concatenate([[0], np.cumsum(sizes)])
+        self.probes = min(probes, len(self.centroids))
+
+    def nearest(self, q: np.ndarray):
+        best = np.full(len(q), -np.inf, dtype=np.float32)
+        arg = np.full(len(q), -1, dtype=np.int64)
+        cs = q @ self.centroids.T
+        probe = np.argpartition(-cs, self.probes - 1, axis=1)[:, : self.probes]
+        rows = np.repeat(np.arange(len(q)), self.probes)
+        cells = probe.reshape(-1)
+        o = np.argsort(cells, kind="stable")
+        rows, cells = rows[o], cells[o]
+        bounds = np.flatnonzero(np.diff(cells)) + 1
+        for r, c in zip(np.split(rows, bounds), cells[np.concatenate([[0], bounds])]):
+            members = self.order[self.starts[c]:self.starts[c + 1]]
+            if len(members) == 0:
+                continue
+            sims = q[r] @ self.X[members].T
+            j = sims.argmax(axis=1)
+            v = sims[np.arange(len(r)), j]
+            better = v > best[r]
+            best[r[better]] = v[better]
+            arg[r[better]] = members[j[better]]
+        return best, arg
+
+
 class _StoreIndex:
     """Ids and vectors already in the store, for dedup; grows as batches land."""
 
-    def __init__(self, index: PersonaIndex, need_vectors: bool):
+    def __init__(self, index: PersonaIndex, need_vectors: bool, blocking_min: int = BLOCKING_MIN):
         self.ids: set = set()
         self.id_list: list = []
         self.chunks: list[np.ndarray] = []
         self.preexisting = 0
         self._new: set = set()
+        self.blocks: _Blocks | None = None
         if index.exists:
             m = index.matrix()
             self.id_list = m.ids.to_pylist()
             self.ids = set(self.id_list)
             self.preexisting = len(self.id_list)
             if need_vectors:
-                self.chunks = [m.vectors]
+                if self.preexisting >= blocking_min:
+                    self.blocks = _Blocks(m.vectors)
+                else:
+                    self.chunks = [m.vectors]
+
+    @property
+    def method(self) -> str:
+        if self.blocks is None:
+            return "exact"
+        return f"blocked ({len(self.blocks.centroids)} k-means cells, {self.blocks.probes} probed)"
 
     def where(self, pid) -> str:
         """'store' if the id was there before this ingest, else 'input'."""
@@ -361,10 +418,15 @@ class _StoreIndex:
             self.chunks.append(vecs)
 
     def nearest(self, q: np.ndarray, block: int = 16384):
-        """For each row of ``q``: best similarity in the store and its id."""
-        best = np.full(len(q), -np.inf, dtype=np.float32)
-        arg = np.full(len(q), -1, dtype=np.int64)
-        offset = 0
+        """For each row of ``q``: best similarity in the store and its position
+        in ``id_list`` (blocked for the pre-existing rows of a large store)."""
+        if self.blocks is not None:
+            best, arg = self.blocks.nearest(q)
+            offset = self.preexisting
+        else:
+            best = np.full(len(q), -np.inf, dtype=np.float32)
+            arg = np.full(len(q), -1, dtype=np.int64)
+            offset = 0
         for c in self.chunks:
             for s in range(0, len(c), block):
                 sims = q @ c[s:s + block].T
@@ -406,7 +468,8 @@ def ingest_records(index: PersonaIndex, records: Iterable[tuple[int, dict]] | An
                    near_dedup: bool = True, near_dup_threshold: float = DEFAULT_NEAR_DUP,
                    strict: bool = False, batch_size: int = DEFAULT_BATCH,
                    report: str | None = None, progress: bool = False,
-                   extra_columns: dict | None = None) -> IngestSummary:
+                   extra_columns: dict | None = None,
+                   blocking_min: int = BLOCKING_MIN) -> IngestSummary:
     """Embed, deduplicate and write records into ``index``.
 
     Parameters
@@ -428,7 +491,7 @@ def ingest_records(index: PersonaIndex, records: Iterable[tuple[int, dict]] | An
     return _write_pass(index, lambda: iter(rows), plan, source=source, licence=licence,
                        near_dedup=near_dedup, threshold=near_dup_threshold, strict=strict,
                        batch_size=batch_size, report=report, progress=progress,
-                       extra_columns=extra_columns or {})
+                       extra_columns=extra_columns or {}, blocking_min=blocking_min)
 
 
 def _as_numbered(records) -> list[tuple[int, dict]]:
@@ -475,7 +538,8 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
 
 
 def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, threshold,
-                strict, batch_size, report, progress, extra_columns) -> IngestSummary:
+                strict, batch_size, report, progress, extra_columns,
+                blocking_min: int = BLOCKING_MIN) -> IngestSummary:
     import pyarrow as pa
     from tqdm.auto import tqdm
 
@@ -489,7 +553,8 @@ def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, th
     summary = IngestSummary(source=source, text_field=plan.text_field,
                             attributes=list(plan.attributes.values()))
     summary.version_before = index.version if index.exists else None
-    known = _StoreIndex(index, near_dedup)
+    known = _StoreIndex(index, near_dedup, blocking_min)
+    summary.near_dedup_method = known.method if near_dedup else "off"
     rep = _Report(report)
     bar = tqdm(total=plan.rows, disable=not progress, file=sys.stderr, unit="persona",
                desc="ingest", mininterval=0.5)

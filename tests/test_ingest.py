@@ -227,3 +227,28 @@ def test_attribute_detection_prefers_short_categoricals(tmp_path):
     plan = plan_records(iter_file(f), path=str(f))
     assert list(plan.attributes) == ["region"]
     assert plan.plain["age"] == ("age", "int64") and plan.plain["output"][1] == "string"
+
+
+def test_blocked_near_dedup_finds_planted_duplicates(tmp_path):
+    """Large stores check near duplicates through k-means blocking; forced on a
+    small store here, it must find the same planted near duplicates as exact."""
+    from persona_index.embed import HashEmbedder
+    from persona_index.ingest import _Blocks, _StoreIndex
+
+    rng = np.random.default_rng(0)
+    C = rng.standard_normal((30, 32)).astype(np.float32)
+    X = C[rng.integers(30, size=6000)] + 0.4 * rng.standard_normal((6000, 32)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    blocks = _Blocks(X)
+    src = rng.choice(6000, 200, replace=False)
+    q = X[src] + 0.03 * rng.standard_normal((200, 32)).astype(np.float32)  # cos ~ 0.99
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    best, arg = blocks.nearest(q)
+    exact = q @ X.T
+    assert np.array_equal(arg, exact.argmax(axis=1))
+    np.testing.assert_allclose(best, exact.max(axis=1), atol=1e-6)
+    # and through an ingest with the threshold lowered so the blocked path runs
+    idx = PersonaIndex(tmp_path / "b.lance", HashEmbedder(16))
+    ingest_records(idx, [f"persona {i}" for i in range(300)], near_dedup=False)
+    s = ingest_records(idx, ["persona 7", "persona 7 new", "persona 301"], blocking_min=100)
+    assert s.near_dedup_method.startswith("blocked") and s.exact_duplicates == 1 and s.added == 2
