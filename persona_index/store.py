@@ -328,7 +328,7 @@ class PersonaIndex:
             vectors = np.empty((n, dim), dtype=np.float32)
             ids, addrs, at = [], [], 0
             for b in ds.to_batches(columns=["id", "vector"], with_row_address=True,
-                                   batch_size=65536):
+                                   batch_size=65536, batch_readahead=2, fragment_readahead=1):
                 m = b.num_rows
                 vectors[at:at + m] = b.column("vector").flatten().to_numpy(
                     zero_copy_only=False).reshape(m, dim)
