@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     from persona_index._lazy import quiet_libraries
 
     quiet_libraries()
-    from persona_index.generate import ATTRIBUTES, generate
+    from persona_index.generate import generate
 
     from . import coverage as C
     from . import report as R
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     if "speed" in sections:
         ns = (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)
         k = 100 if quick else 1000
-        res["speed"] = S.run_speed(ns, k, strategies, naive_max_n=max(ns), knn_exact_max_n=100_000)
+        res["speed"] = S.run_speed(ns, k, strategies, naive_max_n=max(ns))
         R.plot_speed(res["speed"], out / "speed.png")
 
     if "transfer" in sections and args.data:
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         halves = np.array([stable_half(p) for p in personas])
         useeds, sseeds = (20, 5) if quick else (50, 20)
         res["transfer_params"] = {"uniform_seeds": useeds, "seeds": sseeds, "ks": [100, 250]}
-        res["transfer"] = T.run_transfer(personas, XP, XO, halves, (100, 250), quick=quick,
+        res["transfer"] = T.run_transfer(XP, XO, halves, (100, 250), quick=quick,
                                          uniform_seeds=useeds, seeds=sseeds)
         res["persona_similarity"] = T.persona_similarity_study(XP, XO)
         R.plot_frontier(res["transfer"], out / "transfer_frontier.png")

@@ -9,9 +9,6 @@ import numpy as np
 from persona_index.metrics import CellGrid, coverage_report
 from persona_index.samplers.base import sample
 
-DETERMINISTIC = set()  # every strategy here takes a seed (farthest: its start)
-
-
 def run_coverage(X: np.ndarray, ks, strategies, seeds: int, attributes=None, label="") -> dict:
     grid = CellGrid(X)  # the metric's own PCA grid: no strategy uses it
     out = {"pool": int(len(X)), "ks": list(ks), "seeds": seeds, "strategies": {}}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +82,7 @@ def run_scale(ns, k: int = 1000, strategies=("uniform", "stratified", "cells", "
                       flush=True)
             row["strategies"] = strat_rows
             with measure() as m:
-                cov = coverage_of(idx, b.ids)
+                coverage_of(idx, b.ids)
             row["coverage_seconds"] = m["seconds"]
             row["coverage_extra_mb"] = m["extra_mb"]
             # recall of the blocked near-dup check on planted near duplicates

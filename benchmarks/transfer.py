@@ -65,7 +65,7 @@ def score(entry) -> float:
     return min(entry["z_diversity"][0], entry["z_representativeness"][0])
 
 
-def run_transfer(personas, XP, XO, halves, ks, quick=False, uniform_seeds=50, seeds=20) -> dict:
+def run_transfer(XP, XO, halves, ks, quick=False, uniform_seeds=50, seeds=20) -> dict:
     settings = settings_grid(quick)
     tune = np.flatnonzero(halves == 0)
     rep = np.flatnonzero(halves == 1)

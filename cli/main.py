@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 
 import click
 import numpy as np
@@ -517,6 +516,16 @@ def client_options(fn):
     return fn
 
 
+def _session_personas(idx, session: str) -> list[dict]:
+    """The stored rows of every persona a sampling session drew."""
+    from persona_index.sessions import Sessions
+
+    ids = Sessions(idx).drawn([session])
+    if not ids:
+        raise click.ClickException(f"session {session!r} has drawn nothing")
+    return idx.get(ids)
+
+
 def _client_config(base_url, llm_model, temperature, max_tokens, concurrency, timeout, retries,
                    api_key_env):
     from persona_index.synthesis.client import ClientConfig
@@ -556,13 +565,7 @@ def synthesize(ctx, templates, personas_file, session, granularity, attrs, out, 
     if personas_file:
         personas = srun.read_personas(personas_file)
     else:
-        from persona_index.sessions import Sessions
-
-        idx = open_index(ctx)
-        ids = Sessions(idx).drawn([session])
-        if not ids:
-            raise click.ClickException(f"session {session!r} has drawn nothing")
-        personas = idx.get(ids)
+        personas = _session_personas(open_index(ctx), session)
     tmpls = [load_template(t, granularity=granularity, attributes=attrs) for t in templates]
     if requests_only or not base_url:
         if not requests_only:
@@ -621,9 +624,7 @@ def expand(ctx, personas_file, session, rounds, licence, base_url, llm_model, te
     if personas_file:
         seeds = read_personas(personas_file)
     else:
-        from persona_index.sessions import Sessions
-
-        seeds = idx.get(Sessions(idx).drawn([session]))
+        seeds = _session_personas(idx, session)
     cfg = _client_config(base_url, llm_model, temperature, max_tokens, concurrency, timeout,
                          retries, api_key_env)
     emit(do_expand(idx, seeds, cfg, rounds=rounds, licence=licence), as_json)

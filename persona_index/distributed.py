@@ -104,7 +104,7 @@ def ingest_file_ray(index: PersonaIndex, path: str, *, num_workers: int = 2, use
         index._embedder = pre
         try:
             s = _write_pass(index, lambda: iter(rows), plan, source=path, licence=licence,
-                            near_dedup=near_dedup, threshold=near_dup_threshold, strict=False,
+                            near_dedup=near_dedup, threshold=near_dup_threshold,
                             batch_size=batch_size, report=report, progress=progress, extra_columns={})
         finally:
             index._embedder = embedder

@@ -15,7 +15,6 @@ import csv
 import hashlib
 import io
 import json
-import math
 import re
 import sys
 import time
@@ -182,7 +181,6 @@ class Plan:
     attributes: dict  # source field -> column name
     plain: dict  # source field -> (column name, arrow type name)
     rows: int
-    rejected: list  # [(line, reason)] found while validating (bounded)
 
 
 def _kind(v) -> str:
@@ -214,8 +212,7 @@ def row_problem(rec: dict, text_field: str) -> str | None:
 
 
 def plan_records(records: Iterable[tuple[int, dict]], *, path: str = "<records>",
-                 text_field: str | None = None, attrs: Sequence[str] | None = None,
-                 strict: bool = False) -> Plan:
+                 text_field: str | None = None, attrs: Sequence[str] | None = None) -> Plan:
     """The cheap first pass: parse everything, check rows, choose columns."""
     stats: dict[str, FieldStats] = {}
     rows = 0
@@ -276,7 +273,15 @@ def plan_records(records: Iterable[tuple[int, dict]], *, path: str = "<records>"
         typ = ("int64" if kinds == {"int"} else "float64" if kinds <= {"int", "float"} and kinds
                else "bool" if kinds == {"bool"} else "string")
         plain[f] = (unique(column_name(f)), typ)
-    return Plan(text_field, attributes, plain, rows, [])
+    return Plan(text_field, attributes, plain, rows)
+
+
+def check_strict(records: Iterable[tuple[int, dict]], text_field: str, path: str) -> None:
+    """Under ``strict``: refuse the whole input, before any write, if a row is unusable."""
+    for n, rec in records:
+        why = row_problem(rec, text_field)
+        if why:
+            raise RowRejected(f"{path}:{n}: {why} (strict refuses the whole input)")
 
 
 # -- the write pass ----------------------------------------------------------
@@ -487,9 +492,11 @@ def ingest_records(index: PersonaIndex, records: Iterable[tuple[int, dict]] | An
     """
     rows = _as_numbered(records)
     if plan is None:
-        plan = plan_records(rows, path=source, text_field=text_field, attrs=attrs, strict=strict)
+        plan = plan_records(rows, path=source, text_field=text_field, attrs=attrs)
+    if strict:
+        check_strict(rows, plan.text_field, source)
     return _write_pass(index, lambda: iter(rows), plan, source=source, licence=licence,
-                       near_dedup=near_dedup, threshold=near_dup_threshold, strict=strict,
+                       near_dedup=near_dedup, threshold=near_dup_threshold,
                        batch_size=batch_size, report=report, progress=progress,
                        extra_columns=extra_columns or {}, blocking_min=blocking_min)
 
@@ -525,22 +532,17 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
     rows stream through in batches of ``batch_size`` with one commit each.
     """
     path = str(path)
-    plan = plan_records(iter_file(path, fmt), path=path, text_field=text_field, attrs=attrs,
-                        strict=strict)
+    plan = plan_records(iter_file(path, fmt), path=path, text_field=text_field, attrs=attrs)
     if strict:
-        for n, rec in iter_file(path, fmt):
-            why = row_problem(rec, plan.text_field)
-            if why:
-                raise RowRejected(f"{path}:{n}: {why} (--strict refuses the whole file)")
+        check_strict(iter_file(path, fmt), plan.text_field, path)
     return _write_pass(index, lambda: iter_file(path, fmt), plan, source=path, licence=licence,
-                       near_dedup=near_dedup, threshold=near_dup_threshold, strict=strict,
+                       near_dedup=near_dedup, threshold=near_dup_threshold,
                        batch_size=batch_size, report=report, progress=progress, extra_columns={})
 
 
 def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, threshold,
-                strict, batch_size, report, progress, extra_columns,
+                batch_size, report, progress, extra_columns,
                 blocking_min: int = BLOCKING_MIN) -> IngestSummary:
-    import pyarrow as pa
     from tqdm.auto import tqdm
 
     if not 0.0 < threshold <= 1.0:
@@ -565,12 +567,12 @@ def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, th
             batch.append(item)
             if len(batch) >= batch_size:
                 _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence,
-                          near_dedup, threshold, strict, extra_columns)
+                          near_dedup, threshold, extra_columns)
                 bar.update(len(batch))
                 batch = []
         if batch:
             _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence,
-                      near_dedup, threshold, strict, extra_columns)
+                      near_dedup, threshold, extra_columns)
             bar.update(len(batch))
     finally:
         bar.close()
@@ -585,7 +587,7 @@ def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, th
 
 
 def _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence, near_dedup,
-              threshold, strict, extra_columns):
+              threshold, extra_columns):
     import pyarrow as pa
 
     summary.read += len(batch)
@@ -594,9 +596,7 @@ def _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence
     seen: dict = {}
     for n, rec in batch:
         why = row_problem(rec, tf)
-        if why:
-            if strict:
-                raise RowRejected(f"{source}:{n}: {why} (strict refuses the whole input)")
+        if why:  # under strict the whole input was refused before any write
             summary.rejected += 1
             rep.add({"line": n, "reason": "rejected", "detail": why})
             continue

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 
 from .errors import InvalidQueryError
 from .store import PersonaIndex

@@ -112,8 +112,7 @@ def draw(index: PersonaIndex, n: int, strategy: str = "farthest", *, seed=None,
             cols = index.attribute_columns(list(by))
             attrs = {k: v[pool] for k, v in cols.items()}
         t0 = time.perf_counter()
-        sel = sample(X, n, strategy, seed=seed, prior=prior, attributes=attrs,
-                     **_strategy_params(strategy, params))
+        sel = sample(X, n, strategy, seed=seed, prior=prior, attributes=attrs, **params)
         seconds = time.perf_counter() - t0
         positions = pool[sel]
         ids = m.ids.take(positions).to_pylist()
@@ -134,13 +133,6 @@ def draw(index: PersonaIndex, n: int, strategy: str = "farthest", *, seed=None,
     rows = index.take(positions).to_pylist()
     return Batch(ids=ids, rows=rows, manifest=manifest, attributes=index.attributes,
                  pool_positions=pool, positions=positions)
-
-
-def _strategy_params(strategy, params):
-    p = dict(params)
-    if strategy == "stratified" and "target" in p and p["target"]:
-        p["target"] = {k: dict(v) for k, v in p["target"].items()}
-    return p
 
 
 def replay(manifest: dict, *, path: str | None = None) -> Batch:

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # pyarrow is imported where it is used
+    import pyarrow as pa
 
 from .errors import (EmbedderMismatchError, FormatVersionError,
                      InvalidQueryError, StoreNotFoundError)
@@ -266,8 +268,6 @@ class PersonaIndex:
         return list(self._snapshot()[2].names) if self.exists else []
 
     def _create(self, first: "pa.Table", attributes: Sequence[str]) -> None:
-        import pyarrow as pa
-
         meta = {"format_version": FORMAT_VERSION, "model": self.embedder.name,
                 "dim": int(self.embedder.dim), "attributes": list(attributes),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -543,7 +543,6 @@ class PersonaIndex:
                     writer.write_batch(b)
                     n += b.num_rows
                 if writer is None:
-                    import pyarrow as pa
 
                     pq.write_table(self.dataset.schema.empty_table().select(cols), tmp)
                 else:

@@ -233,7 +233,7 @@ def test_blocked_near_dedup_finds_planted_duplicates(tmp_path):
     """Large stores check near duplicates through k-means blocking; forced on a
     small store here, it must find the same planted near duplicates as exact."""
     from persona_index.embed import HashEmbedder
-    from persona_index.ingest import _Blocks, _StoreIndex
+    from persona_index.ingest import _Blocks
 
     rng = np.random.default_rng(0)
     C = rng.standard_normal((30, 32)).astype(np.float32)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from persona_index.errors import SamplingError, UnknownStrategyError
 from persona_index.metrics import kcenter_radius
-from persona_index.samplers.base import SamplingWarning, sample, strategy_names
+from persona_index.samplers.base import SamplingWarning, sample
 from persona_index.samplers.farthest import farthest_point, naive_farthest
 from persona_index.samplers.stratified import parse_target
 

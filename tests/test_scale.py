@@ -1,6 +1,5 @@
 """Crash safety under SIGKILL, and a store on S3-compatible object storage."""
 
-import json
 import os
 import signal
 import subprocess

@@ -1,7 +1,6 @@
 """Synthesis against a real HTTP server on 127.0.0.1 speaking the OpenAI protocol."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap

@@ -1,6 +1,5 @@
 """uniform: every persona equally likely; the baseline every strategy must beat."""
 
-import numpy as np
 
 from .base import register
 

@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from ..errors import InputFileError
 from .client import ChatClient, ClientConfig
@@ -102,7 +102,6 @@ class RunSummary:
     seconds: float
     completions_per_s: float
     mean_latency_s: float | None
-    client_overhead_ms: float | None
 
     def to_dict(self):
         return dict(self.__dict__)
@@ -157,8 +156,7 @@ async def _synthesize(personas, templates, out_path, config, progress):
     return RunSummary(out=out_path, planned=planned, skipped=planned - len(jobs), ok=ok,
                       failed=failed, seconds=round(secs, 3),
                       completions_per_s=round(ok / secs, 1) if secs > 0 else 0.0,
-                      mean_latency_s=round(sum(latencies) / len(latencies), 4) if latencies else None,
-                      client_overhead_ms=None)
+                      mean_latency_s=round(sum(latencies) / len(latencies), 4) if latencies else None)
 
 
 def complete_all(prompts: Sequence[str], config: ClientConfig):
