@@ -13,7 +13,9 @@ import json
 import click
 import numpy as np
 
-from persona_index.errors import PersonaIndexError
+from persona_index.errors import PersonaIndexError, StrategyParameterError
+from persona_index.samplers.registry import DEFAULT_STRATEGY, STRATEGIES as _SPECS
+from persona_index.samplers.registry import strategy_names, validate_params
 
 
 class _Group(click.Group):
@@ -22,6 +24,8 @@ class _Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except StrategyParameterError as exc:  # a usage error: exit 2
+            raise click.UsageError(str(exc).splitlines()[0], ctx=ctx) from None
         except PersonaIndexError as exc:
             raise click.ClickException(str(exc).splitlines()[0]) from None
         except (ValueError, OSError) as exc:
@@ -273,8 +277,22 @@ def reembed(ctx, new_db, to_model, batch_size, progress, as_json):
     emit(res, as_json)
 
 
-STRATEGIES = ["uniform", "stratified", "cells", "farthest", "inverse-density", "core-farthest",
-              "facility", "blend"]
+STRATEGIES = strategy_names()
+
+
+@cli.command()
+@output_options
+def strategies(as_json):
+    """List the sampling strategies, their parameters and defaults."""
+    specs = [_SPECS[n].to_dict() for n in STRATEGIES]
+    if as_json:
+        emit(specs, True)
+        return
+    for name in STRATEGIES:
+        spec = _SPECS[name]
+        params = ", ".join(p.describe() for p in spec.params) or "no parameters"
+        mark = " (default)" if name == DEFAULT_STRATEGY else ""
+        click.echo(f"{name}{mark}: {spec.description}. Parameters: {params}")
 
 
 def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, extra):
@@ -310,7 +328,8 @@ def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, 
 @cli.command()
 @click.option("-n", "n", type=click.IntRange(1), required=False, help="Batch size.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default=None,
-              help="Sampling strategy (default: the benchmark's winner, see README).")
+              help=f"Sampling strategy (default: {DEFAULT_STRATEGY}; `persona-index strategies` "
+                   "lists them).")
 @click.option("--by", multiple=True, help="Attribute(s) to stratify by (stratified).")
 @click.option("--allocation", type=click.Choice(["equal", "proportional"]),
               help="Stratum allocation (stratified; default equal).")
@@ -322,6 +341,8 @@ def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, 
 @click.option("--n-cells", type=click.IntRange(1), help="Number of k-means cells (cells).")
 @click.option("--trim", type=float, help="core-farthest: share of most isolated personas left out.")
 @click.option("--lam", type=float, help="blend: diversity weight in [0, 1] (default 0.45).")
+@click.option("--beta", type=float, help="herding: weight of the spread term (default 0.5).")
+@click.option("--tau", type=float, help="herding, blend: kernel width.")
 @click.option("--param", "extra", multiple=True, help="Any other strategy parameter NAME=VALUE.")
 @click.option("--where", help="SQL filter: draw only from matching personas.")
 @click.option("--near", help="Draw among the personas nearest to this text (with --within).")
@@ -337,10 +358,11 @@ def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, 
               help="Write the manifest here (default: OUT with .manifest.json).")
 @output_options
 @click.pass_context
-def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_cells, trim, lam, extra,
+def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_cells, trim, lam,
+           beta, tau, extra,
            where, near, within, seed, session, exclude, replay_path, out, manifest_out, as_json):
     """Draw a batch of personas that covers the persona space."""
-    from persona_index.sampling import DEFAULT_STRATEGY, draw, replay
+    from persona_index.sampling import draw, replay
 
     if replay_path:
         with open(replay_path, encoding="utf-8") as fh:
@@ -353,9 +375,11 @@ def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_ce
         if n is None:
             raise click.UsageError("give -n N (or --replay MANIFEST)")
         params = _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, extra)
-        if lam is not None:
-            params["lam"] = lam
+        for name, v in (("lam", lam), ("beta", beta), ("tau", tau)):
+            if v is not None:
+                params[name] = v
         strategy = strategy or ("stratified" if params.get("by") else DEFAULT_STRATEGY)
+        params = validate_params(strategy, params)  # exit 2 before the store is opened
         b = draw(open_index(ctx), n, strategy, seed=seed, where=where, near=near, within=within,
                  session=session, exclude_sessions=exclude, params=params)
     idx_attrs = b.attributes

@@ -52,6 +52,12 @@ class SamplingError(PersonaIndexError, ValueError):
     """A sampling request that cannot be met (k larger than the pool, ...)."""
 
 
+class StrategyParameterError(SamplingError):
+    """A strategy parameter the strategy does not take, of the wrong type, or
+    out of range; the message names the valid parameters or range. The CLI
+    reports it as a usage error (exit 2)."""
+
+
 class UnknownStrategyError(PersonaIndexError, KeyError):
     """An unknown strategy name; the message lists the valid names."""
 

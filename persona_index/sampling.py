@@ -19,12 +19,11 @@ import numpy as np
 
 from .errors import ManifestError, SamplingError
 from .samplers.base import get_strategy, sample
+from .samplers.registry import DEFAULT_STRATEGY, validate_params
 from .sessions import Sessions, check_name, session_lock
 from .store import PersonaIndex
 
 MANIFEST_VERSION = 1
-#: the strategy `sample` uses when none is named (see the benchmark report)
-DEFAULT_STRATEGY = "farthest"
 
 
 @dataclass
@@ -54,7 +53,7 @@ def candidate_pool(index: PersonaIndex, *, where=None, near=None, within=None) -
     return pos
 
 
-def draw(index: PersonaIndex, n: int, strategy: str = "farthest", *, seed=None,
+def draw(index: PersonaIndex, n: int, strategy: str = DEFAULT_STRATEGY, *, seed=None,
          where: str | None = None, near: str | None = None, within: int | None = None,
          session: str | None = None, exclude_sessions: Sequence[str] = (),
          params: Mapping | None = None, record: bool = True,
@@ -72,10 +71,10 @@ def draw(index: PersonaIndex, n: int, strategy: str = "farthest", *, seed=None,
         ``within``, ``alpha``, ``n_cells`` ...). For ``stratified``, ``by``
         names store attributes.
     """
-    get_strategy(strategy)  # unknown names fail before any work
+    get_strategy(strategy)  # unknown names and bad parameters fail before any work
+    params = validate_params(strategy, params)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**32))
-    params = dict(params or {})
     for name in ([session] if session else []) + list(exclude_sessions):
         check_name(name)
     sessions = Sessions(index)

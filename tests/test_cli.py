@@ -106,7 +106,7 @@ def test_sample_out_coverage_replay_and_sessions(cli_db, tmp_path):
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     ids = [p["id"] for p in doc["personas"]]
-    assert len(set(ids)) == 12 and doc["manifest"]["strategy"] == "farthest"
+    assert len(set(ids)) == 12 and doc["manifest"]["strategy"] == "herding"
     assert [json.loads(l)["id"] for l in open(out)] == ids
     manifest = tmp_path / "b.manifest.json"
     r = run(["--db", cli_db, "sample", "--replay", str(manifest), "--json"])

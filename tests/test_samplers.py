@@ -12,7 +12,7 @@ from persona_index.samplers.base import SamplingWarning, sample
 from persona_index.samplers.farthest import farthest_point, naive_farthest
 from persona_index.samplers.stratified import parse_target
 
-RANDOM = ["uniform", "cells", "farthest", "inverse-density", "core-farthest", "facility", "blend"]
+RANDOM = ["herding", "uniform", "cells", "farthest", "inverse-density", "core-farthest", "facility", "blend"]
 
 
 def unit(a):

@@ -14,7 +14,8 @@ from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import SamplingError, UnknownStrategyError
+from ..errors import SamplingError
+from . import registry
 
 
 class SamplingWarning(UserWarning):
@@ -27,43 +28,34 @@ class Strategy(Protocol):
                  **params) -> np.ndarray: ...
 
 
-_REGISTRY: dict[str, Callable] = {}
-_DOCS: dict[str, str] = {}
+def register(name: str, summary: str = ""):
+    """Mark a function as the strategy ``name`` of :mod:`.registry` (which is
+    where strategies are registered, with their parameters); the name must be
+    there."""
+    from .registry import STRATEGIES
 
-
-def register(name: str, summary: str):
-    """Class decorator-style registration of a strategy function under ``name``."""
+    if name not in STRATEGIES:
+        raise AssertionError(f"strategy {name!r} is not in samplers/registry.py")
 
     def deco(fn):
-        _REGISTRY[name] = fn
-        _DOCS[name] = summary
         return fn
 
     return deco
 
 
 def strategy_names() -> list[str]:
-    _load_all()
-    return sorted(_REGISTRY)
+    """Every strategy name, the default first."""
+    return registry.strategy_names()
 
 
 def describe() -> dict[str, str]:
-    _load_all()
-    return dict(sorted(_DOCS.items()))
+    """name -> one-line description."""
+    return {n: registry.STRATEGIES[n].description for n in registry.strategy_names()}
 
 
 def get_strategy(name: str) -> Callable:
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownStrategyError(
-            f"unknown strategy {name!r}; valid: {', '.join(sorted(_REGISTRY))}") from None
-
-
-def _load_all() -> None:
-    # one module per strategy; importing registers it
-    from . import blend, cells, core, density, facility, farthest, stratified, uniform  # noqa: F401
+    """The strategy function (imports its module on first use)."""
+    return registry.get_spec(name).load()
 
 
 def check_unit_matrix(X) -> np.ndarray:
@@ -75,7 +67,7 @@ def check_unit_matrix(X) -> np.ndarray:
     return X
 
 
-def sample(X, k: int, strategy: str = "farthest", *, seed=None, prior=None,
+def sample(X, k: int, strategy: str = registry.DEFAULT_STRATEGY, *, seed=None, prior=None,
            attributes: Mapping[str, Sequence] | None = None, **params) -> np.ndarray:
     """Select ``k`` distinct rows of ``X`` with a named strategy.
 
@@ -83,14 +75,17 @@ def sample(X, k: int, strategy: str = "farthest", *, seed=None, prior=None,
     ----------
     X : (n, d) array of unit vectors (float32; other dtypes are converted).
     k : int, 0 <= k <= n.
-    strategy : a registered name (see :func:`strategy_names`).
+    strategy : a registered name (see :func:`strategy_names`); default
+        ``herding``.
     seed : None, int or numpy Generator. Normalised with
         ``np.random.default_rng`` on every call, so the same int gives the same
         selection every time.
     prior : (m, d) array, optional. Vectors already drawn (earlier batches);
         coverage-aware strategies avoid the regions they cover.
     attributes : mapping of name -> length-n sequence, for stratified sampling.
-    **params : the strategy's own parameters.
+    **params : the strategy's own parameters, checked against the registry
+        (:class:`~persona_index.errors.StrategyParameterError` for an unknown
+        name or a value out of range).
 
     Returns
     -------
@@ -102,13 +97,14 @@ def sample(X, k: int, strategy: str = "farthest", *, seed=None, prior=None,
     >>> sorted(sample(X, 2, "uniform", seed=0).tolist()) == sorted(sample(X, 2, "uniform", seed=0).tolist())
     True
     """
+    params = registry.validate_params(strategy, params)
+    fn = get_strategy(strategy)
     X = check_unit_matrix(X)
     n = len(X)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
         raise SamplingError(f"k must be a non-negative integer, got {k!r}")
     if k > n:
         raise SamplingError(f"k={k} is larger than the pool ({n} personas available)")
-    fn = get_strategy(strategy)
     rng = np.random.default_rng(seed)
     if prior is not None:
         prior = check_unit_matrix(prior)

@@ -42,8 +42,10 @@ def blend(X, k, *, rng, prior=None, attributes=None, lam=0.45, tau=0.3, sample_s
     jitter = rng.random(len(cand)) * 1e-9
     chosen = np.zeros(len(cand), dtype=bool)
     picks = []
+    # each candidate's gain, kept up to date incrementally: a pick changes only
+    # the clients it now serves best, so only those columns are re-read
+    g = np.maximum(S - cur, 0).sum(axis=1, dtype=np.float64)
     for _ in range(k):
-        g = np.maximum(S - cur, 0).sum(axis=1)
         gmax, dmax = g[~chosen].max(), mind[~chosen].max()
         score = (1 - lam) * g / (gmax if gmax > 0 else 1) + lam * mind / (dmax if dmax > 0 else 1)
         score = score + jitter
@@ -51,6 +53,13 @@ def blend(X, k, *, rng, prior=None, attributes=None, lam=0.45, tau=0.3, sample_s
         c = int(np.argmax(score))
         chosen[c] = True
         picks.append(c)
-        np.maximum(cur, S[c], out=cur)
+        new = np.maximum(cur, S[c])
+        ch = np.flatnonzero(new > cur)
+        if len(ch):
+            Sc = S[:, ch]
+            g -= (np.maximum(Sc - cur[ch], 0) - np.maximum(Sc - new[ch], 0)).sum(
+                axis=1, dtype=np.float64)
+            np.maximum(g, 0, out=g)
+        cur = new
         np.minimum(mind, 1.0 - Xc @ Xc[c], out=mind)
     return cand[np.asarray(picks, dtype=np.int64)]

@@ -20,6 +20,9 @@ from .base import register
 from .farthest import farthest_point
 
 FIT_SAMPLE = 20000
+#: cells when n_cells is not given: one per pick, at most this many (k-means
+#: cost grows with cells x fit rows; a larger batch takes several per cell)
+MAX_DEFAULT_CELLS = 4096
 
 
 def fit_cells(X: np.ndarray, n_cells: int, rng, iters: int = 10, fit_sample: int = FIT_SAMPLE):
@@ -29,8 +32,8 @@ def fit_cells(X: np.ndarray, n_cells: int, rng, iters: int = 10, fit_sample: int
     from scipy.cluster.vq import kmeans2
 
     n = len(X)
-    n_cells = min(n_cells, n)
     fit = X if n <= fit_sample else X[np.sort(rng.choice(n, fit_sample, replace=False))]
+    n_cells = min(n_cells, len(fit))
     seeds = farthest_point(fit, n_cells, rng=rng)
     with warnings.catch_warnings():  # an emptied cluster keeps its seed: fine here
         warnings.simplefilter("ignore")
@@ -52,7 +55,7 @@ def assign(X: np.ndarray, centroids: np.ndarray, block: int = 65536) -> np.ndarr
 @register("cells", "k-means cells of the embedding, drawn evenly (for free-text pools)")
 def cells(X, k, *, rng, prior=None, attributes=None, n_cells=None):
     n = len(X)
-    centroids = fit_cells(X, n_cells or k, rng)
+    centroids = fit_cells(X, n_cells or min(k, MAX_DEFAULT_CELLS), rng)
     lab = assign(X, centroids)
     C = len(centroids)
     cell_order = rng.permutation(C)

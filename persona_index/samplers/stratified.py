@@ -14,7 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import SamplingError
+from ..errors import SamplingError, StrategyParameterError
 from .base import register, warn
 from .farthest import farthest_point
 
@@ -92,8 +92,9 @@ def parse_target(spec: str) -> tuple[str, dict[str, float]]:
             out[v.strip()] = float(w)
         except ValueError:
             raise SamplingError(f"target {spec!r}: weight {w!r} is not a number") from None
-        if out[v.strip()] < 0:
-            raise SamplingError(f"target {spec!r}: negative weight for {v!r}")
+        if not np.isfinite(out[v.strip()]) or out[v.strip()] < 0:
+            raise StrategyParameterError(
+                f"target {spec!r}: weight for {v.strip()!r} must be a finite number >= 0, got {w!r}")
     return name.strip(), out
 
 

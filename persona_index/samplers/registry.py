@@ -1,0 +1,249 @@
+"""The one place a strategy is registered: its name, module, description and
+parameters (type, default, range).
+
+Reading it imports nothing beyond the standard library, so the CLI's
+``--strategy`` choices, ``persona-index strategies`` and ``--help`` stay
+cheap; a strategy's module (numpy, maybe scipy) is imported only when it is
+used. :func:`validate_params` checks a strategy's parameters before any work:
+an unknown name, a wrong type or a value out of range raises
+:class:`~persona_index.errors.StrategyParameterError` naming the valid ones.
+
+Examples
+--------
+>>> DEFAULT_STRATEGY
+'herding'
+>>> validate_params("herding", {"beta": 1})
+{'beta': 1.0}
+>>> validate_params("herding", {"alpha": 2})
+Traceback (most recent call last):
+...
+persona_index.errors.StrategyParameterError: strategy 'herding' takes no parameter 'alpha'; its parameters: tau, beta, reference, candidates
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from importlib import import_module
+from typing import Any
+
+from ..errors import StrategyParameterError, UnknownStrategyError
+
+#: the strategy ``sample`` and ``draw`` use when none is named
+DEFAULT_STRATEGY = "herding"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One strategy parameter. ``type`` is ``float``, ``int``, ``choice``,
+    ``names`` (a list of attribute names) or ``target`` (attribute -> value ->
+    weight); ``lo``/``hi`` bound numbers (``lo_open`` excludes ``lo``)."""
+
+    name: str
+    type: str
+    default: Any
+    help: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    choices: tuple = ()
+    nullable: bool = False
+
+    def describe(self) -> str:
+        if self.type == "choice":
+            rng = "|".join(self.choices)
+        elif self.lo is not None or self.hi is not None:
+            lo = "(" if self.lo_open else "["
+            hi = ")" if self.hi_open else "]"
+            rng = f"{lo}{_fmt(self.lo)}, {_fmt(self.hi)}{hi}"
+        else:
+            rng = self.type
+        return f"{self.name}={_fmt(self.default)} {rng}"
+
+
+def _fmt(v):
+    if v is None:
+        return "auto"
+    if isinstance(v, float) and v == int(v) and abs(v) >= 1e6:
+        return f"{v:.0e}"
+    return str(v)
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    name: str
+    module: str
+    function: str
+    description: str
+    params: tuple = field(default_factory=tuple)
+
+    def load(self):
+        return getattr(import_module(f"persona_index.samplers.{self.module}"), self.function)
+
+    def to_dict(self) -> dict:
+        out = {"name": self.name, "description": self.description,
+               "params": [{k: v for k, v in asdict(p).items()
+                           if k == "default" or not (v is None or v is False or v == ())}
+                          for p in self.params]}
+        if self.name == DEFAULT_STRATEGY:
+            out["default"] = True
+        return out
+
+
+_NEIGHBORS = Param("n_neighbors", "int", 10, "neighbours in the k-NN density estimate", 1, 1000)
+_REFERENCE = Param("reference", "int", 4096, "reference rows for the density estimate", 16, 10**7)
+
+STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
+    StrategySpec("herding", "herding", "herding",
+                 "kernel herding plus a standardised spread term: typical personas from distinct "
+                 "regions; beats uniform on diversity and representativeness", (
+                     Param("tau", "float", 0.2, "kernel width of exp((cos - 1) / tau)", 0.01, 10.0),
+                     Param("beta", "float", 0.5, "weight of the standardised distance to the "
+                           "nearest chosen persona (0: pure herding)", 0.0, 10.0),
+                     Param("reference", "int", 4096, "pool rows each persona's typicality is "
+                           "averaged over", 16, 10**7),
+                     Param("candidates", "int", None, "candidate subsample for large pools "
+                           "(default max(16384, 32 k))", 1, 10**9, nullable=True),
+                 )),
+    StrategySpec("uniform", "uniform", "uniform", "every persona equally likely: the baseline"),
+    StrategySpec("stratified", "stratified", "stratified",
+                 "balance attribute strata (crossed when several), quotas by largest remainder", (
+                     Param("by", "names", None, "attribute(s) to stratify by", nullable=True),
+                     Param("allocation", "choice", "equal", "stratum allocation",
+                           choices=("equal", "proportional")),
+                     Param("target", "target", None, "target distribution ATTR=VALUE:WEIGHT",
+                           nullable=True),
+                     Param("within", "choice", "uniform", "draw inside a stratum",
+                           choices=("uniform", "farthest")),
+                 )),
+    StrategySpec("cells", "cells", "cells",
+                 "k-means cells of the embedding, drawn evenly (free-text pools)", (
+                     Param("n_cells", "int", None, "number of cells (default k, at most 4096)", 1,
+                           10**6, nullable=True),
+                 )),
+    StrategySpec("farthest", "farthest", "farthest",
+                 "greedy k-center: each pick the persona farthest from all chosen (outliers)", (
+                     Param("start", "int", None, "first pick (default: random)", 0, 10**12,
+                           nullable=True),
+                     Param("front", "int", None, "front-runners kept exact between passes", 1,
+                           10**9, nullable=True),
+                 )),
+    StrategySpec("inverse-density", "density", "inverse_density",
+                 "weights (k-NN distance)^alpha: rare personas drawn more often", (
+                     Param("alpha", "float", 3.0, "exponent (0 = uniform)", 0.0, 20.0),
+                     _NEIGHBORS, _REFERENCE,
+                 )),
+    StrategySpec("core-farthest", "core", "core_farthest",
+                 "farthest-point over the densest (1 - trim) share of the pool", (
+                     Param("trim", "float", 0.5, "share of the most isolated personas left out",
+                           0.0, 1.0, hi_open=True),
+                     _NEIGHBORS, _REFERENCE,
+                 )),
+    StrategySpec("facility", "facility", "facility",
+                 "greedy facility location: the most representative batch", (
+                     Param("sample_size", "int", 4096, "client and candidate subsample", 16, 10**6),
+                 )),
+    StrategySpec("blend", "blend", "blend",
+                 "soft facility location blended with farthest-point", (
+                     Param("lam", "float", 0.45, "diversity weight", 0.0, 1.0),
+                     Param("tau", "float", 0.3, "kernel width", 0.01, 10.0),
+                     Param("sample_size", "int", 4096, "client and candidate subsample", 16, 10**6),
+                 )),
+]}
+
+
+def strategy_names() -> list[str]:
+    """Every registered strategy, the default first, then by name."""
+    return [DEFAULT_STRATEGY] + sorted(n for n in STRATEGIES if n != DEFAULT_STRATEGY)
+
+
+def get_spec(name: str) -> StrategySpec:
+    try:
+        return STRATEGIES[name]
+    except (KeyError, TypeError):
+        raise UnknownStrategyError(
+            f"unknown strategy {name!r}; valid: {', '.join(strategy_names())}") from None
+
+
+def _number(spec: StrategySpec, p: Param, v):
+    bad = StrategyParameterError
+    if isinstance(v, bool) or not isinstance(v, (int, float)) and not _is_numpy_number(v):
+        if isinstance(v, str):
+            try:
+                v = float(v) if p.type == "float" else int(v)
+            except ValueError:
+                raise bad(f"{spec.name}: {p.name} must be a number, got {v!r}") from None
+        else:
+            raise bad(f"{spec.name}: {p.name} must be a number, got {v!r}")
+    v = float(v)
+    if not math.isfinite(v):
+        raise bad(f"{spec.name}: {p.name} must be finite, got {v!r}")
+    if p.type == "int":
+        if v != int(v):
+            raise bad(f"{spec.name}: {p.name} must be a whole number, got {v!r}")
+        v = int(v)
+    lo_bad = p.lo is not None and (v <= p.lo if p.lo_open else v < p.lo)
+    hi_bad = p.hi is not None and (v >= p.hi if p.hi_open else v > p.hi)
+    if lo_bad or hi_bad:
+        raise bad(f"{spec.name}: {p.name}={v!r} is out of range; valid: {p.describe().split(' ', 1)[1]}")
+    return v
+
+
+def _is_numpy_number(v) -> bool:
+    return type(v).__module__ == "numpy" and hasattr(v, "dtype") and v.dtype.kind in "iuf"
+
+
+def validate_params(name: str, params: dict | None) -> dict:
+    """The strategy's parameters, checked and normalised (numbers as int or
+    float). Raises :class:`StrategyParameterError` (a ``ValueError``) naming
+    the valid parameters or the valid range."""
+    spec = get_spec(name)
+    known = {p.name: p for p in spec.params}
+    out = {}
+    for key, v in (params or {}).items():
+        p = known.get(key)
+        if p is None:
+            valid = ", ".join(known) or "none"
+            raise StrategyParameterError(
+                f"strategy {name!r} takes no parameter {key!r}; its parameters: {valid}")
+        if v is None:
+            if not p.nullable:
+                raise StrategyParameterError(f"{name}: {key} may not be null")
+            out[key] = None
+        elif p.type in ("float", "int"):
+            out[key] = _number(spec, p, v)
+        elif p.type == "choice":
+            if v not in p.choices:
+                raise StrategyParameterError(
+                    f"{name}: {key}={v!r} is not one of {', '.join(p.choices)}")
+            out[key] = v
+        elif p.type == "names":
+            names = [v] if isinstance(v, str) else v
+            if not isinstance(names, (list, tuple)) or not all(isinstance(x, str) and x
+                                                               for x in names):
+                raise StrategyParameterError(f"{name}: {key} must be attribute names, got {v!r}")
+            out[key] = list(names)
+        elif p.type == "target":
+            out[key] = _target(name, key, v)
+    return out
+
+
+def _target(name, key, v) -> dict:
+    if not isinstance(v, dict):
+        raise StrategyParameterError(f"{name}: {key} must map attribute -> value -> weight")
+    out = {}
+    for attr, dist in v.items():
+        if not isinstance(dist, dict) or not dist:
+            raise StrategyParameterError(f"{name}: {key} for {attr!r} must map values to weights")
+        clean = {}
+        for val, w in dist.items():
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) \
+                    or w < 0:
+                raise StrategyParameterError(
+                    f"{name}: target weight {attr}={val}:{w!r} must be a finite number >= 0")
+            clean[val] = float(w)
+        if sum(clean.values()) <= 0:
+            raise StrategyParameterError(f"{name}: target weights for {attr!r} sum to 0")
+        out[attr] = clean
+    return out
