@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "personahub" / "tools-dev.jsonl"
-SECTIONS = ("coverage", "speed", "transfer", "store", "scale", "synth", "ray")
+CHAT_DATA = DEFAULT_DATA.parents[1] / "persona-chat" / "chat-dev.jsonl"
+SECTIONS = ("sampler", "coverage", "speed", "store", "scale", "synth", "ray")
 
 
 def main(argv=None) -> int:
@@ -38,8 +39,6 @@ def main(argv=None) -> int:
             R.plot_coverage(cov, f"{name}, N={cov['pool']}", d / f"coverage_{name}.png")
         if "speed" in res:
             R.plot_speed(res["speed"], d / "speed.png")
-        if "transfer" in res:
-            R.plot_frontier(res["transfer"], d / "transfer_frontier.png")
         R.write_report(res, d)
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -51,7 +50,6 @@ def main(argv=None) -> int:
     from . import coverage as C
     from . import report as R
     from . import speed as S
-    from . import transfer as T
     from .common import cached_embeddings, environment, load_pairs, stable_half
 
     quick = args.quick
@@ -62,8 +60,28 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     res = {"quick": quick, "date": date, "command": "python -m benchmarks" + (" --quick" if quick else ""),
            "environment": environment(), "notes": []}
-    strategies = ["uniform", "stratified", "cells", "farthest", "inverse-density", "core-farthest",
-                  "facility"]
+    from persona_index.samplers.registry import strategy_names
+
+    strategies = strategy_names()
+
+    if "sampler" in sections and args.data:
+        from . import sampler as SA
+
+        sets = {"tools": (args.data, (25, 100, 250), 600, (25, 60))}
+        if CHAT_DATA.exists():
+            sets["chat"] = (str(CHAT_DATA), (10, 50, 100), 300, (15, 30))
+        res["sampler"] = {"persona_space": {}, "default_check": {}}
+        tsets = {}
+        for name, (path, ks, size, tks) in sets.items():
+            personas, outputs = load_pairs(path)
+            XP = cached_embeddings(personas, f"{name}-personas")
+            XO = cached_embeddings(outputs, f"{name}-outputs")
+            ps = SA.persona_space(XP, ks, seeds=3 if quick else 20,
+                                  uniform_draws=20 if quick else 100, label=name)
+            res["sampler"]["persona_space"][name] = ps
+            res["sampler"]["default_check"][name] = SA.default_check(ps)
+            tsets[name] = (XP, XO, np.array([stable_half(p) for p in personas]), size, tks)
+        res["sampler"]["transfer"] = SA.run_transfer(tsets, quick=quick)
 
     if "coverage" in sections:
         res["coverage"] = {}
@@ -81,7 +99,7 @@ def main(argv=None) -> int:
 
         R.plot_coverage(res["coverage"]["generated"], f"generated pool, N={n_gen}",
                         out / "coverage_generated.png")
-        R.plot_map(Xg, {s: sample(Xg, 100, s, seed=0) for s in ("uniform", "farthest", "core-farthest")},
+        R.plot_map(Xg, {s: sample(Xg, 100, s, seed=0) for s in ("uniform", "herding", "farthest")},
                    f"generated pool, N={n_gen}", out / "map_generated.png")
         if args.data:
             personas, _ = load_pairs(args.data)
@@ -92,7 +110,7 @@ def main(argv=None) -> int:
                 "personahub")
             R.plot_coverage(res["coverage"]["personahub"], f"Persona Hub sample, N={len(Xp)}",
                             out / "coverage_personahub.png")
-            R.plot_map(Xp, {s: sample(Xp, 100, s, seed=0) for s in ("uniform", "farthest", "core-farthest")},
+            R.plot_map(Xp, {s: sample(Xp, 100, s, seed=0) for s in ("uniform", "herding", "farthest")},
                        f"Persona Hub sample, N={len(Xp)}", out / "map_personahub.png")
         else:
             res["notes"].append("no --data: the Persona Hub coverage and transfer sections were skipped")
@@ -102,19 +120,6 @@ def main(argv=None) -> int:
         k = 100 if quick else 1000
         res["speed"] = S.run_speed(ns, k, strategies, naive_max_n=max(ns))
         R.plot_speed(res["speed"], out / "speed.png")
-
-    if "transfer" in sections and args.data:
-        personas, outputs = load_pairs(args.data)
-        XP = cached_embeddings(personas, "personahub-personas")
-        XO = cached_embeddings(outputs, "personahub-outputs")
-        halves = np.array([stable_half(p) for p in personas])
-        useeds, sseeds = (20, 5) if quick else (50, 20)
-        res["transfer_params"] = {"uniform_seeds": useeds, "seeds": sseeds, "ks": [100, 250]}
-        res["transfer"] = T.run_transfer(XP, XO, halves, (100, 250), quick=quick,
-                                         uniform_seeds=useeds, seeds=sseeds)
-        res["persona_similarity"] = T.persona_similarity_study(XP, XO)
-        R.plot_frontier(res["transfer"], out / "transfer_frontier.png")
-        print("transfer: chosen", res["transfer"]["chosen_on_tuning"], res["transfer"]["chosen_on_reporting"])
 
     if "store" in sections:
         from . import store as ST
@@ -144,14 +149,23 @@ def main(argv=None) -> int:
         res["scale"] = run_scale((100_000,) if quick else (100_000, 1_000_000))
 
     res["total_seconds"] = time.perf_counter() - t_start
+    cmd = "python -m benchmarks" + (" --quick" if quick else "") + (
+        " --sections " + " ".join(sections) if args.sections else "")
+    res["provenance"] = {sec: {"commit": res["environment"]["commit"], "command": cmd,
+                               "date": date, "environment": res["environment"]}
+                         for sec in sections}
     prev = out / "results.json"
     if args.sections and prev.exists():  # a partial rerun updates its sections only
         old = json.loads(prev.read_text(encoding="utf-8"))
         old.setdefault("reruns", []).append({"sections": list(sections),
                                              "seconds": res["total_seconds"], "date": date})
         for key, val in res.items():
-            if key not in ("quick", "date", "command", "notes", "total_seconds"):
+            if key not in ("quick", "date", "command", "notes", "total_seconds", "environment",
+                           "provenance"):
                 old[key] = val
+        old.setdefault("provenance", {})
+        for sec in sections:
+            old["provenance"][sec] = res["provenance"][sec]
         res = old
     (out / "results.json").write_text(json.dumps(res, indent=1, default=str), encoding="utf-8")
     R.write_report(res, out)

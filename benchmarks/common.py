@@ -32,10 +32,25 @@ def environment() -> dict:
                 for i in threadpool_info()]
     except ImportError:
         blas = None
-    return {"machine": platform.machine(), "processor": platform.processor(),
+    return {"commit": _git_commit(), "machine": platform.machine(), "processor": platform.processor(),
             "cpus": os.cpu_count(), "python": platform.python_version(),
             "platform": platform.platform(), "versions": vers, "blas": blas,
             "mem_total_gib": _mem_total_gib()}
+
+
+def _git_commit() -> str | None:
+    """HEAD of the checkout, with "+dirty" when tracked files differ from it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 def _mem_total_gib():

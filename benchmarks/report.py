@@ -79,32 +79,6 @@ def plot_speed(speed: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_frontier(transfer: dict, path: Path) -> None:
-    plt = _plt()
-    half = transfer["reporting"]
-    fig, axes = plt.subplots(1, len(half["ks"]), figsize=(7 * len(half["ks"]), 6))
-    for ax, (k, res) in zip(np.atleast_1d(axes), half["ks"].items()):
-        cloud = np.array(res["uniform_cloud"])
-        ax.scatter(cloud[:, 0], cloud[:, 1], s=10, c="#bbbbbb", label="uniform (each seed)")
-        markers = {"farthest": "o", "cells": "s", "inverse-density": "v", "facility": "D",
-                   "core-farthest": "^", "blend": "P"}
-        colors = plt.get_cmap("tab20").colors
-        for i, (label, e) in enumerate(res["settings"].items()):
-            x, y = e["z_diversity"][0], e["z_representativeness"][0]
-            ax.errorbar(x, y, xerr=e["z_diversity"][1], yerr=e["z_representativeness"][1],
-                        fmt=markers.get(e["strategy"], "o"), color=colors[i % 20], capsize=2,
-                        ms=7, label=label)
-        ax.axhline(1, c="k", lw=0.5, ls=":")
-        ax.axvline(1, c="k", lw=0.5, ls=":")
-        ax.set_xlabel("output diversity, z vs uniform (Vendi)")
-        ax.set_ylabel("output representativeness, z vs uniform")
-        ax.set_title(f"reporting half, k={k}")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-
-
 def _fmt(v, nd=3):
     if v is None:
         return "-"
@@ -157,36 +131,10 @@ def write_report(results: dict, out: Path) -> None:
             L.append(f"| {row['n']} | {row['k']} | {row['strategy']} | {row['seconds']:.3f} | "
                      f"{row['extra_mb']:.1f} |")
         L += ["", "Checks:", "", "```", json.dumps(sp["checks"], indent=1), "```", ""]
-    if "transfer" in r:
-        t = r["transfer"]
-        L += ["## Persona -> output transfer (Persona Hub tool pairs)", "",
-              f"Split by a stable hash of the persona text: {t['split']['tuning']} tuning pairs, "
-              f"{t['split']['reporting']} reporting pairs. Uniform: {r['transfer_params']['uniform_seeds']} "
-              f"seeds; every other setting: {r['transfer_params']['seeds']} seeds, mean ± std of its "
-              "z-scores. Representativeness z is signed so that higher is better.", "",
-              f"Chosen on the tuning half: **{t['chosen_on_tuning']}**. On the reporting half: "
-              + ", ".join(f"k={k}: z_div {v['z_diversity']:.2f}, z_rep {v['z_representativeness']:.2f}"
-                          for k, v in t["chosen_on_reporting"].items())
-              + f". Goal (both z >= 1 at both k): **{'met' if t['goal_met'] else 'NOT met'}**; "
-              f"stretch (both >= 2): {'met' if t['stretch_met'] else 'not met'}.", "",
-              "![frontier](transfer_frontier.png)", ""]
-        for half in ("reporting", "tuning"):
-            for k, res in t[half]["ks"].items():
-                u = res["uniform"]
-                L += [f"### {half} half, k = {k} (uniform: Vendi {u['vendi'][0]:.2f} ± {u['vendi'][1]:.2f}, "
-                      f"mean nearest {u['mean_nearest'][0]:.4f} ± {u['mean_nearest'][1]:.4f})", "",
-                      "| setting | z output diversity (Vendi) | z mean pairwise distance | z representativeness |",
-                      "|---|---|---|---|"]
-                for lab, e in res["settings"].items():
-                    L.append(f"| {lab} | {e['z_diversity'][0]:+.2f} ± {e['z_diversity'][1]:.2f} | "
-                             f"{e['z_pairwise'][0]:+.2f} ± {e['z_pairwise'][1]:.2f} | "
-                             f"{e['z_representativeness'][0]:+.2f} ± {e['z_representativeness'][1]:.2f} |")
-                L.append("")
-        L += ["### Persona similarity vs output similarity (all persona pairs)", "",
-              "| persona cosine | pairs | mean output cosine |", "|---|---|---|"]
-        for b in r["persona_similarity"]:
-            L.append(f"| {b['persona_sim']} | {b['pairs']} | {_fmt(b['mean_output_sim'])} |")
-        L.append("")
+    if "sampler" in r:
+        from .sampler import markdown
+
+        L += markdown(r["sampler"])
     if "store" in r:
         L += ["## Store", "", "```", json.dumps(r["store"], indent=1, default=str), "```", ""]
     if "ray" in r:

@@ -31,6 +31,48 @@ def exact_knn_distance(X: np.ndarray, queries: np.ndarray, k: int = 10, block: i
     return out
 
 
+def herding_checks(X: np.ndarray, k: int, rows: list, queries: int = 2000,
+                   eval_rows: int = 20_000, uniform_draws: int = 20) -> dict:
+    """The default at this N against blocked farthest-point from the same run,
+    the error of its reference-sampled typicality term, and its coverage
+    against uniform batches (measured over a seeded subsample of the pool)."""
+    from persona_index.metrics import vendi_score
+    from persona_index.samplers.herding import REFERENCE, mean_kernel
+
+    n = len(X)
+    t_h = next(r for r in rows if r["n"] == n and r["strategy"] == "herding")
+    t_f = next(r for r in rows if r["n"] == n and r["strategy"] == "farthest")
+    rng = np.random.default_rng(3)
+    q = np.sort(rng.choice(n, min(queries, n), replace=False))
+    big = min(n, 16 * REFERENCE)
+    ref_big = np.arange(n) if big >= n else np.sort(rng.choice(n, big, replace=False))
+    ref = np.sort(np.random.default_rng(4).choice(n, min(n, REFERENCE), replace=False))
+    mu_ref = mean_kernel(X[q], X[ref], 0.2)
+    mu_big = mean_kernel(X[q], X[ref_big], 0.2)
+    rel = np.abs(mu_ref - mu_big) / mu_big
+    ev = np.sort(rng.choice(n, min(eval_rows, n), replace=False))
+    E = X[ev]
+
+    def cover(idx):
+        d = 1.0 - (E @ X[idx].T).max(axis=1)
+        return vendi_score(X[idx]), float(d.mean()), float(d.max())
+
+    h = cover(sample(X, k, "herding", seed=0))
+    U = np.array([cover(sample(X, k, "uniform", seed=100 + s)) for s in range(uniform_draws)])
+    mu, sd = U.mean(axis=0), U.std(axis=0)
+    return {"seconds": t_h["seconds"], "farthest_seconds": t_f["seconds"],
+            "ratio_to_farthest": t_h["seconds"] / t_f["seconds"],
+            "extra_mb": t_h["extra_mb"], "array_mb": X.nbytes / 2**20,
+            "extra_over_array": t_h["extra_mb"] / (X.nbytes / 2**20),
+            "mu_reference_rows": int(len(ref)), "mu_compared_with_rows": int(len(ref_big)),
+            "mu_rel_error_mean": float(rel.mean()), "mu_rel_error_p99": float(np.quantile(rel, 0.99)),
+            "mu_spearman": float(spearmanr(mu_ref, mu_big).statistic),
+            "coverage_eval_rows": int(len(ev)), "uniform_draws": uniform_draws,
+            "vendi_z": float((h[0] - mu[0]) / sd[0]),
+            "mean_nearest_z": float(-(h[1] - mu[1]) / sd[1]),
+            "radius_ratio": float(h[2] / mu[2])}
+
+
 def run_speed(ns, k: int, strategies, naive_max_n: int, knn_queries: int = 10_000) -> dict:
     rows = []
     extra = {}
@@ -70,6 +112,8 @@ def run_speed(ns, k: int, strategies, naive_max_n: int, knn_queries: int = 10_00
                 sample(X, k, strat, seed=0, **kw)
             rows.append({"n": n, "k": k, "strategy": strat, **m})
             print(f"  speed n={n} {strat}: {m['seconds']:.2f}s", flush=True)
+        if n >= 10_000:
+            extra[f"herding_n{n}"] = herding_checks(X, k, rows)
         # inverse-density's density estimate against exact k-NN on a query subsample
         if n >= 10_000:
             rng = np.random.default_rng(1)

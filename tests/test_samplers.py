@@ -60,11 +60,13 @@ def test_uniform_misses_small_clusters_and_inverse_density_favours_them(planted)
 @pytest.mark.parametrize("strategy", RANDOM)
 def test_same_seed_same_ids_other_seed_other_ids(planted, strategy):
     X, _, _ = planted
-    a = sample(X, 30, strategy, seed=11)
-    assert np.array_equal(a, sample(X, 30, strategy, seed=11))
-    assert not np.array_equal(np.sort(a), np.sort(sample(X, 30, strategy, seed=12)))
-    rng_a = sample(X, 30, strategy, seed=np.random.default_rng(5))
-    assert np.array_equal(rng_a, sample(X, 30, strategy, seed=np.random.default_rng(5)))
+    # herding draws at random only on pools larger than its candidate sample
+    kw = {"candidates": 4000} if strategy == "herding" else {}
+    a = sample(X, 30, strategy, seed=11, **kw)
+    assert np.array_equal(a, sample(X, 30, strategy, seed=11, **kw))
+    assert not np.array_equal(np.sort(a), np.sort(sample(X, 30, strategy, seed=12, **kw)))
+    rng_a = sample(X, 30, strategy, seed=np.random.default_rng(5), **kw)
+    assert np.array_equal(rng_a, sample(X, 30, strategy, seed=np.random.default_rng(5), **kw))
 
 
 def test_stratified_same_seed_same_ids(planted):

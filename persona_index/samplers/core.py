@@ -6,9 +6,9 @@ facility location) do the reverse. Restricting the traversal to the personas
 whose neighbourhoods are densest (dropping the ``trim`` share with the
 largest k-NN distance, as estimated by :func:`density.knn_distance`) keeps
 the spread and loses the outliers. On the Persona Hub persona -> output pairs
-this is the setting that beat uniform selection on both output diversity and
-output representativeness (see benchmarks/ and the README for the figures,
-chosen on a tuning half and reported on the other half).
+it was the setting chosen on a tuning half in the first transfer study, but
+on the reporting half it did not beat uniform selection on both output
+diversity and output representativeness (see the README's benchmark section).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import numpy as np
 
 from ..errors import SamplingError
 from .base import register
-from .density import REFERENCE, knn_distance
+from .density import knn_distance
 from .farthest import farthest_point
 
 
-def dense_core(X: np.ndarray, trim: float, *, n_neighbors: int = 10, reference: int = REFERENCE,
+def dense_core(X: np.ndarray, trim: float, *, n_neighbors: int = 10, reference: int | None = None,
                rng=None) -> np.ndarray:
     """Indices of the ``1 - trim`` share of rows with the smallest k-NN distance."""
     if not 0.0 <= trim < 1.0:
@@ -37,7 +37,7 @@ def dense_core(X: np.ndarray, trim: float, *, n_neighbors: int = 10, reference: 
 @register("core-farthest",
           "farthest-point over the densest (1 - trim) share: diverse and representative")
 def core_farthest(X, k, *, rng, prior=None, attributes=None, trim=0.5, n_neighbors=10,
-                  reference=REFERENCE):
+                  reference=None):
     core = dense_core(X, trim, n_neighbors=n_neighbors, reference=reference, rng=rng)
     if len(core) < k:  # a small pool: widen the core to what k needs
         r = knn_distance(X, n_neighbors, reference=reference, rng=rng)

@@ -2,8 +2,9 @@
 
 Density is estimated from k-nearest-neighbour cosine distances: ``r(x)``, the
 mean distance to the ``n_neighbors`` nearest others, exactly when the pool
-has at most ``reference`` rows, else against a seeded random reference
-subsample of that size (a monotone proxy: a sparse region is sparse in the
+has at most ``reference`` rows (default 4,096, fewer above 122k personas so
+that the estimate stays a few seconds at 10^6), else against a seeded random
+reference subsample of that size (a monotone proxy: a sparse region is sparse in the
 subsample too). Weights are ``r(x) ** alpha`` (density ** -alpha with
 density = 1 / r); ``alpha = 0`` is uniform; the default, 3, makes a persona whose neighbours
 are twice as far away eight times as likely. Drawn without replacement.
@@ -16,15 +17,28 @@ import numpy as np
 from .base import register, weighted_without_replacement
 
 REFERENCE = 4096
+#: kernel-evaluation budget of the estimate: the automatic reference keeps
+#: n x reference under it (4,096 rows up to 122k personas, 512 at 10^6)
+BUDGET = 5e8
 
 
-def knn_distance(X: np.ndarray, n_neighbors: int = 10, *, reference: int = REFERENCE,
+def reference_size(n: int, reference: int | None) -> int:
+    """``reference`` if given, else 4,096 lowered to keep ``n x reference``
+    under 5e8, never below 512."""
+    if reference is not None:
+        return int(reference)
+    return max(512, min(REFERENCE, int(BUDGET // max(n, 1))))
+
+
+def knn_distance(X: np.ndarray, n_neighbors: int = 10, *, reference: int | None = None,
                  rng=None, block: int = 8192) -> np.ndarray:
     """Mean cosine distance of each row to its ``n_neighbors`` nearest others.
 
     Exact when ``len(X) <= reference``; otherwise against a random subsample of
-    ``reference`` rows (``rng`` chooses it). Memory: ``block x reference``."""
+    ``reference`` rows (``rng`` chooses it; by default see :func:`reference_size`).
+    Memory: ``block x reference``."""
     n = len(X)
+    reference = reference_size(n, reference)
     if n <= reference:
         ref_idx = np.arange(n)
     else:
@@ -50,7 +64,7 @@ def knn_distance(X: np.ndarray, n_neighbors: int = 10, *, reference: int = REFER
 
 @register("inverse-density", "weights density^-alpha from k-NN distances: rare personas more often")
 def inverse_density(X, k, *, rng, prior=None, attributes=None, alpha=3.0, n_neighbors=10,
-                    reference=REFERENCE):
+                    reference=None):
     r = np.maximum(knn_distance(X, n_neighbors, reference=reference, rng=rng), 1e-6)
     w = r.astype(np.float64) ** float(alpha)
     return weighted_without_replacement(rng, w, k)

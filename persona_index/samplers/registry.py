@@ -92,14 +92,15 @@ class StrategySpec:
 
 
 _NEIGHBORS = Param("n_neighbors", "int", 10, "neighbours in the k-NN density estimate", 1, 1000)
-_REFERENCE = Param("reference", "int", 4096, "reference rows for the density estimate", 16, 10**7)
+_REFERENCE = Param("reference", "int", None, "reference rows for the density estimate (default "
+                   "4096, fewer above 122k personas)", 16, 10**7, nullable=True)
 
 STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
     StrategySpec("herding", "herding", "herding",
                  "kernel herding plus a standardised spread term: typical personas from distinct "
                  "regions; beats uniform on diversity and representativeness", (
                      Param("tau", "float", 0.2, "kernel width of exp((cos - 1) / tau)", 0.01, 10.0),
-                     Param("beta", "float", 0.5, "weight of the standardised distance to the "
+                     Param("beta", "float", 1.0, "weight of the standardised distance to the "
                            "nearest chosen persona (0: pure herding)", 0.0, 10.0),
                      Param("reference", "int", 4096, "pool rows each persona's typicality is "
                            "averaged over", 16, 10**7),

@@ -1,0 +1,112 @@
+"""Rewrite the README's generated sections from committed results.
+
+A generated section sits between ``<!-- generated: NAME from PATH -->`` and
+``<!-- /generated: NAME -->``; PATH is a results.json under benchmarks/results.
+``python -m benchmarks.readme`` rewrites every section; ``--check`` only
+reports the sections that differ from what their results give (exit 1), which
+is what tests/test_readme_figures.py runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) from (?P<path>\S+) -->\n)(?P<body>.*?)"
+                   r"(<!-- /generated: (?P=name) -->)", re.S)
+
+
+def _provenance(res: dict, section: str) -> str:
+    prov = res.get("provenance", {}).get(section) or {}
+    commit = prov.get("commit") or res.get("environment", {}).get("commit") or "unknown"
+    command = prov.get("command") or res.get("command")
+    return f"*From `{command}` at commit {commit[:10]}.*"
+
+
+def render(name: str, res: dict) -> str:
+    from .sampler import default_check_table, persona_space_table, transfer_table
+
+    if name == "sampler-default":
+        s = res["sampler"]
+        L = default_check_table(s["default_check"])
+        return "\n".join(L + ["", _provenance(res, "sampler")])
+    if name == "sampler-persona-space":
+        s = res["sampler"]
+        L = []
+        for set_name, ps in s["persona_space"].items():
+            for k in ps["ks"]:
+                L += [f"*{set_name} (N = {ps['pool']}), k = {k}: mean ± sd over {ps['seeds']} seeds "
+                      f"(z against {ps['uniform_draws']} uniform draws; positive = better)*", ""]
+                L += persona_space_table(ps, k) + [""]
+        return "\n".join(L + [_provenance(res, "sampler")])
+    if name == "sampler-transfer":
+        t = res["sampler"]["transfer"]
+        L = []
+        for set_name, r in t["sets"].items():
+            L += [f"*{set_name}: reporting half ({r['reporting_n']} pairs), {t['subpools']} subpools "
+                  f"of {r['size']}, {t['uniform_draws']} uniform selections each; mean z ± s.e.; "
+                  f"chosen on the tuning half: {r['chosen_on_tuning']}*", ""]
+            L += transfer_table(t, set_name, "1") + [""]
+        return "\n".join(L + [_provenance(res, "sampler")])
+    if name == "herding-scale":
+        checks = res["speed"]["checks"]
+        L = ["| N | herding s | blocked farthest s (same run) | ratio | extra MB (array MB) | "
+             "typicality error, mean / p99 (reference rows) | Vendi z | mean-nearest z | radius / uniform |",
+             "|---|---|---|---|---|---|---|---|---|"]
+        for key, c in checks.items():
+            if not key.startswith("herding_n"):
+                continue
+            L.append(f"| {key[len('herding_n'):]} | {c['seconds']:.2f} | {c['farthest_seconds']:.2f} | "
+                     f"{c['ratio_to_farthest']:.2f} | {c['extra_mb']:.0f} ({c['array_mb']:.0f}) | "
+                     f"{100 * c['mu_rel_error_mean']:.1f}% / {100 * c['mu_rel_error_p99']:.1f}% "
+                     f"({c['mu_reference_rows']} vs {c['mu_compared_with_rows']}) | {c['vendi_z']:+.1f} | "
+                     f"{c['mean_nearest_z']:+.1f} | {c['radius_ratio']:.3f} |")
+        dens = [(k[len("density_n"):], v) for k, v in checks.items() if k.startswith("density_n")]
+        rows = {(r["n"], r["strategy"]): r for r in res["speed"]["rows"]}
+        for n, v in dens:
+            r = rows.get((int(n), "inverse-density"))
+            if r:
+                L.append("")
+                L.append(f"inverse-density at N = {n}: {r['seconds']:.1f} s; its density estimate ranks "
+                         f"{v['queries']} query personas with Spearman {v['spearman']:.3f} against exact "
+                         f"10-NN distances over all N.")
+        return "\n".join(L + ["", _provenance(res, "speed")])
+    raise KeyError(f"no renderer for generated section {name!r}")
+
+
+def rewrite(readme: Path = ROOT / "README.md", check: bool = False) -> list[str]:
+    text = readme.read_text(encoding="utf-8")
+    cache: dict = {}
+    stale = []
+
+    def sub(m):
+        path = m.group("path")
+        if path not in cache:
+            cache[path] = json.loads((ROOT / path).read_text(encoding="utf-8"))
+        body = render(m.group("name"), cache[path]) + "\n"
+        if body != m.group("body"):
+            stale.append(m.group("name"))
+        return m.group(1) + body + m.group(5)
+
+    new = BLOCK.sub(sub, text)
+    if not check and new != text:
+        readme.write_text(new, encoding="utf-8")
+    return stale
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    check = "--check" in argv
+    stale = rewrite(check=check)
+    if check and stale:
+        print("README sections differ from their results: " + ", ".join(stale))
+        return 1
+    print(("stale: " if check else "rewrote: ") + (", ".join(stale) or "nothing"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
