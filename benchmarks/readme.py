@@ -64,6 +64,12 @@ def render(name: str, res: dict) -> str:
                      f"{100 * c['mu_rel_error_mean']:.1f}% / {100 * c['mu_rel_error_p99']:.1f}% "
                      f"({c['mu_reference_rows']} vs {c['mu_compared_with_rows']}) | {c['vendi_z']:+.1f} | "
                      f"{c['mean_nearest_z']:+.1f} | {c['radius_ratio']:.3f} |")
+        L.append("")
+        L.append("The spread weight on these pools (z of Vendi / of mean nearest distance): " + "; ".join(
+            f"N = {key[len('herding_n'):]}: " + ", ".join(
+                f"{b} {v['vendi_z']:+.1f} / {v['mean_nearest_z']:+.1f}"
+                for b, v in c.get("other_beta", {}).items())
+            for key, c in checks.items() if key.startswith("herding_n")) + ".")
         dens = [(k[len("density_n"):], v) for k, v in checks.items() if k.startswith("density_n")]
         rows = {(r["n"], r["strategy"]): r for r in res["speed"]["rows"]}
         for n, v in dens:

@@ -77,8 +77,8 @@ def default_check(ps: dict) -> dict:
 
 def transfer_settings(quick: bool = False):
     s = [("herding (default)", DEFAULT_STRATEGY, {})]
-    grid = [(0.2, 0.5), (0.3, 1.0)] if quick else [
-        (t, b) for t in (0.15, 0.2, 0.3) for b in (0.0, 0.5, 1.0, 2.0) if (t, b) != (0.2, 1.0)]
+    grid = [(0.2, 1.0), (0.3, 1.0)] if quick else [
+        (t, b) for t in (0.15, 0.2, 0.3) for b in (0.0, 0.5, 1.0, 2.0) if (t, b) != (0.2, 0.5)]
     s += [(f"herding tau={t} beta={b}", "herding", {"tau": t, "beta": b}) for t, b in grid]
     s += [(n, n, {}) for n in ("farthest", "facility", "blend", "core-farthest", "cells",
                                 "inverse-density")]

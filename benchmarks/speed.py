@@ -60,6 +60,11 @@ def herding_checks(X: np.ndarray, k: int, rows: list, queries: int = 2000,
     h = cover(sample(X, k, "herding", seed=0))
     U = np.array([cover(sample(X, k, "uniform", seed=100 + s)) for s in range(uniform_draws)])
     mu, sd = U.mean(axis=0), U.std(axis=0)
+    alt = {}
+    for beta in (0.0, 1.0):  # the spread weight's effect on this kind of pool
+        a = cover(sample(X, k, "herding", seed=0, beta=beta))
+        alt[f"beta={beta}"] = {"vendi_z": float((a[0] - mu[0]) / sd[0]),
+                               "mean_nearest_z": float(-(a[1] - mu[1]) / sd[1])}
     return {"seconds": t_h["seconds"], "farthest_seconds": t_f["seconds"],
             "ratio_to_farthest": t_h["seconds"] / t_f["seconds"],
             "extra_mb": t_h["extra_mb"], "array_mb": X.nbytes / 2**20,
@@ -70,7 +75,7 @@ def herding_checks(X: np.ndarray, k: int, rows: list, queries: int = 2000,
             "coverage_eval_rows": int(len(ev)), "uniform_draws": uniform_draws,
             "vendi_z": float((h[0] - mu[0]) / sd[0]),
             "mean_nearest_z": float(-(h[1] - mu[1]) / sd[1]),
-            "radius_ratio": float(h[2] / mu[2])}
+            "radius_ratio": float(h[2] / mu[2]), "other_beta": alt}
 
 
 def run_speed(ns, k: int, strategies, naive_max_n: int, knn_queries: int = 10_000) -> dict:

@@ -341,7 +341,7 @@ def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, 
 @click.option("--n-cells", type=click.IntRange(1), help="Number of k-means cells (cells).")
 @click.option("--trim", type=float, help="core-farthest: share of most isolated personas left out.")
 @click.option("--lam", type=float, help="blend: diversity weight in [0, 1] (default 0.45).")
-@click.option("--beta", type=float, help="herding: weight of the spread term (default 1.0).")
+@click.option("--beta", type=float, help="herding: weight of the spread term (default 0.5).")
 @click.option("--tau", type=float, help="herding, blend: kernel width.")
 @click.option("--param", "extra", multiple=True, help="Any other strategy parameter NAME=VALUE.")
 @click.option("--where", help="SQL filter: draw only from matching personas.")

@@ -65,7 +65,7 @@ def test_warm_start_equals_the_textbook_loop_with_a_prior(clustered):
     head = herding_select(X, 10, rng=0)
     rest = np.setdiff1d(np.arange(len(X)), head)
     tail = herding_select(X[rest], 15, rng=0, prior=X[head])
-    ref = naive(X[rest].astype(np.float64), 15, 0.2, 1.0, prior=X[head].astype(np.float64))
+    ref = naive(X[rest].astype(np.float64), 15, 0.2, 0.5, prior=X[head].astype(np.float64))
     assert np.array_equal(tail, ref)
     assert not np.array_equal(tail, herding_select(X[rest], 15, rng=0))  # the prior matters
 

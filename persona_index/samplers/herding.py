@@ -64,7 +64,7 @@ def candidate_rows(n: int, k: int, candidates: int | None, rng) -> np.ndarray:
     return np.sort(rng.choice(n, m, replace=False))
 
 
-def herding_select(X: np.ndarray, k: int, *, tau: float = 0.2, beta: float = 1.0, rng=None,
+def herding_select(X: np.ndarray, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=None,
                    prior: np.ndarray | None = None, reference: int = REFERENCE,
                    candidates: int | None = None, stats: dict | None = None) -> np.ndarray:
     """Kernel herding with a standardised spread term (see the module docstring).
@@ -133,7 +133,7 @@ def herding_select(X: np.ndarray, k: int, *, tau: float = 0.2, beta: float = 1.0
 
 @register("herding", "kernel herding plus a standardised spread term: typical personas from "
           "distinct regions (the default)")
-def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=1.0, reference=REFERENCE,
+def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=0.5, reference=REFERENCE,
             candidates=None):
     return herding_select(X, k, tau=tau, beta=beta, rng=rng, prior=prior, reference=reference,
                           candidates=candidates)

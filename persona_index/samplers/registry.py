@@ -100,7 +100,7 @@ STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
                  "kernel herding plus a standardised spread term: typical personas from distinct "
                  "regions; beats uniform on diversity and representativeness", (
                      Param("tau", "float", 0.2, "kernel width of exp((cos - 1) / tau)", 0.01, 10.0),
-                     Param("beta", "float", 1.0, "weight of the standardised distance to the "
+                     Param("beta", "float", 0.5, "weight of the standardised distance to the "
                            "nearest chosen persona (0: pure herding)", 0.0, 10.0),
                      Param("reference", "int", 4096, "pool rows each persona's typicality is "
                            "averaged over", 16, 10**7),
