@@ -90,22 +90,26 @@ def format_table(rows: list[dict], columns: list | None = None, max_width: int =
 @click.option("--model", default=None,
               help="Embedding model: a local sentence-transformers folder, or 'hash-384' for "
                    "tests. Default: the store's own model, or all-MiniLM-L6-v2 for a new store.")
+@click.option("--single-writer", is_flag=True,
+              help="Object-storage stores (s3://) cannot be locked: promise that no other "
+                   "process writes or draws meanwhile, to allow writes and session draws there.")
 @click.version_option(package_name="persona-index")
 @click.pass_context
-def cli(ctx, db, model):
+def cli(ctx, db, model, single_writer):
     """persona-index: an embedded persona index with a coverage-aware sampler.
 
     Build a store of personas with embeddings and attributes, query similar
     and distant personas, draw batches that cover the persona space, and
     measure coverage.
     """
-    ctx.obj = {"db": db, "model": model}
+    ctx.obj = {"db": db, "model": model, "single_writer": single_writer}
 
 
 def open_index(ctx, must_exist: bool = True):
     from persona_index.store import PersonaIndex
 
-    return PersonaIndex(ctx.obj["db"], ctx.obj["model"], must_exist=must_exist)
+    return PersonaIndex(ctx.obj["db"], ctx.obj["model"], must_exist=must_exist,
+                        single_writer=ctx.obj.get("single_writer", False))
 
 
 def _summary_out(summary, as_json):
@@ -504,9 +508,10 @@ def sessions_reset(ctx, name, as_json):
               help="One label per line.")
 @click.option("--template", default="{label}", show_default=True,
               help="How a label is phrased before embedding, e.g. 'a person working in {label}'.")
+@click.option("--replace", is_flag=True, help="Overwrite an existing column of that name.")
 @output_options
 @click.pass_context
-def tag(ctx, name, labels, labels_file, template, as_json):
+def tag(ctx, name, labels, labels_file, template, replace, as_json):
     """Tag every persona with its nearest label (zero-shot), as an attribute."""
     from persona_index.tagging import tag as do_tag
 
@@ -517,7 +522,7 @@ def tag(ctx, name, labels, labels_file, template, as_json):
             lab = [l.strip() for l in fh if l.strip()]
     else:
         lab = [l.strip() for l in labels.split(",")]
-    emit(do_tag(open_index(ctx), name, lab, template=template), as_json)
+    emit(do_tag(open_index(ctx), name, lab, template=template, replace=replace), as_json)
 
 
 def client_options(fn):

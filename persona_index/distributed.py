@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ._lazy import attempt_import
-from .ingest import DEFAULT_BATCH, DEFAULT_NEAR_DUP, _write_pass, iter_file, plan_records
+from .ingest import DEFAULT_BATCH, DEFAULT_NEAR_DUP, _Report, _write_pass, iter_file, plan_records
 from .samplers.farthest import farthest_point
 from .store import PersonaIndex
 
@@ -99,22 +99,24 @@ def ingest_file_ray(index: PersonaIndex, path: str, *, num_workers: int = 2, use
             yield buf
 
     summary = None
-    for rows in windows():
-        pre = _Precomputed(embedder, embed_window(rows))
-        index._embedder = pre
-        try:
+    rep = _Report(report)  # one report for the whole run, not one per window
+    try:
+        for rows in windows():
+            pre = _Precomputed(embedder, embed_window(rows))
             s = _write_pass(index, lambda: iter(rows), plan, source=path, licence=licence,
                             near_dedup=near_dedup, threshold=near_dup_threshold,
-                            batch_size=batch_size, report=report, progress=progress, extra_columns={})
-        finally:
-            index._embedder = embedder
-        if summary is None:
-            summary = s
-        else:
-            for f in ("read", "added", "exact_duplicates", "near_duplicates", "rejected",
-                      "over_token_window", "batches", "seconds", "embed_seconds"):
-                setattr(summary, f, getattr(summary, f) + getattr(s, f))
-            summary.version_after = s.version_after
+                            batch_size=batch_size, report=None, progress=progress,
+                            extra_columns={}, embedder=pre, rep=rep)
+            if summary is None:
+                summary = s
+            else:
+                for f in ("read", "added", "exact_duplicates", "near_duplicates", "rejected",
+                          "over_token_window", "batches", "seconds", "embed_seconds"):
+                    setattr(summary, f, getattr(summary, f) + getattr(s, f))
+                summary.version_after = s.version_after
+    finally:
+        rep.close()
+    summary.examples = rep.examples
     return summary
 
 

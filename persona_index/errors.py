@@ -36,6 +36,11 @@ class StoreNotFoundError(PersonaIndexError, FileNotFoundError):
     """A query or export on a store that does not exist."""
 
 
+class ConcurrencyError(PersonaIndexError, RuntimeError):
+    """A write or session draw that cannot be made safe against other
+    processes (an object-storage store without ``single_writer``)."""
+
+
 class EmbedderMismatchError(PersonaIndexError, ValueError):
     """The store was built with another model (or dimension) than the one given."""
 

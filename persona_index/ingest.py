@@ -189,7 +189,7 @@ def _kind(v) -> str:
     if isinstance(v, bool):
         return "bool"
     if isinstance(v, int):
-        return "int"
+        return "int" if -2**63 <= v < 2**63 else "bigint"
     if isinstance(v, float):
         return "float"
     if isinstance(v, str):
@@ -274,6 +274,41 @@ def plan_records(records: Iterable[tuple[int, dict]], *, path: str = "<records>"
                else "bool" if kinds == {"bool"} else "string")
         plain[f] = (unique(column_name(f)), typ)
     return Plan(text_field, attributes, plain, rows)
+
+
+#: which value kinds fit a stored column of each type (values are cast)
+_FITS = {"string": None, "double": {"int", "float"}, "int64": {"int"}, "bool": {"bool"}}
+
+
+def check_against_store(index: PersonaIndex, plan: Plan, records: Iterable[tuple[int, dict]],
+                        path: str) -> None:
+    """Refuse, before any write, a file whose values do not fit the store's
+    existing columns: ``FILE:LINE: field NAME: ...`` naming both types."""
+    if not index.exists:
+        return
+    schema = index.table.schema
+    have = {f.name: f.type for f in schema}
+    checks = {}
+    for f, col in plan.attributes.items():
+        if col in have:
+            checks[f] = (col, "string")
+    for f, (col, typ) in plan.plain.items():
+        if col in have:
+            checks[f] = (col, typ)
+    bad = {f: (col, str(have[col])) for f, (col, _) in checks.items()
+           if _FITS.get(str(have[col]), set()) is not None}
+    if not bad:
+        return
+    for n, rec in records:
+        for f, (col, stored) in bad.items():
+            v = rec.get(f)
+            if v is None:
+                continue
+            kind = _kind(v)
+            if kind not in _FITS.get(stored, set()):
+                shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
+                raise InputFileError(path, n, f"field {f!r}: {kind} value {shown} does not fit "
+                                              f"the store's column {col!r} of type {stored}")
 
 
 def check_strict(records: Iterable[tuple[int, dict]], text_field: str, path: str) -> None:
@@ -542,12 +577,16 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
 
 def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, threshold,
                 batch_size, report, progress, extra_columns,
-                blocking_min: int = BLOCKING_MIN) -> IngestSummary:
+                blocking_min: int = BLOCKING_MIN, embedder=None, rep=None) -> IngestSummary:
+    """One pass over the records: embed (``embedder`` or the store's), dedup,
+    commit batch by batch. ``rep``: an open report to append to (the caller
+    closes it), instead of opening ``report``."""
     from tqdm.auto import tqdm
 
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"near_dup_threshold must be in (0, 1], got {threshold}")
-    embedder = index.embedder
+    check_against_store(index, plan, make_iter(), source)
+    embedder = embedder or index.embedder
     tl = time.perf_counter()
     getattr(embedder, "model", None)  # loads the model, outside the ingest timing
     load_seconds = time.perf_counter() - tl
@@ -557,7 +596,8 @@ def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, th
     summary.version_before = index.version if index.exists else None
     known = _StoreIndex(index, near_dedup, blocking_min)
     summary.near_dedup_method = known.method if near_dedup else "off"
-    rep = _Report(report)
+    own_report = rep is None
+    rep = _Report(report) if own_report else rep
     bar = tqdm(total=plan.rows, disable=not progress, file=sys.stderr, unit="persona",
                desc="ingest", mininterval=0.5)
     summary.load_seconds = load_seconds
@@ -576,7 +616,8 @@ def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, th
             bar.update(len(batch))
     finally:
         bar.close()
-        rep.close()
+        if own_report:
+            rep.close()
     summary.examples = rep.examples
     summary.seconds = time.perf_counter() - t0
     summary.version_after = index.version if index.exists else None
@@ -657,14 +698,31 @@ def _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence
             vals = [_as_str(v) for v in vals]
         elif typ == "float64":
             vals = [None if v is None else float(v) for v in vals]
-        cols[col] = pa.array(vals, getattr(pa, typ)())
+        cols[col] = pa.array(vals, _ARROW_TYPES[typ]())
     for col, val in extra_columns.items():
         cols[col] = (pa.nulls(len(idx), pa.string()) if val is None
                      else pa.array([val] * len(idx)))
     index.write(pa.table(cols), attributes=list(plan.attributes.values()))
     known.add(cols["id"].to_pylist(), vecs if near_dedup else None)
-    summary.added += len(idx)
+    # rows another process committed meanwhile were skipped by the store
+    summary.added += len(idx) - index.last_write_skipped
+    summary.exact_duplicates += index.last_write_skipped
     summary.batches += 1
+
+
+def _arrow_types():
+    import pyarrow as pa
+
+    return {"string": pa.string, "int64": pa.int64, "float64": pa.float64, "bool": pa.bool_}
+
+
+class _LazyTypes(dict):
+    def __missing__(self, key):
+        self.update(_arrow_types())
+        return self[key]
+
+
+_ARROW_TYPES = _LazyTypes()
 
 
 def _as_str(v):

@@ -78,57 +78,82 @@ def draw(index: PersonaIndex, n: int, strategy: str = DEFAULT_STRATEGY, *, seed=
     for name in ([session] if session else []) + list(exclude_sessions):
         check_name(name)
     sessions = Sessions(index)
-    lock_names = [session] if (session and record) else []
-    with session_lock(index, lock_names):
-        sv = sessions.version() if _session_version is None else _session_version
-        own = sessions.drawn([session], version=sv) if session else []
-        other = sessions.drawn(list(exclude_sessions), version=sv) if exclude_sessions else []
-        m = index.matrix()
-        pool = candidate_pool(index, where=where, near=near, within=within)
-        excluded = set(own) | set(other)
-        if excluded:
-            import pyarrow as pa
-            import pyarrow.compute as pc
+    explicit = sorted(set(exclude_sessions) - ({session} if session else set()))
+    replaying = _session_version is not None
+    related: set = set()
+    if session and not replaying:
+        related = sessions.excluded_by(session)
+    while True:  # lock every session this draw reads; the relation may grow meanwhile
+        lock_names = ([session] if session else []) + explicit + sorted(related)
+        with session_lock(index, lock_names):
+            if session and not replaying:
+                now = sessions.excluded_by(session)
+                if not now <= related:
+                    related |= now
+                    continue
+            with index.pinned():  # one table version for the whole draw
+                batch = _draw_locked(index, n, strategy, seed=seed, where=where, near=near,
+                                     within=within, session=session,
+                                     excludes=sorted(set(explicit) | related), params=params,
+                                     record=record, sessions=sessions,
+                                     session_version=_session_version)
+        return batch
 
-            mask = pc.is_in(m.ids.take(pa.array(pool)), value_set=pa.array(sorted(excluded)))
-            pool = pool[~mask.to_numpy(zero_copy_only=False)]
-        if n > len(pool):
-            raise SamplingError(
-                f"asked for {n} personas but only {len(pool)} are available"
-                + (f" (after excluding {len(excluded)} already drawn)" if excluded else ""))
-        prior = None
-        if own:
-            pos = [p for p in (m.position_of_id(i) for i in own) if p is not None]
-            prior = m.vectors[pos] if pos else None
-        # no copy of the whole matrix when the pool is all of it
-        X = m.vectors if len(pool) == len(m.vectors) else m.vectors[pool]
-        attrs = None
-        if strategy == "stratified":
-            by = params.get("by") or index.attributes
-            if isinstance(by, str):
-                by = [by]
-            params["by"] = list(by)
-            cols = index.attribute_columns(list(by))
-            attrs = {k: v[pool] for k, v in cols.items()}
-        t0 = time.perf_counter()
-        sel = sample(X, n, strategy, seed=seed, prior=prior, attributes=attrs, **params)
-        seconds = time.perf_counter() - t0
-        positions = pool[sel]
-        ids = m.ids.take(positions).to_pylist()
-        batch_no = sessions.next_batch(session) if session else None
-        manifest = {
-            "manifest_version": MANIFEST_VERSION,
-            "strategy": strategy, "params": params, "seed": seed, "n": n,
-            "where": where, "near": near, "within": within,
-            "store": index.path if "://" in index.path else os.path.abspath(index.path),
-            "table_version": index.version, "model": index.meta.get("model"),
-            "session": session, "batch": batch_no, "session_version": sv,
-            "exclude_sessions": list(exclude_sessions), "prior_count": len(own),
-            "pool_size": int(len(pool)), "seconds": round(seconds, 4),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "ids": ids,
-        }
-        if session and record:
-            sessions.record(session, batch_no, ids, manifest)
+
+def _draw_locked(index, n, strategy, *, seed, where, near, within, session, excludes, params,
+                 record, sessions, session_version) -> Batch:
+    exclude_sessions = excludes  # explicit and recorded exclusions
+    sv = sessions.version() if session_version is None else session_version
+    own = sessions.drawn([session], version=sv) if session else []
+    other = sessions.drawn(list(exclude_sessions), version=sv) if exclude_sessions else []
+    m = index.matrix()
+    pool = candidate_pool(index, where=where, near=near, within=within)
+    excluded = set(own) | set(other)
+    if excluded:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        mask = pc.is_in(m.ids.take(pa.array(pool)), value_set=pa.array(sorted(excluded)))
+        pool = pool[~mask.to_numpy(zero_copy_only=False)]
+    if n > len(pool):
+        raise SamplingError(
+            f"asked for {n} personas but only {len(pool)} are available"
+            + (f" (after excluding {len(excluded)} already drawn)" if excluded else ""))
+    prior = None
+    if own:
+        pos = [p for p in (m.position_of_id(i) for i in own) if p is not None]
+        prior = m.vectors[pos] if pos else None
+    # no copy of the whole matrix when the pool is all of it
+    X = m.vectors if len(pool) == len(m.vectors) else m.vectors[pool]
+    attrs = None
+    if strategy == "stratified":
+        by = params.get("by") or index.attributes
+        if isinstance(by, str):
+            by = [by]
+        params["by"] = list(by)
+        cols = index.attribute_columns(list(by))
+        attrs = {k: v[pool] for k, v in cols.items()}
+    t0 = time.perf_counter()
+    sel = sample(X, n, strategy, seed=seed, prior=prior, attributes=attrs, **params)
+    seconds = time.perf_counter() - t0
+    positions = pool[sel]
+    ids = m.ids.take(positions).to_pylist()
+    batch_no = sessions.next_batch(session) if session else None
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "strategy": strategy, "params": params, "seed": seed, "n": n,
+        "where": where, "near": near, "within": within,
+        "store": index.path if "://" in index.path else os.path.abspath(index.path),
+        "table_version": index.version, "model": index.meta.get("model"),
+        "session": session, "batch": batch_no, "session_version": sv,
+        "exclude_sessions": list(exclude_sessions), "prior_count": len(own),
+        "pool_size": int(len(pool)), "seconds": round(seconds, 4),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "ids": ids,
+    }
+    if session and record:
+        if exclude_sessions:
+            sessions.record_exclusions(session, exclude_sessions)
+        sessions.record(session, batch_no, ids, manifest)
     rows = index.take(positions).to_pylist()
     return Batch(ids=ids, rows=rows, manifest=manifest, attributes=index.attributes,
                  pool_positions=pool, positions=positions)
@@ -159,6 +184,12 @@ def coverage_of(index: PersonaIndex, ids: Sequence[str], *, where: str | None = 
     rows matching ``where``), plus the balance of each store attribute."""
     from .metrics import coverage_report
 
+    with index.pinned():
+        return _coverage_at(index, ids, where=where, targets=targets, report=coverage_report)
+
+
+def _coverage_at(index, ids, *, where, targets, report):
+    coverage_report = report
     m = index.matrix()
     pool = index.positions(where) if where else np.arange(len(m.vectors))
     lookup = {int(p): i for i, p in enumerate(pool)}

@@ -6,12 +6,18 @@ A session is a named sequence of batches. Its draws live in the store's
 travels with the store. A draw holds an exclusive file lock on the session
 (in ``<db>/.locks``) from reading the session to writing its batch, so two
 processes drawing from one session never hand out the same persona twice.
+
+``exclude_sessions`` is a recorded relation (table ``exclusions``) that holds
+both ways: once B has been drawn excluding A, later draws of A also avoid
+what B drew. A draw locks every session it reads (its own, the ones it
+excludes, and the ones the relation adds), re-reading the relation after
+locking until the set is stable, so train and eval stay disjoint whichever
+process draws first.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import re
 import time
@@ -23,6 +29,7 @@ from .errors import InvalidQueryError
 
 SESSIONS = "sessions"
 MANIFESTS = "manifests"
+EXCLUSIONS = "exclusions"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -39,23 +46,32 @@ def _quote(s: str) -> str:
 
 @contextlib.contextmanager
 def session_lock(index, names):
-    """Exclusive lock on the given sessions (sorted, so no deadlock)."""
-    if "://" in index.path:  # object storage: no shared file system to lock on
+    """Exclusive locks on the given sessions, taken in sorted order (no
+    deadlock between two draws that need overlapping sets). Waits for them.
+
+    Object-storage stores cannot be locked: there a draw that records a
+    session needs ``single_writer`` (see :meth:`PersonaIndex.writer_lock`)."""
+    names = sorted(set(names))
+    if not names:
         yield
         return
+    if "://" in index.path:
+        if not index.single_writer:
+            from .errors import ConcurrencyError
+
+            raise ConcurrencyError(
+                f"{index.path!r} is on object storage, where session draws cannot be locked: "
+                "pass --single-writer (single_writer=True) if no other process draws meanwhile")
+        yield
+        return
+    from filelock import FileLock
+
     lockdir = Path(index.path) / ".locks"
     lockdir.mkdir(parents=True, exist_ok=True)
-    handles = []
-    try:
-        for name in sorted(set(names)):
-            fh = open(lockdir / f"{name}.lock", "a+")
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            handles.append(fh)
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            stack.enter_context(FileLock(str(lockdir / f"session-{name}.lock")))
         yield
-    finally:
-        for fh in reversed(handles):
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            fh.close()
 
 
 class Sessions:
@@ -66,7 +82,7 @@ class Sessions:
 
     def _table(self, name, create_schema=None):
         db = self.index.db
-        names = self.index._table_names()
+        names = self.index.table_names()
         if name in names:
             return db.open_table(name)
         if create_schema is None:
@@ -85,6 +101,28 @@ class Sessions:
         manifests = pa.schema([("session", pa.string()), ("batch", pa.int64()),
                                ("manifest", pa.string())])
         return draws, manifests
+
+    def excluded_by(self, name: str) -> set:
+        """Sessions kept disjoint from ``name``: the relation holds both ways
+        once any draw recorded it."""
+        t = self._table(EXCLUSIONS)
+        if t is None:
+            return set()
+        tbl = t.to_lance().to_table(columns=["a", "b"],
+                                    filter=f"a = {_quote(name)} OR b = {_quote(name)}")
+        out = set(tbl.column("a").to_pylist()) | set(tbl.column("b").to_pylist())
+        out.discard(name)
+        return out
+
+    def record_exclusions(self, name: str, others) -> None:
+        import pyarrow as pa
+
+        new = sorted(set(others) - self.excluded_by(name) - {name})
+        if not new:
+            return
+        schema = pa.schema([("a", pa.string()), ("b", pa.string())])
+        self._table(EXCLUSIONS, schema).add(pa.table(
+            {"a": [min(name, o) for o in new], "b": [max(name, o) for o in new]}, schema=schema))
 
     def version(self) -> int:
         t = self._table(SESSIONS)

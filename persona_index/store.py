@@ -11,6 +11,7 @@ by Lance and applied to the product as a mask.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -25,7 +26,7 @@ import numpy as np
 if TYPE_CHECKING:  # pyarrow is imported where it is used
     import pyarrow as pa
 
-from .errors import (EmbedderMismatchError, FormatVersionError,
+from .errors import (ConcurrencyError, EmbedderMismatchError, FormatVersionError,
                      InvalidQueryError, StoreNotFoundError)
 
 FORMAT_VERSION = 1
@@ -125,14 +126,20 @@ class PersonaIndex:
 
     Examples
     --------
-    >>> idx = PersonaIndex("/tmp/demo.lance")                  # doctest: +SKIP
-    >>> idx.add([{"persona": "a chemistry teacher in Kenya"}])  # doctest: +SKIP
-    >>> idx.similar("a science teacher", k=3)                 # doctest: +SKIP
+    >>> import tempfile, numpy as np
+    >>> from persona_index.embed import HashEmbedder
+    >>> idx = PersonaIndex(tempfile.mkdtemp() + "/demo.lance", HashEmbedder(dim=16))
+    >>> idx.add([{"text": "a chemistry teacher in Kenya"}, {"text": "a welder in Chile"}])["added"]
+    2
+    >>> [h.text for h in idx.similar("a chemistry teacher in Kenya", k=1)]
+    ['a chemistry teacher in Kenya']
     """
 
     def __init__(self, path=None, embedder=None, *, must_exist: bool = False,
-                 version: int | None = None):
+                 version: int | None = None, single_writer: bool = False):
         self.path = resolve_db(path)
+        self.single_writer = single_writer
+        self.last_write_skipped = 0
         self.pinned_version = version
         self._db = None
         self._table = None
@@ -178,6 +185,10 @@ class PersonaIndex:
         if "://" not in self.path and not Path(self.path).exists():
             return False
         return TABLE in self._table_names()
+
+    def table_names(self) -> list[str]:
+        """The LanceDB tables in the store's directory (personas, sessions, ...)."""
+        return self._table_names()
 
     def _table_names(self) -> list[str]:
         res = self.db.list_tables()
@@ -275,15 +286,74 @@ class PersonaIndex:
         self._table = self.db.create_table(TABLE, schema=schema)
         self._table.add(first.cast(schema))
 
-    def write(self, batch, attributes: Sequence[str] = ()) -> int:
-        """Append one Arrow table of complete rows (one commit); returns the new
-        version. New columns are added to the schema (null for old rows);
-        columns the batch lacks are null for its rows."""
-        import pyarrow as pa
+    # -- writing -------------------------------------------------------------
+    @contextlib.contextmanager
+    def writer_lock(self):
+        """The store-wide writer lock: held around every check-and-commit, so
+        that a present id is never written again, whichever process writes.
+        Writers wait for it (they do not fail fast).
 
-        if not self.exists:
-            self._create(batch, attributes)
-        else:
+        Object-storage stores have no shared file system to lock on: writing
+        to one needs ``single_writer=True`` (the CLI's ``--single-writer``),
+        the caller's promise that no other process writes at the same time.
+        """
+        if "://" in self.path:
+            if not self.single_writer:
+                raise ConcurrencyError(
+                    f"{self.path!r} is on object storage, where persona-index cannot lock: "
+                    "writes and session draws need --single-writer (single_writer=True), a "
+                    "promise that no other process writes to this store meanwhile")
+            yield
+            return
+        from filelock import FileLock
+
+        lockdir = Path(self.path) / ".locks"
+        lockdir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lockdir / "writer.lock")):
+            self._table = None  # see what other processes committed
+            self._snap = None
+            yield
+
+    def present_ids(self, ids: Sequence[str]) -> set:
+        """Which of ``ids`` are stored at the latest version (a scan of the id
+        column; no warm matrix is built)."""
+        if not self.exists or not len(ids):
+            return set()
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        want = pa.array(list(ids), pa.string())
+        found: set = set()
+        for b in self.dataset.to_batches(columns=["id"]):
+            col = b.column(0)
+            found.update(col.filter(pc.is_in(col, value_set=want)).to_pylist())
+        return found
+
+    def write(self, batch, attributes: Sequence[str] = ()) -> int:
+        """Append one Arrow table of complete rows; returns the table version.
+
+        Under the writer lock, rows whose id is already stored (by this or any
+        other process) are dropped first, so writes are idempotent by id. New
+        columns are added to the schema (null for old rows); columns the batch
+        lacks are null for its rows. The caller checks types beforehand
+        (:func:`persona_index.ingest.check_against_store`)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        with self.writer_lock():
+            if self.exists:
+                have = self.present_ids(batch.column("id").to_pylist())
+                if have:
+                    batch = batch.filter(pc.invert(pc.is_in(batch.column("id"),
+                                                            value_set=pa.array(sorted(have)))))
+                self.last_write_skipped = len(have)
+            else:
+                self.last_write_skipped = 0
+            if batch.num_rows == 0:
+                return self.version if self.exists else 0
+            if not self.exists:
+                self._create(batch, attributes)
+                return self.version
             tbl = self.table
             have = {f.name: f.type for f in tbl.schema}
             new = [f for f in batch.schema if f.name not in have]
@@ -304,7 +374,107 @@ class PersonaIndex:
                 else:
                     cols.append(pa.nulls(batch.num_rows, f.type))
             tbl.add(pa.Table.from_arrays(cols, schema=schema.remove_metadata()))
-        return self.version
+            self._table = None
+            self._snap = None
+            return self.version
+
+    def set_columns(self, values, *, attributes: Sequence[str] = (), replace: bool = False,
+                    expect_version: int | None = None) -> int:
+        """Add (or with ``replace``, rewrite) columns keyed by ``id``: ``values``
+        is an Arrow table with ``id`` and the new columns, one row per stored
+        persona. Refuses to overwrite an existing column unless ``replace``,
+        and refuses when the store moved past ``expect_version`` (new rows
+        would be left untagged). Under the writer lock; returns the version.
+
+        Lance has no single commit for rewriting a column and its schema
+        metadata, so a replace is two or three commits (drop, merge, metadata)
+        made under the writer lock: no other writer interleaves, but a reader
+        may see an intermediate version."""
+        with self.writer_lock():
+            if expect_version is not None and self.version != expect_version:
+                raise ConcurrencyError(
+                    f"the store moved from version {expect_version} to {self.version} meanwhile; "
+                    "run again to cover the new personas")
+            cols = [c for c in values.schema.names if c != "id"]
+            clash = [c for c in cols if c in self.columns]
+            if clash and not replace:
+                raise InvalidQueryError(
+                    f"column(s) {clash} exist already; pass replace (--replace) to overwrite them")
+            bad = [c for c in clash if c in RESERVED]
+            if bad:
+                raise InvalidQueryError(f"column(s) {bad} are the store's own and cannot be replaced")
+            if clash:
+                self.dataset.drop_columns(clash)
+                self._snap = None
+            self.dataset.merge(values, left_on="id", right_on="id")
+            self._table = None
+            self._snap = None
+            missing = [a for a in attributes if a not in self.attributes]
+            if missing:
+                self._update_meta(attributes=self.attributes + missing)
+            return self.version
+
+    def add(self, records: Sequence[dict], *, vectors: np.ndarray | None = None,
+            attributes: Sequence[str] = (), source: str = "python", licence: str | None = None) -> dict:
+        """Add personas: each record has ``text`` (or ``persona``) and any other
+        fields (stored as plain string columns, or attributes when named in
+        ``attributes``). ``vectors``, one unit row per record, skips the
+        embedder (they must come from the store's model). Idempotent by id:
+        personas already stored are skipped, also under concurrent writers.
+        No near-duplicate check (that is :func:`persona_index.ingest.ingest_records`).
+
+        Returns ``{"added": n, "skipped": n, "table_version": v}``.
+
+        Examples
+        --------
+        >>> import tempfile, numpy as np
+        >>> from persona_index.embed import HashEmbedder
+        >>> idx = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(dim=8))
+        >>> v = np.eye(8, dtype=np.float32)[:2]
+        >>> idx.add([{"text": "a nurse in Kenya", "region": "Africa"},
+        ...          {"text": "a welder in Chile", "region": "South America"}],
+        ...         vectors=v, attributes=["region"])["added"]
+        2
+        >>> idx.add([{"text": "A nurse in  Kenya"}], vectors=v[:1])["added"]  # same id
+        0
+        """
+        import pyarrow as pa
+
+        from .ingest import persona_id
+
+        texts, extra, seen = [], [], {}
+        for i, r in enumerate(records):
+            t = r.get("text", r.get("persona"))
+            if not isinstance(t, str) or not t.strip():
+                raise InvalidQueryError(f"record {i}: no text (a 'text' or 'persona' string)")
+            texts.append(t.strip())
+            extra.append({k: v for k, v in r.items() if k not in ("text", "persona", "vector")})
+        ids = [persona_id(t) for t in texts]
+        keep = [i for i, pid in enumerate(ids) if seen.setdefault(pid, i) == i]
+        if vectors is None:
+            vectors = self.embed([texts[i] for i in keep])
+        else:
+            vectors = np.asarray(vectors, dtype=np.float32)
+            if vectors.ndim != 2 or len(vectors) != len(texts):
+                raise InvalidQueryError(f"vectors has shape {vectors.shape}; want ({len(texts)}, dim)")
+            vectors = vectors[keep]
+        dim = vectors.shape[1]
+        if self.exists and dim != self.meta.get("dim"):
+            raise EmbedderMismatchError(f"vectors have dim {dim}, the store {self.meta.get('dim')}")
+        cols = {"id": pa.array([ids[i] for i in keep], pa.string()),
+                "text": pa.array([texts[i] for i in keep], pa.string()),
+                "vector": pa.FixedSizeListArray.from_arrays(
+                    pa.array(np.ascontiguousarray(vectors).reshape(-1), pa.float32()), dim),
+                "source": pa.array([source] * len(keep), pa.string()),
+                "source_line": pa.array([i + 1 for i in keep], pa.int64()),
+                "licence": pa.array([licence] * len(keep), pa.string())}
+        names = sorted({k for e in extra for k in e})
+        for name in names:
+            cols[name] = pa.array([_plain_str(extra[i].get(name)) for i in keep], pa.string())
+        before = self.count() if self.exists else 0
+        version = self.write(pa.table(cols), attributes=[a for a in attributes if a in names])
+        added = self.count() - before
+        return {"added": int(added), "skipped": len(texts) - int(added), "table_version": version}
 
     # -- reading -------------------------------------------------------------
     def count(self, where: str | None = None) -> int:
@@ -445,15 +615,25 @@ class PersonaIndex:
             raise InvalidQueryError(f"query text must be a non-empty string, got {query!r}")
         return self.embed([query])[0], None
 
+    @contextlib.contextmanager
+    def pinned(self):
+        """Within the block every read (matrix, filters, rows, attributes,
+        version) sees the one table version current at its start, whatever
+        other processes commit meanwhile. Nested blocks keep the outer one."""
+        if self._hold is not None:
+            yield self
+            return
+        self._hold = self._snapshot()
+        try:
+            yield self
+        finally:
+            self._hold = None
+
     def _rank(self, query, id, k, where, sign, vector=None):
         if self._table is None and not self.exists:
             raise StoreNotFoundError(f"no persona store at {self.path!r}")
-        self._hold = None
-        self._hold = self._snapshot()  # one version check for the whole query
-        try:
+        with self.pinned():  # one version check for the whole query
             return self._rank_at(query, id, k, where, sign, vector)
-        finally:
-            self._hold = None
 
     def _rank_at(self, query, id, k, where, sign, vector):
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
@@ -608,6 +788,14 @@ class PersonaIndex:
                                 + (n * 150 if n <= ROWS_CACHE_MAX else 0),
             "created": meta.get("created"),
         }
+
+
+def _plain_str(v):
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False)
+    return str(v)
 
 
 def _sql_type(t) -> str:

@@ -19,13 +19,15 @@ from .store import RESERVED, PersonaIndex
 
 
 def tag(index: PersonaIndex, name: str, labels: Sequence[str], *, template: str = "{label}",
-        block: int = 65536) -> dict:
+        replace: bool = False, block: int = 65536) -> dict:
     """Tag every persona with its nearest label; returns counts per label.
 
     Parameters
     ----------
     template : how a label is phrased before embedding, e.g. ``"a person who
         works in {label}"`` (default: the label as is).
+    replace : overwrite an existing ``NAME`` column (refused otherwise: tagging
+        ``region`` must not silently replace the regions a file came with).
     """
     import pyarrow as pa
 
@@ -48,18 +50,9 @@ def tag(index: PersonaIndex, name: str, labels: Sequence[str], *, template: str 
         rows = np.arange(len(sims))
         best[s:s + block] = top2[:, 0]
         margin[s:s + block] = sims[rows, top2[:, 0]] - sims[rows, top2[:, 1]]
-    ds = index.dataset
-    drop = [c for c in (col, f"{col}_margin") if c in ds.schema.names]
-    if drop:
-        ds.drop_columns(drop)
-        index._snap = None
     new = pa.table({"id": m.ids, col: pa.array(np.asarray(labels, dtype=object)[best], pa.string()),
                     f"{col}_margin": pa.array(margin, pa.float32())})
-    index.dataset.merge(new, left_on="id", right_on="id")
-    index._table = None
-    index._snap = None
-    if col not in index.attributes:
-        index._update_meta(attributes=index.attributes + [col])
+    index.set_columns(new, attributes=[col], replace=replace, expect_version=m.version)
     counts = np.bincount(best, minlength=len(labels))
     return {"attribute": col, "tagged": int(len(X)),
             "counts": {l: int(c) for l, c in zip(labels, counts)},

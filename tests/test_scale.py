@@ -64,17 +64,23 @@ def s3(monkeypatch):
 def test_store_on_s3_compatible_object_storage(s3):
     from persona_index.sampling import draw
 
+    from persona_index.errors import ConcurrencyError
+
     uri = f"{s3}/team/store.lance"
-    idx = PersonaIndex(uri, "hash-16")
+    with pytest.raises(ConcurrencyError, match="single-writer"):  # no locks on object storage
+        ingest_records(PersonaIndex(uri, "hash-16"), [{"text": "x"}], near_dedup=False)
+    idx = PersonaIndex(uri, "hash-16", single_writer=True)
     assert not idx.exists
     s = ingest_records(idx, [{"text": f"persona {i}", "region": "EU" if i % 2 else "AS"}
                              for i in range(40)], attrs=["region"], near_dedup=False)
     assert s.added == 40
-    again = PersonaIndex(uri)  # a fresh handle reads it back from the bucket
+    again = PersonaIndex(uri, single_writer=True)  # a fresh handle reads it back from the bucket
     assert again.count() == 40 and again.info()["model"] == "hash-16"
     ids, X = again.vectors()
     hits = again.similar(vector=X[3], k=3, where="region = 'EU'")
     assert all(h.attributes["region"] == "EU" for h in hits)
+    with pytest.raises(ConcurrencyError):
+        draw(PersonaIndex(uri), 10, "farthest", seed=0, session="s3-session")
     b = draw(again, 10, "farthest", seed=0, session="s3-session")
     b2 = draw(again, 10, "farthest", seed=0, session="s3-session")
     assert not set(b.ids) & set(b2.ids)
