@@ -9,29 +9,80 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 
 import click
 import numpy as np
 
-from persona_index.errors import PersonaIndexError, StrategyParameterError
+from persona_index.errors import InvalidFilterError, PersonaIndexError, StrategyParameterError
 from persona_index.samplers.registry import DEFAULT_STRATEGY, STRATEGIES as _SPECS
 from persona_index.samplers.registry import strategy_names, validate_params
 
 
+def strict_json(obj):
+    """``obj`` with every NaN or infinite float replaced by None (JSON null), so
+    what ``--json`` prints is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, np.floating):
+        return strict_json(float(obj))
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
 class _Group(click.Group):
-    """Turns library errors into one-line ClickExceptions (exit 1)."""
+    """The CLI's error contract: a usage or parameter error exits 2, a data
+    error exits 1, each with one line on stderr naming the option, the file
+    and line or the field; with ``--json`` the same error is also printed as
+    one JSON document (``{"error": ..., "kind": "usage" | "data"}``) on stdout.
+    No Python exception type names or internal paths reach the user."""
+
+    def parse_args(self, ctx, args):
+        ctx.meta["persona_index_json"] = "--json" in args
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except StrategyParameterError as exc:  # a usage error: exit 2
-            raise click.UsageError(str(exc).splitlines()[0], ctx=ctx) from None
-        except PersonaIndexError as exc:
-            raise click.ClickException(str(exc).splitlines()[0]) from None
-        except (ValueError, OSError) as exc:
-            if isinstance(exc, click.ClickException):
-                raise
-            raise click.ClickException(f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        except click.exceptions.Exit:
+            raise
+        except click.Abort:
+            raise
+        except click.UsageError as exc:
+            self._json_error(ctx, exc.format_message(), "usage")
+            raise
+        except click.ClickException as exc:
+            self._json_error(ctx, exc.format_message(), "data")
+            raise
+        except (StrategyParameterError, InvalidFilterError) as exc:  # usage errors: exit 2
+            msg = _one_line(exc)
+            self._json_error(ctx, msg, "usage")
+            raise click.UsageError(msg, ctx=ctx) from None
+        except (PersonaIndexError, ValueError, OSError) as exc:
+            msg = _one_line(exc)
+            self._json_error(ctx, msg, "data")
+            raise click.ClickException(msg) from None
+
+    @staticmethod
+    def _json_error(ctx, message, kind):
+        if ctx.meta.get("persona_index_json"):
+            click.echo(json.dumps({"error": message, "kind": kind}))
+
+
+def _one_line(exc) -> str:
+    from persona_index.store import clean_error
+
+    msg = clean_error(exc)
+    if not isinstance(exc, PersonaIndexError):  # a library's own error: say what kind, plainly
+        kind = {"FileNotFoundError": "no such file", "PermissionError": "permission denied",
+                "IsADirectoryError": "is a directory"}.get(type(exc).__name__, "error")
+        msg = f"{kind}: {msg}" if kind != "error" else msg
+    return msg
 
 
 def output_options(fn):
@@ -49,7 +100,7 @@ def emit(data, as_json: bool, *, rows: list | None = None, columns: list | None 
          title: str | None = None) -> None:
     """Print ``data`` as JSON, or ``rows`` (else ``data``) as a readable table."""
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, default=str))
+        click.echo(json.dumps(strict_json(data), ensure_ascii=False, default=str, allow_nan=False))
         return
     if title:
         click.echo(title)
@@ -216,7 +267,8 @@ def query_command(name, doc):
     @cli.command(name=name, help=doc)
     @click.argument("text", required=False)
     @click.option("--id", "pid", help="Query by a stored persona's id instead of a text.")
-    @click.option("-k", type=int, default=10, show_default=True, help="How many results.")
+    @click.option("-k", type=click.IntRange(1), default=10, show_default=True,
+                  help="How many results.")
     @click.option("--where", help="LanceDB SQL filter on attributes, e.g. \"region = 'Africa'\".")
     @output_options
     @click.pass_context
@@ -384,6 +436,10 @@ def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_ce
                 params[name] = v
         strategy = strategy or ("stratified" if params.get("by") else DEFAULT_STRATEGY)
         params = validate_params(strategy, params)  # exit 2 before the store is opened
+        if near is not None and not near.strip():
+            raise click.BadParameter("must be a non-empty text", param_hint="--near")
+        if (near is None) != (within is None):
+            raise click.UsageError("--near TEXT and --within M go together")
         b = draw(open_index(ctx), n, strategy, seed=seed, where=where, near=near, within=within,
                  session=session, exclude_sessions=exclude, params=params)
     idx_attrs = b.attributes

@@ -53,6 +53,11 @@ class InvalidQueryError(PersonaIndexError, ValueError):
     """A bad request: k <= 0, a ``where`` that does not parse, an unknown id."""
 
 
+class InvalidFilterError(InvalidQueryError):
+    """A ``where`` clause that does not parse as a whole (trailing garbage is
+    refused, not dropped). The CLI reports it as a usage error (exit 2)."""
+
+
 class SamplingError(PersonaIndexError, ValueError):
     """A sampling request that cannot be met (k larger than the pool, ...)."""
 

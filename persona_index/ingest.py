@@ -105,9 +105,10 @@ def iter_file(path: str | Path, fmt: str | None = None) -> Iterator[tuple[int, d
 
 def _decode(path, n, raw: bytes) -> str:
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputFileError(path, n, f"invalid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    return text[1:] if n == 1 and text.startswith("\ufeff") else text  # a byte-order mark
 
 
 def _iter_jsonl(path):
@@ -126,9 +127,15 @@ def _iter_jsonl(path):
 
 
 def _iter_csv(path):
+    # decode errors are found line by line first, so they name the right line
+    # (the CSV reader decodes in chunks)
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            _decode(path, n, raw)
     with open(path, "rb") as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline="")
-        reader = csv.reader(text)
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
+        reader = csv.reader(text, strict=True)
+        start = 1
         try:
             header = next(reader, None)
             if header is None:
@@ -136,16 +143,21 @@ def _iter_csv(path):
             width = len(header)
             if len(set(header)) != width:
                 raise InputFileError(path, 1, f"duplicate column names in header {header}")
-            for row in reader:
+            while True:
+                start = reader.line_num + 1
+                row = next(reader, None)
+                if row is None:
+                    break
                 n = reader.line_num
                 if not row:
                     continue
                 if len(row) != width:
                     raise InputFileError(path, n, f"ragged row: {len(row)} fields, header has {width}")
-                yield n, dict(zip(header, row))
-        except UnicodeDecodeError as exc:
-            raise InputFileError(path, reader.line_num + 1, f"invalid UTF-8 ({exc.reason})") from None
+                yield start, dict(zip(header, row))
         except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                raise InputFileError(path, start, "malformed CSV: a quote opened on this line is "
+                                                  "never closed") from None
             raise InputFileError(path, reader.line_num, f"malformed CSV ({exc})") from None
 
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pyarrow is imported where it is used
     import pyarrow as pa
 
 from .errors import (ConcurrencyError, EmbedderMismatchError, FormatVersionError,
-                     InvalidQueryError, StoreNotFoundError)
+                     InvalidFilterError, InvalidQueryError, StoreNotFoundError)
 
 FORMAT_VERSION = 1
 TABLE = "personas"
@@ -215,8 +215,10 @@ class PersonaIndex:
             return self._hold
         v = int(self.table.version)
         if self._snap is None or self._snap[0] != v:
+            # version, data and schema from one dataset object: reading the
+            # version first and the data after could pair them across a commit
             ds = self.table.to_lance()
-            self._snap = (v, ds, self.table.schema)
+            self._snap = (int(ds.version), ds, ds.schema)
         return self._snap
 
     @property
@@ -546,11 +548,14 @@ class PersonaIndex:
         if key in self._filters:
             self._filters.move_to_end(key)
             return self._filters[key]
+        if not key:
+            raise InvalidFilterError("empty where clause")
         try:
-            t = self.dataset.to_table(columns=["id"], filter=key, with_row_address=True)
+            # in parentheses: DataFusion otherwise runs the longest valid prefix
+            # of a clause and silently drops trailing garbage ("... AMD x = 1")
+            t = self.dataset.to_table(columns=["id"], filter=f"({key})", with_row_address=True)
         except Exception as exc:  # lance raises ValueError/OSError with a long trace
-            msg = str(exc).splitlines()[0]
-            raise InvalidQueryError(f"bad where clause {where!r}: {msg}") from None
+            raise InvalidFilterError(f"bad where clause {where!r}: {clean_error(exc)}") from None
         pos = np.sort(m.positions_of_addresses(t.column("_rowaddr").to_numpy()))
         self._filters[key] = pos
         if len(self._filters) > 32:
@@ -788,6 +793,17 @@ class PersonaIndex:
                                 + (n * 150 if n <= ROWS_CACHE_MAX else 0),
             "created": meta.get("created"),
         }
+
+
+def clean_error(exc) -> str:
+    """The first line of a Lance/DataFusion error, without the Rust source
+    paths of the build that raised it."""
+    import re
+
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    msg = re.sub(r",?\s*(?:at\s+)?/[\w./-]+\.rs(?::\d+)*(?::\d+)?", "", msg)
+    msg = re.sub(r"\s+", " ", msg).strip()
+    return msg[:300]
 
 
 def _plain_str(v):

@@ -62,10 +62,10 @@ def test_ingest_export_and_errors(tmp_path, embedder):
     bad.write_text('{"persona": "ok"}\n{"persona": \n')
     r = run(["--db", db, "ingest", str(bad), "--no-progress"])
     assert r.exit_code == 1 and "bad.jsonl:2:" in r.output and len(r.output.strip().splitlines()) == 1
-    r = run(["--db", db, "similar", "x", "-k", "0"])
-    assert r.exit_code == 1 and "k must be" in r.output
+    r = run(["--db", db, "similar", "x", "-k", "0"])  # usage errors exit 2
+    assert r.exit_code == 2 and "-k" in r.output
     r = run(["--db", db, "similar", "x", "--where", "region ==="])
-    assert r.exit_code == 1 and "bad where" in r.output
+    assert r.exit_code == 2 and "bad where" in r.output
     r = run(["--db", str(tmp_path / "none.lance"), "info"])
     assert r.exit_code == 1 and "no persona store" in r.output
     r = run(["--db", db, "similar", "x", "-k", "notanumber"])

@@ -156,3 +156,34 @@ def test_tag_refuses_to_overwrite_unless_told(built_store, tmp_path):
     res = tag(PersonaIndex(path, built_store.embedder), "region", ["cold", "hot"], replace=True)
     assert set(PersonaIndex(path).attribute_columns(["region"])["region"]) <= {"cold", "hot"}
     assert sum(res["counts"].values()) == len(regions)
+
+
+@pytest.mark.parametrize("clause", ["region = 'EU' AMD x = 1", "region = 'EU' ANDX region = 'AS'",
+                                    "region = 'EU'; DROP TABLE p", "region = 'EU' -- c", "  "])
+def test_where_with_trailing_garbage_is_refused(tmp_path, clause):
+    from click.testing import CliRunner
+
+    from persona_index.errors import InvalidFilterError
+    from persona_index_cli.main import cli
+
+    path = str(tmp_path / "p.lance")
+    idx = PersonaIndex(path, HashEmbedder(dim=16))
+    idx.add([{"text": t, "region": ["EU", "AS"][i % 2]} for i, t in enumerate(TEXTS[:20])],
+            attributes=["region"])
+    with pytest.raises(InvalidFilterError):
+        idx.positions(clause)
+    r = CliRunner().invoke(cli, ["--db", path, "sample", "-n", "2", "--where", clause])
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output and ".rs:" not in r.output
+
+
+def test_long_id_lists_still_filter(tmp_path):
+    path = str(tmp_path / "p.lance")
+    idx = PersonaIndex(path, HashEmbedder(dim=16))
+    idx.add([{"text": t} for t in TEXTS[:300]])
+    ids = idx.dataset.to_table(columns=["id"]).column("id").to_pylist()
+    fake = [f"{i:020x}" for i in range(1000)]
+    clause = "id IN (" + ", ".join(f"'{x}'" for x in ids[:200] + fake) + ")"
+    assert len(idx.positions(clause)) == 200
+    b = draw(PersonaIndex(path), 50, seed=0, where=clause)
+    assert set(b.ids) <= set(ids[:200])

@@ -1,0 +1,93 @@
+"""Messy files: every value stored faithfully or refused with file:line."""
+
+import json
+
+import pytest
+
+from persona_index import PersonaIndex
+from persona_index.embed import HashEmbedder
+from persona_index.errors import InputFileError
+from persona_index.ingest import ingest_file, iter_file
+
+
+@pytest.fixture
+def store(tmp_path):
+    return PersonaIndex(tmp_path / "s.lance", HashEmbedder(dim=16))
+
+
+def _jsonl(path, rows):
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_booleans_and_huge_integers_are_stored(tmp_path, store):
+    rows = [{"persona": f"a farmer number {i}", "retired": i % 2 == 0, "big": 2**70 + i,
+             "n": i} for i in range(4)]
+    s = ingest_file(store, _jsonl(tmp_path / "a.jsonl", rows), near_dedup=False)
+    assert s.added == 4
+    got = {r["text"]: r for r in store.dataset.to_table().to_pylist()}
+    for r in rows:
+        g = got[r["persona"]]
+        assert g["retired"] is r["retired"] and g["n"] == r["n"]
+        assert int(g["big"]) == r["big"]  # beyond int64: kept exactly, as text
+
+
+def test_byte_order_marks_are_stripped(tmp_path, store):
+    (tmp_path / "a.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps({"persona": "a glazier"}).encode() + b"\n")
+    (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbfa cooper\n")
+    (tmp_path / "c.csv").write_bytes(b"\xef\xbb\xbfpersona\na fletcher\n")
+    assert [r for _, r in iter_file(tmp_path / "a.jsonl")] == [{"persona": "a glazier"}]
+    assert [r for _, r in iter_file(tmp_path / "b.txt")] == [{"text": "a cooper"}]
+    assert [r for _, r in iter_file(tmp_path / "c.csv")] == [{"persona": "a fletcher"}]
+
+
+def test_stray_quote_in_csv_is_an_error_naming_its_line(tmp_path, store):
+    lines = ["persona"] + [f"person {i}" for i in range(1, 100)]
+    lines[4] = '"person 4 with a stray quote'
+    p = tmp_path / "q.csv"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputFileError, match=r"q.csv:5: .*quote opened on this line"):
+        ingest_file(store, p, near_dedup=False)
+    assert not store.exists
+
+
+def test_bad_utf8_in_csv_names_its_line(tmp_path, store):
+    body = b"persona\n" + b"".join(f"a persona number {i} with some padding text\n".encode()
+                                    for i in range(1, 1000)) + b"bad \xff byte\n"
+    p = tmp_path / "u.csv"
+    p.write_bytes(body)
+    with pytest.raises(InputFileError, match=r"u.csv:1001: invalid UTF-8"):
+        ingest_file(store, p, near_dedup=False)
+
+
+@pytest.mark.parametrize("args,code", [
+    (["sample", "-n", "3", "--near", "", "--within", "5"], 2),
+    (["sample", "-n", "3", "--near", "a nurse"], 2),
+    (["similar", "a nurse", "-k", "0"], 2),
+    (["sample", "-n", "3", "--strategy", "blend", "--lam", "5"], 2),
+    (["sample", "-n", "3", "--where", "region = 'EU' AMD x = 1"], 2),
+    (["sample", "-n", "999"], 1),
+])
+def test_cli_error_contract(tmp_path, args, code):
+    from click.testing import CliRunner
+
+    from persona_index_cli.main import cli
+
+    path = str(tmp_path / "p.lance")
+    PersonaIndex(path, HashEmbedder(dim=16)).add(
+        [{"text": f"a person {i}", "region": "EU"} for i in range(20)], attributes=["region"])
+    r = CliRunner().invoke(cli, ["--db", path] + args)
+    assert r.exit_code == code, r.output
+    assert "Traceback" not in r.output and "Error:" in r.output
+    rj = CliRunner().invoke(cli, ["--db", path] + args + ["--json"])
+    assert rj.exit_code == code
+    doc = json.loads(rj.stdout.strip().splitlines()[0])
+    assert doc["kind"] == ("usage" if code == 2 else "data") and doc["error"]
+
+
+def test_json_output_is_strict_json():
+    from persona_index_cli.main import strict_json
+
+    doc = strict_json({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": -float("inf")}})
+    assert json.loads(json.dumps(doc, allow_nan=False)) == {"a": None, "b": [1.0, None],
+                                                            "c": {"d": None}}
