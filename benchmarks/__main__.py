@@ -17,7 +17,7 @@ import numpy as np
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "personahub" / "tools-dev.jsonl"
 CHAT_DATA = DEFAULT_DATA.parents[1] / "persona-chat" / "chat-dev.jsonl"
-SECTIONS = ("sampler", "coverage", "speed", "store", "scale", "synth", "ray")
+SECTIONS = ("sampler", "dedup", "coverage", "speed", "store", "scale", "synth", "ray")
 
 
 def main(argv=None) -> int:
@@ -82,6 +82,18 @@ def main(argv=None) -> int:
             res["sampler"]["default_check"][name] = SA.default_check(ps)
             tsets[name] = (XP, XO, np.array([stable_half(p) for p in personas]), size, tks)
         res["sampler"]["transfer"] = SA.run_transfer(tsets, quick=quick)
+
+    if "dedup" in sections and args.data:
+        from .dedup import run_dedup
+
+        dsets = {}
+        for name, path in (("tools", args.data), ("chat", str(CHAT_DATA))):
+            if not Path(path).exists():
+                continue
+            personas, _ = load_pairs(path)
+            texts = [p.strip() for p in personas]
+            dsets[name] = (texts, cached_embeddings(texts, f"{name}-personas-stripped"))
+        res["dedup"] = run_dedup(dsets)
 
     if "coverage" in sections:
         res["coverage"] = {}

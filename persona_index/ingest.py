@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 import sys
 import time
@@ -343,6 +344,8 @@ class IngestSummary:
     added: int = 0
     exact_duplicates: int = 0
     near_duplicates: int = 0
+    #: near-identical vectors for texts that differ (kept; see LEXICAL_MIN)
+    embedder_collisions: int = 0
     rejected: int = 0
     over_token_window: int = 0
     batches: int = 0
@@ -491,12 +494,33 @@ class _StoreIndex:
         return best, arg
 
 
-def _near_dups_within(vecs: np.ndarray, threshold: float):
+#: a pair the embedder scores as a near duplicate is only dropped when the texts
+#: also share this much (Jaccard of character 3-grams of the normalised text):
+#: MiniLM maps whole Thai sentences to one [UNK] token and most Chinese to
+#: [UNK]s, so distinct personas in those scripts get the same vector
+LEXICAL_MIN = 0.3
+
+
+def shingles(text: str, n: int = 3) -> set:
+    t = normalize_text(text)
+    return {t[i:i + n] for i in range(max(1, len(t) - n + 1))}
+
+
+def lexical_similarity(a: str, b: str) -> float:
+    """Jaccard similarity of the character 3-grams of two normalised texts."""
+    A, B = shingles(a), shingles(b)
+    return len(A & B) / len(A | B) if A or B else 1.0
+
+
+def _near_dups_within(vecs: np.ndarray, threshold: float, texts=None, collisions=None):
     """Keep-first greedy near-dup removal inside one batch.
 
     Returns ``(kept_mask, match_index, match_sim)``: a row is dropped when it is
-    at least ``threshold`` similar to an earlier *kept* row. Only rows with some
-    earlier row over the threshold enter the (short) sequential loop."""
+    at least ``threshold`` similar to an earlier *kept* row whose text it also
+    resembles (when ``texts`` are given; a pair the embedder cannot tell apart
+    but whose texts differ is kept and appended to ``collisions`` as
+    ``(i, j, sim)``). Only rows with some earlier row over the threshold enter
+    the (short) sequential loop."""
     n = len(vecs)
     kept = np.ones(n, dtype=bool)
     match = np.full(n, -1, dtype=np.int64)
@@ -507,10 +531,14 @@ def _near_dups_within(vecs: np.ndarray, threshold: float):
     sims[np.triu_indices(n)] = -np.inf  # only earlier rows count
     for i in np.flatnonzero((sims >= threshold).any(axis=1)):
         js = np.flatnonzero((sims[i] >= threshold) & kept)
-        if js.size:
-            j = js[np.argmax(sims[i, js])]
-            kept[i] = False
-            match[i], msim[i] = j, sims[i, j]
+        js = js[np.argsort(-sims[i, js], kind="stable")]
+        for j in js:
+            if texts is None or lexical_similarity(texts[i], texts[j]) >= LEXICAL_MIN:
+                kept[i] = False
+                match[i], msim[i] = j, sims[i, j]
+                break
+            if collisions is not None:
+                collisions.append((int(i), int(j), float(sims[i, j])))
     return kept, match, msim
 
 
@@ -579,6 +607,10 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
     rows stream through in batches of ``batch_size`` with one commit each.
     """
     path = str(path)
+    if report and Path(report).exists() and Path(path).exists() \
+            and os.path.samefile(report, path):
+        raise InputFileError(path, None, f"--report {report!r} is the input file itself: "
+                                         "it would be overwritten; name another file")
     plan = plan_records(iter_file(path, fmt), path=path, text_field=text_field, attrs=attrs)
     if strict:
         check_strict(iter_file(path, fmt), plan.text_field, path)
@@ -633,6 +665,11 @@ def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, th
     summary.examples = rep.examples
     summary.seconds = time.perf_counter() - t0
     summary.version_after = index.version if index.exists else None
+    if summary.embedder_collisions:
+        print(f"warning: {summary.embedder_collisions} persona(s) got nearly the same vector as "
+              "another whose text differs (the model cannot represent their script well, e.g. "
+              "Thai or Chinese for MiniLM); kept, not merged: see --report or the summary's "
+              "examples", file=sys.stderr)
     if summary.over_token_window:
         print(f"warning: {summary.over_token_window} text(s) exceed the model's token window "
               "and were embedded truncated", file=sys.stderr)
@@ -673,6 +710,14 @@ def _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence
     if near_dedup:
         best, arg = known.nearest(vecs)
         against_store = best >= threshold
+        if against_store.any():  # the texts must agree too (see LEXICAL_MIN)
+            cand = np.flatnonzero(against_store)
+            stored = index.texts_of([known.id_list[arg[i]] for i in cand])
+            for i in cand:
+                other = stored.get(known.id_list[arg[i]])
+                if other is not None and lexical_similarity(texts[i], other) < LEXICAL_MIN:
+                    against_store[i] = False
+                    _collision(rep, summary, lines[i], ids[i], known.id_list[arg[i]], best[i])
         for i in np.flatnonzero(against_store):
             rep.add({"line": lines[i], "id": ids[i], "reason": "near-duplicate",
                      "matched_id": known.id_list[arg[i]],
@@ -680,7 +725,10 @@ def _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence
                      "similarity": round(float(best[i]), 6)})
         keep &= ~against_store
         sub = np.flatnonzero(keep)
-        kept_sub, match, msim = _near_dups_within(vecs[sub], threshold)
+        coll: list = []
+        kept_sub, match, msim = _near_dups_within(vecs[sub], threshold, [texts[i] for i in sub], coll)
+        for a, b, sim in coll:
+            _collision(rep, summary, lines[sub[a]], ids[sub[a]], ids[sub[b]], sim)
         for local in np.flatnonzero(~kept_sub):
             i, j = sub[local], sub[match[local]]
             rep.add({"line": lines[i], "id": ids[i], "reason": "near-duplicate",
@@ -735,6 +783,14 @@ class _LazyTypes(dict):
 
 
 _ARROW_TYPES = _LazyTypes()
+
+
+def _collision(rep, summary, line, pid, matched, sim):
+    """A pair the embedder cannot tell apart although the texts differ: kept,
+    counted, reported (``reason: embedder-collision``)."""
+    summary.embedder_collisions += 1
+    rep.add({"line": line, "id": pid, "reason": "embedder-collision (kept)", "matched_id": matched,
+             "similarity": round(float(sim), 6)})
 
 
 def _as_str(v):

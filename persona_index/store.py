@@ -316,6 +316,22 @@ class PersonaIndex:
             self._snap = None
             yield
 
+    def texts_of(self, ids: Sequence[str]) -> dict:
+        """id -> text for the stored ones among ``ids`` (a filtered scan)."""
+        if not self.exists or not len(ids):
+            return {}
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        want = pa.array(sorted(set(ids)), pa.string())
+        out = {}
+        for b in self.dataset.to_batches(columns=["id", "text"]):
+            m = pc.is_in(b.column(0), value_set=want)
+            if pc.any(m).as_py():
+                f = b.filter(m)
+                out.update(zip(f.column(0).to_pylist(), f.column(1).to_pylist()))
+        return out
+
     def present_ids(self, ids: Sequence[str]) -> set:
         """Which of ``ids`` are stored at the latest version (a scan of the id
         column; no warm matrix is built)."""

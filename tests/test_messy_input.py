@@ -91,3 +91,36 @@ def test_json_output_is_strict_json():
     doc = strict_json({"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": -float("inf")}})
     assert json.loads(json.dumps(doc, allow_nan=False)) == {"a": None, "b": [1.0, None],
                                                             "c": {"d": None}}
+
+
+SCRIPTS = {
+    "thai": ["ครูสอนวิทยาศาสตร์ในโรงเรียนชนบทที่เชียงใหม่", "ชาวนาปลูกข้าวในจังหวัดสุรินทร์",
+             "พยาบาลที่ทำงานกะดึกในกรุงเทพ", "นักเขียนโปรแกรมที่ชอบปีนเขา",
+             "แม่ค้าขายผลไม้ในตลาดน้ำ"],
+    "chinese": ["一位在成都教数学的中学老师", "在深圳工厂工作的电子工程师",
+                "喜欢书法的退休医生", "在云南种茶的农民"],
+    "hindi": ["जयपुर में एक स्कूल शिक्षिका जो बच्चों को गणित पढ़ाती है",
+              "मुंबई का एक टैक्सी ड्राइवर जिसे क्रिकेट पसंद है",
+              "गाँव की एक डॉक्टर जो मुफ्त इलाज करती है"],
+    "emoji": ["👩‍🏫📚🌍", "🧑‍🌾🌾🚜", "👨‍🍳🍜🔥", "🧑‍💻🎮🌙"],
+}
+
+
+def test_distinct_personas_in_any_script_are_never_merged(tmp_path, new_store):
+    rows = [{"persona": t} for texts in SCRIPTS.values() for t in texts]
+    rows.append({"persona": SCRIPTS["thai"][0] + " "})  # an exact duplicate still goes
+    report = tmp_path / "report.jsonl"
+    s = ingest_file(new_store, _jsonl(tmp_path / "s.jsonl", rows), report=str(report))
+    assert s.added == sum(len(v) for v in SCRIPTS.values())
+    assert s.exact_duplicates == 1 and s.near_duplicates == 0
+    assert s.embedder_collisions >= 3  # the model could not tell several apart
+    reasons = [json.loads(l)["reason"] for l in open(report, encoding="utf-8")]
+    assert "embedder-collision (kept)" in reasons
+
+
+def test_report_pointed_at_the_input_is_refused(tmp_path, store):
+    p = _jsonl(tmp_path / "in.jsonl", [{"persona": "a miller"}])
+    before = p.read_bytes()
+    with pytest.raises(InputFileError, match="is the input file"):
+        ingest_file(store, p, report=str(p))
+    assert p.read_bytes() == before and not store.exists
