@@ -51,6 +51,22 @@ def render(name: str, res: dict) -> str:
                   f"chosen on the tuning half: {r['chosen_on_tuning']}*", ""]
             L += transfer_table(t, set_name, "1") + [""]
         return "\n".join(L + [_provenance(res, "sampler")])
+    if name == "dedup":
+        L = ["| set | personas | near duplicates dropped, embedding only | of them non-Latin | "
+             "with the lexical check | kept as embedder collisions |", "|---|---|---|---|---|---|"]
+        for set_name, r in res["dedup"].items():
+            a, b = r["embedding_only"], r["with_lexical_check"]
+            nl = [d for d in a["dropped"] if d["non_latin"]]
+            L.append(f"| {set_name} | {r['personas']} | {a['near_duplicates']} | {len(nl)} | "
+                     f"{b['near_duplicates']} | {b['embedder_collisions']} |")
+        for set_name, r in res["dedup"].items():
+            for d in r["embedding_only"]["dropped"]:
+                if d["non_latin"]:
+                    kept = all(x["line"] != d["line"] for x in r["with_lexical_check"]["dropped"])
+                    L.append("")
+                    L.append(f"{set_name} line {d['line']} ({'kept now' if kept else 'still dropped'}, "
+                             f"cosine {d['similarity']:.3f} to another persona): {d['text']}")
+        return "\n".join(L + ["", _provenance(res, "dedup")])
     if name == "herding-scale":
         checks = res["speed"]["checks"]
         L = ["| N | herding s | blocked farthest s (same run) | ratio | extra MB (array MB) | "
