@@ -14,6 +14,7 @@ import math
 import click
 import numpy as np
 
+from persona_index.outputs import output_file
 from persona_index.errors import InvalidFilterError, PersonaIndexError, StrategyParameterError
 from persona_index.samplers.registry import DEFAULT_STRATEGY, STRATEGIES as _SPECS
 from persona_index.samplers.registry import strategy_names, validate_params
@@ -246,7 +247,7 @@ def generate(ctx, count, seed, out, near_dup_threshold, no_near_dedup, batch_siz
 
     if out:
         n = 0
-        with open(out, "w", encoding="utf-8") as fh:
+        with output_file(out) as fh:
             for rec in gen.generate(count, seed=seed):
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 n += 1
@@ -422,7 +423,10 @@ def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_ce
 
     if replay_path:
         with open(replay_path, encoding="utf-8") as fh:
-            manifest = json.load(fh)
+            try:
+                manifest = json.load(fh)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise click.ClickException(f"{replay_path}: not a JSON manifest ({exc})") from None
         from persona_index.store import PersonaIndex
 
         db = ctx.obj["db"]
@@ -430,6 +434,8 @@ def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_ce
     else:
         if n is None:
             raise click.UsageError("give -n N (or --replay MANIFEST)")
+        if out == "-" and as_json:
+            raise click.UsageError("--out - writes the batch to stdout; it cannot go with --json")
         params = _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, extra)
         for name, v in (("lam", lam), ("beta", beta), ("tau", tau)):
             if v is not None:
@@ -446,13 +452,16 @@ def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_ce
     rows = [{"id": r["id"], "text": r["text"], **{a: r.get(a) for a in idx_attrs},
              "licence": r.get("licence"), "source": r.get("source")} for r in b.rows]
     if out:
-        with open(out, "w", encoding="utf-8") as fh:
+        with output_file(out, inputs=[replay_path]) as fh:
             for r in rows:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-        manifest_out = manifest_out or (out.rsplit(".", 1)[0] + ".manifest.json")
+        if out != "-":
+            manifest_out = manifest_out or (out.rsplit(".", 1)[0] + ".manifest.json")
     if manifest_out:
-        with open(manifest_out, "w", encoding="utf-8") as fh:
+        with output_file(manifest_out, inputs=[replay_path, out]) as fh:
             json.dump(b.manifest, fh, indent=1)
+    if out == "-":
+        return
     if as_json:
         emit({"manifest": {k: v for k, v in b.manifest.items() if k != "ids"}, "personas": rows}, True)
     else:
@@ -647,6 +656,9 @@ def synthesize(ctx, templates, personas_file, session, granularity, attrs, out, 
 
     if bool(personas_file) == bool(session):
         raise click.UsageError("give exactly one of --personas FILE or --session NAME")
+    from persona_index.outputs import check_not_input
+
+    check_not_input(out, [personas_file])
     if personas_file:
         personas = srun.read_personas(personas_file)
     else:
@@ -657,7 +669,7 @@ def synthesize(ctx, templates, personas_file, session, granularity, attrs, out, 
             click.echo("no --base-url given: writing Batch API requests instead of calling "
                        "an endpoint", err=True)
         n = srun.write_requests(personas, tmpls, out, model=llm_model, temperature=temperature,
-                                max_tokens=max_tokens)
+                                max_tokens=max_tokens, inputs=[personas_file])
         emit({"requests": n, "out": out, "format": "openai-batch-jsonl"}, as_json)
         return
     cfg = _client_config(base_url, llm_model, temperature, max_tokens, concurrency, timeout,
@@ -705,6 +717,9 @@ def expand(ctx, personas_file, session, rounds, licence, base_url, llm_model, te
         raise click.UsageError("expand needs --base-url")
     if bool(personas_file) == bool(session):
         raise click.UsageError("give exactly one of --personas FILE or --session NAME")
+    from persona_index.outputs import check_not_input
+
+    check_not_input(out, [personas_file])
     idx = open_index(ctx, must_exist=False)
     if personas_file:
         seeds = read_personas(personas_file)

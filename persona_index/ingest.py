@@ -796,6 +796,12 @@ def _collision(rep, summary, line, pid, matched, sim):
 def _as_str(v):
     if v is None or isinstance(v, str):
         return v
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, ensure_ascii=False)
-    return str(v)
+    if isinstance(v, (dict, list, tuple)):  # nested values as JSON text (timestamps as ISO)
+        return json.dumps(v, ensure_ascii=False, default=_json_default)
+    iso = getattr(v, "isoformat", None)
+    return iso() if iso else str(v)
+
+
+def _json_default(v):
+    iso = getattr(v, "isoformat", None)
+    return iso() if iso else str(v)

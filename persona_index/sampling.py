@@ -159,12 +159,42 @@ def _draw_locked(index, n, strategy, *, seed, where, near, within, session, excl
                  pool_positions=pool, positions=positions)
 
 
+_MANIFEST_FIELDS = {  # field: (types, required)
+    "strategy": ((str,), True), "seed": ((int,), True), "n": ((int,), True),
+    "table_version": ((int,), True), "ids": ((list,), True), "params": ((dict, type(None)), False),
+    "where": ((str, type(None)), False), "near": ((str, type(None)), False),
+    "within": ((int, type(None)), False), "session": ((str, type(None)), False),
+    "session_version": ((int, type(None)), False), "exclude_sessions": ((list, type(None)), False),
+    "store": ((str,), False),
+}
+
+
+def check_manifest(manifest) -> None:
+    """Refuse a manifest with a missing field or a field of the wrong type,
+    naming the field (a hand-edited manifest must not reach the sampler)."""
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"a manifest is a JSON object, got {type(manifest).__name__}")
+    for key, (types, required) in _MANIFEST_FIELDS.items():
+        if key not in manifest:
+            if required:
+                raise ManifestError(f"manifest lacks {key!r}")
+            continue
+        v = manifest[key]
+        if isinstance(v, bool) or not isinstance(v, types):
+            want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise ManifestError(f"manifest field {key!r} must be {want}, got {v!r:.60}")
+    if manifest["n"] < 1 or manifest["table_version"] < 1:
+        raise ManifestError("manifest fields 'n' and 'table_version' must be positive")
+    if not all(isinstance(i, str) for i in manifest["ids"]):
+        raise ManifestError("manifest field 'ids' must be a list of strings")
+    if not all(isinstance(i, str) for i in manifest.get("exclude_sessions") or []):
+        raise ManifestError("manifest field 'exclude_sessions' must be a list of strings")
+
+
 def replay(manifest: dict, *, path: str | None = None) -> Batch:
     """Re-run a manifest at its table version and session state; the ids must
     come out the same, else :class:`ManifestError`."""
-    for key in ("strategy", "seed", "n", "table_version"):
-        if key not in manifest:
-            raise ManifestError(f"manifest lacks {key!r}")
+    check_manifest(manifest)
     idx = PersonaIndex(path or manifest["store"], version=manifest["table_version"], must_exist=True)
     b = draw(idx, manifest["n"], manifest["strategy"], seed=manifest["seed"],
              where=manifest.get("where"), near=manifest.get("near"), within=manifest.get("within"),

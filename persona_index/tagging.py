@@ -39,7 +39,12 @@ def tag(index: PersonaIndex, name: str, labels: Sequence[str], *, template: str 
     col = column_name(name)
     if col in RESERVED or col != name:
         raise InvalidQueryError(f"attribute name {name!r} must be a plain column name like {col!r}")
-    L = index.embed([template.format(label=l) for l in labels])
+    try:
+        phrases = [template.format(label=l) for l in labels]
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise InvalidQueryError(f"label template {template!r} does not fit: its only slot is "
+                                f"{{label}} ({type(exc).__name__}: {exc})") from None
+    L = index.embed(phrases)
     m = index.matrix()
     X = m.vectors
     best = np.empty(len(X), dtype=np.int64)

@@ -124,3 +124,104 @@ def test_report_pointed_at_the_input_is_refused(tmp_path, store):
     with pytest.raises(InputFileError, match="is the input file"):
         ingest_file(store, p, report=str(p))
     assert p.read_bytes() == before and not store.exists
+
+
+def test_parquet_lists_of_timestamps_are_stored_as_json_text(tmp_path, store):
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pa.table({"persona": ["a clockmaker", "a diver"],
+                  "seen": pa.array([[dt.datetime(2024, 1, 2, 3, 4)], None],
+                                   pa.list_(pa.timestamp("s")))})
+    pq.write_table(t, tmp_path / "t.parquet")
+    assert ingest_file(store, tmp_path / "t.parquet", near_dedup=False).added == 2
+    got = {r["text"]: r["seen"] for r in store.dataset.to_table().to_pylist()}
+    assert json.loads(got["a clockmaker"]) == ["2024-01-02T03:04:00"] and got["a diver"] is None
+
+
+def test_batch_api_custom_ids_are_unique(tmp_path):
+    from persona_index.synthesis.run import write_requests
+    from persona_index.synthesis.templates import load_template
+
+    personas = [{"id": "a", "text": "a nurse"}, {"id": "b", "text": "a poet"},
+                {"id": "a", "text": "a nurse"}]
+    tmpl = [load_template("instruction"), load_template("math"), load_template("instruction")]
+    out = tmp_path / "req.jsonl"
+    n = write_requests(personas, tmpl, str(out), model="m")
+    ids = [json.loads(l)["custom_id"] for l in open(out)]
+    assert n == len(ids) == 4 and len(set(ids)) == 4
+
+
+def test_outputs_never_clobber_inputs_and_follow_links(tmp_path):
+    import os
+
+    from persona_index.errors import InvalidQueryError
+    from persona_index.outputs import output_file
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("keep me\n")
+    with pytest.raises(InvalidQueryError, match="is the input"):
+        with output_file(src, inputs=[str(src)]) as fh:
+            fh.write("x")
+    assert src.read_text() == "keep me\n"
+    target = tmp_path / "target.jsonl"
+    target.write_text("")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    with output_file(link) as fh:
+        fh.write("through the link\n")
+    assert link.is_symlink() and target.read_text() == "through the link\n"
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    import threading
+
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo).read()))
+    reader.start()
+    with output_file(fifo) as fh:
+        fh.write("into the pipe\n")
+    reader.join(5)
+    assert got == ["into the pipe\n"] and stat_is_fifo(fifo)
+
+
+def stat_is_fifo(p):
+    import os
+    import stat
+
+    return stat.S_ISFIFO(os.stat(p).st_mode)
+
+
+def test_sample_out_dash_and_bad_manifests(tmp_path):
+    from click.testing import CliRunner
+
+    from persona_index_cli.main import cli
+
+    path = str(tmp_path / "p.lance")
+    PersonaIndex(path, HashEmbedder(dim=16)).add([{"text": f"a person {i}"} for i in range(20)])
+    r = CliRunner().invoke(cli, ["--db", path, "sample", "-n", "3", "--seed", "1", "--out", "-"])
+    assert r.exit_code == 0 and len([json.loads(l) for l in r.stdout.splitlines()]) == 3
+    r = CliRunner().invoke(cli, ["--db", path, "sample", "-n", "3", "--out", "-", "--json"])
+    assert r.exit_code == 2
+    out = tmp_path / "b.jsonl"
+    r = CliRunner().invoke(cli, ["--db", path, "sample", "-n", "3", "--seed", "1", "--out", str(out)])
+    assert r.exit_code == 0
+    m = json.load(open(tmp_path / "b.manifest.json"))
+    for edit in ({"seed": "one"}, {"n": None}, {"ids": [1, 2]}, {"strategy": None}):
+        bad = tmp_path / "bad.manifest.json"
+        bad.write_text(json.dumps({**m, **edit}))
+        r = CliRunner().invoke(cli, ["--db", path, "sample", "--replay", str(bad)])
+        assert r.exit_code == 1 and "manifest" in r.output and "Traceback" not in r.output
+    del m["table_version"]
+    bad.write_text(json.dumps(m))
+    r = CliRunner().invoke(cli, ["--db", path, "sample", "--replay", str(bad)])
+    assert r.exit_code == 1 and "lacks 'table_version'" in r.output
+
+
+def test_label_template_with_an_unknown_slot(built_store):
+    from persona_index.errors import InvalidQueryError
+    from persona_index.tagging import tag
+
+    with pytest.raises(InvalidQueryError, match="only slot is"):
+        tag(built_store, "field", ["a", "b"], template="a person in {field}")

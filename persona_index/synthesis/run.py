@@ -27,6 +27,29 @@ def custom_id(persona: dict, template: Template) -> str:
     return f"{persona['id']}:{template.name}"
 
 
+def unique_jobs(personas: Sequence[dict], templates: Sequence[Template]):
+    """Every (persona, template) pair once: a repeated persona (same id) or a
+    repeated template (same name) is deduplicated, keep-first, so custom_ids
+    are unique (the Batch API refuses a file with repeats, and resuming by
+    custom_id would skip rows). Returns (pairs, dropped personas, dropped
+    templates)."""
+    seen_p, ps = set(), []
+    for p in personas:
+        if p["id"] not in seen_p:
+            seen_p.add(p["id"])
+            ps.append(p)
+    seen_t, ts = set(), []
+    for t in templates:
+        if t.name not in seen_t:
+            seen_t.add(t.name)
+            ts.append(t)
+    if len(ps) < len(personas) or len(ts) < len(templates):
+        print(f"note: {len(personas) - len(ps)} repeated persona(s) and "
+              f"{len(templates) - len(ts)} repeated template(s) left out: each persona x "
+              "template pair is made once", file=sys.stderr)
+    return [(p, t) for p in ps for t in ts], len(personas) - len(ps), len(templates) - len(ts)
+
+
 def read_personas(path: str) -> list[dict]:
     """Personas from a jsonl (what ``sample --out`` writes): each needs ``text``
     (or ``persona``); ``id`` is derived from the text when missing."""
@@ -76,19 +99,20 @@ def _repair_tail(out_path: str) -> None:
 
 
 def write_requests(personas: Sequence[dict], templates: Sequence[Template], out_path: str, *,
-                   model: str, temperature: float = 0.7, max_tokens: int = 512) -> int:
+                   model: str, temperature: float = 0.7, max_tokens: int = 512,
+                   inputs: Sequence[str] = ()) -> int:
     """Write an OpenAI Batch API request file (one request a line); nothing is called."""
+    from ..outputs import output_file
+
     cfg = ClientConfig(base_url="", model=model, temperature=temperature, max_tokens=max_tokens)
     n = 0
-    tmp = out_path + ".partial"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for p in personas:
-            for t in templates:
-                fh.write(json.dumps({"custom_id": custom_id(p, t), "method": "POST",
-                                     "url": "/v1/chat/completions",
-                                     "body": cfg.chat_body(t.render(p))}, ensure_ascii=False) + "\n")
-                n += 1
-    os.replace(tmp, out_path)
+    pairs, _, _ = unique_jobs(personas, templates)
+    with output_file(out_path, inputs=inputs) as fh:
+        for p, t in pairs:
+            fh.write(json.dumps({"custom_id": custom_id(p, t), "method": "POST",
+                                 "url": "/v1/chat/completions",
+                                 "body": cfg.chat_body(t.render(p))}, ensure_ascii=False) + "\n")
+            n += 1
     return n
 
 
@@ -120,8 +144,9 @@ async def _synthesize(personas, templates, out_path, config, progress):
         t.validate(sorted({k for p in personas for k in p}))
     _repair_tail(out_path)
     done = done_ids(out_path)
-    jobs = [(p, t) for p in personas for t in templates if custom_id(p, t) not in done]
-    planned = len(personas) * len(templates)
+    pairs, _, _ = unique_jobs(personas, templates)
+    jobs = [(p, t) for p, t in pairs if custom_id(p, t) not in done]
+    planned = len(pairs)
     t0 = time.perf_counter()
     ok = failed = 0
     latencies = []
