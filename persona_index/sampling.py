@@ -43,7 +43,7 @@ def candidate_pool(index: PersonaIndex, *, where=None, near=None, within=None) -
     if near is not None:
         if not within or within <= 0:
             raise SamplingError(f"--near needs --within M > 0, got {within!r}")
-        q = index.embed([near])[0]
+        q = index.embed_query([near])[0]
         sims = m.vectors[pos] @ q
         w = min(int(within), len(pos))
         top = np.argpartition(-sims, w - 1)[:w] if w < len(pos) else np.arange(len(pos))

@@ -150,6 +150,7 @@ class PersonaIndex:
         self._hold = None  # a snapshot held for the length of one query
         self._rows = None  # (version, Arrow table of the non-vector columns)
         self._embedder = None
+        self._query_embedder = None
         if isinstance(embedder, str):
             from .embed import get_embedder
 
@@ -270,6 +271,37 @@ class PersonaIndex:
 
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         return self.embedder.encode(list(texts), progress=progress)
+
+    def embed_query(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed a few query texts without torch where possible: the store's
+        model exported to ONNX (:mod:`persona_index.onnx_embed`; cosine 1.0 to
+        the sentence-transformers vectors on the shared personas), exported
+        on first use when torch is installed; else the store's embedder."""
+        if self._query_embedder is None:
+            self._query_embedder = self._make_query_embedder()
+        return self._query_embedder.encode(list(texts))
+
+    def _make_query_embedder(self):
+        if self._embedder is not None and not hasattr(self._embedder, "_source"):
+            return self._embedder  # a custom embedder object: use it as given
+        from . import onnx_embed
+
+        model = self.meta.get("model") if self.exists else None
+        dim = int(self.meta.get("dim", 0)) if self.exists else 0
+        if onnx_embed.model_folder(model) is None or \
+                os.environ.get("PERSONA_INDEX_QUERY_EMBEDDER") == "sentence-transformers":
+            return self.embedder
+        e = onnx_embed.OnnxEmbedder.cached(model, model, dim)
+        if e is None:
+            try:
+                onnx_embed.export(model)
+                e = onnx_embed.OnnxEmbedder.cached(model, model, dim)
+            except Exception as exc:  # no torch, no onnxruntime, an export failure
+                import sys
+
+                print(f"note: queries use sentence-transformers (no ONNX export: "
+                      f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]})", file=sys.stderr)
+        return e if e is not None else self.embedder
 
     # -- schema --------------------------------------------------------------
     @property
@@ -634,7 +666,7 @@ class PersonaIndex:
             return self.matrix().vectors[pos], pos
         if not isinstance(query, str) or not query.strip():
             raise InvalidQueryError(f"query text must be a non-empty string, got {query!r}")
-        return self.embed([query])[0], None
+        return self.embed_query([query])[0], None
 
     @contextlib.contextmanager
     def pinned(self):
