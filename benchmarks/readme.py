@@ -51,6 +51,15 @@ def render(name: str, res: dict) -> str:
                   f"chosen on the tuning half: {r['chosen_on_tuning']}*", ""]
             L += transfer_table(t, set_name, "1") + [""]
         return "\n".join(L + [_provenance(res, "sampler")])
+    if name == "latency":
+        r = res["latency"]
+        L = ["| command | median s | min - max s | peak RSS MB |", "|---|---|---|---|"]
+        for row in r["rows"]:
+            L.append(f"| `{row['command']}` | {row['median_s']:.2f} | {row['min_s']:.2f} - "
+                     f"{row['max_s']:.2f} | {row['peak_rss_mb']:.0f} |")
+        return "\n".join(L + ["", f"*{r['store_personas']} personas; each command a fresh process, "
+                                   f"median of {r['rows'][0]['runs']} runs after a warm-up.* "
+                                   + _provenance(res, "latency")])
     if name == "dedup":
         L = ["| set | personas | near duplicates dropped, embedding only | of them non-Latin | "
              "with the lexical check | kept as embedder collisions |", "|---|---|---|---|---|---|"]
