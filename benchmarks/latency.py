@@ -15,16 +15,32 @@ import time
 from pathlib import Path
 
 
+# the child reports its own peak RSS (VmHWM of its own address space): the
+# rusage of a forked child would count the benchmark's memory before exec
+_WRAP = (
+    "import atexit, runpy, sys\n"
+    "def _peak():\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmHWM:'):\n"
+    "            open(sys.argv[1], 'w').write(line.split()[1])\n"
+    "atexit.register(_peak)\n"
+    "out = sys.argv[1]\n"
+    "sys.argv = ['persona-index'] + sys.argv[2:]\n"
+    "runpy.run_module('persona_index_cli.main', run_name='__main__')\n")
+
+
 def _run(args, env) -> tuple[float, float]:
+    fd, peak_file = tempfile.mkstemp()
+    os.close(fd)
     t = time.perf_counter()
-    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, ru = os.wait4(p.pid, 0)
+    p = subprocess.run([sys.executable, "-c", _WRAP, peak_file] + args, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, env=env)
     wall = time.perf_counter() - t
-    err = p.stderr.read().decode(errors="replace")
-    p.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{args}: {err[-500:]}")
-    return wall, ru.ru_maxrss / 1024  # MB
+    if p.returncode != 0:
+        raise RuntimeError(f"{args}: {p.stderr.decode(errors='replace')[-500:]}")
+    kb = float(Path(peak_file).read_text() or 0)
+    os.remove(peak_file)
+    return wall, kb / 1024  # MB
 
 
 def run_latency(texts, vectors, reps: int = 5) -> dict:
@@ -35,9 +51,10 @@ def run_latency(texts, vectors, reps: int = 5) -> dict:
     d = tempfile.mkdtemp()
     db = f"{d}/p.lance"
     PersonaIndex(db).add([{"text": t} for t in texts], vectors=vectors)
-    exe = [sys.executable, "-m", "persona_index_cli.main", "--db", db]
+    exe = ["--db", db]
     batch = f"{d}/batch.jsonl"
-    subprocess.run(exe + ["sample", "-n", "100", "--seed", "0", "--out", batch], check=True,
+    subprocess.run([sys.executable, "-m", "persona_index_cli.main"] + exe
+                   + ["sample", "-n", "100", "--seed", "0", "--out", batch], check=True,
                    capture_output=True)
     some_id = __import__("json").loads(Path(batch).read_text().splitlines()[0])["id"]
     q = "a nurse in rural Kenya"
