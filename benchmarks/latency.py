@@ -19,12 +19,12 @@ from pathlib import Path
 # rusage of a forked child would count the benchmark's memory before exec
 _WRAP = (
     "import atexit, runpy, sys\n"
+    "out = sys.argv[1]\n"
     "def _peak():\n"
     "    for line in open('/proc/self/status'):\n"
     "        if line.startswith('VmHWM:'):\n"
-    "            open(sys.argv[1], 'w').write(line.split()[1])\n"
+    "            open(out, 'w').write(line.split()[1])\n"
     "atexit.register(_peak)\n"
-    "out = sys.argv[1]\n"
     "sys.argv = ['persona-index'] + sys.argv[2:]\n"
     "runpy.run_module('persona_index_cli.main', run_name='__main__')\n")
 

@@ -4,8 +4,8 @@ The store is a local directory (or any URI Lance opens) holding a table
 ``personas``: one row per persona, keyed by a content hash of its normalised
 text. Exact similar/distant queries run as one numpy matrix product over the
 vector column, which is loaded once per table version and kept warm (LanceDB's
-own flat search measured about 13x slower on the same data; see
-benchmarks/). Attribute filters are LanceDB SQL ``where`` clauses, evaluated
+own flat search measured slower on the same data: the store section of the
+benchmark report has the ratio). Attribute filters are LanceDB SQL ``where`` clauses, evaluated
 by Lance and applied to the product as a mask.
 """
 
