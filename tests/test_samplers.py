@@ -179,9 +179,16 @@ def test_stratified_target_and_shortfall():
 
 def test_cells_prior_fills_unhit_cells_first(planted):
     X, labels, _ = planted
+    from persona_index.samplers.cells import assign, fit_cells
+
     first = sample(X, 20, "cells", seed=1, n_cells=40)
     second = sample(X, 20, "cells", seed=1, n_cells=40, prior=X[first])
-    assert clusters_hit(np.concatenate([first, second]), labels) >= clusters_hit(first, labels)
+    # the strategy's own cells (its first use of the seeded generator is the fit)
+    cell = assign(X, fit_cells(X, 40, np.random.default_rng(1)))
+    hit_first = set(cell[first].tolist())
+    assert len(hit_first) == 20  # one persona per cell in the first round
+    assert not hit_first & set(cell[second].tolist())  # the second batch: only cells left empty
+    assert len(set(cell[second].tolist())) == 20
 
 
 def test_core_farthest_skips_outliers_but_spreads_over_the_core(planted):
