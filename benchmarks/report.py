@@ -103,8 +103,17 @@ def write_report(results: dict, out: Path) -> None:
     from .coverage import winners
 
     r = results
-    L = [f"# persona-index benchmark ({'quick' if r['quick'] else 'full'} run, {r['date']})", "",
-         f"Command: `{r['command']}`. Machine: {r['environment']['cpus']} CPUs, "
+    prov = r.get("provenance") or {}
+    commits = {p.get("commit") for p in prov.values()}
+    kind = ("quick run" if r["quick"] else "full run") if len(commits) <= 1 and not r.get("reruns") \
+        else "merged from several runs: see each section's commit and command below"
+    L = [f"# persona-index benchmark ({kind}, {r['date']})", ""]
+    if prov:
+        L += ["| section | commit | command | date |", "|---|---|---|---|"]
+        L += [f"| {sec} | {(p.get('commit') or '?')[:12]} | `{p.get('command')}` | {p.get('date')} |"
+              for sec, p in prov.items()]
+        L.append("")
+    L += [f"First run's command: `{r['command']}`. Machine: {r['environment']['cpus']} CPUs, "
          f"{r['environment']['mem_total_gib']} GiB, {r['environment']['platform']}.",
          "Versions: " + ", ".join(f"{k} {v}" for k, v in r["environment"]["versions"].items() if v),
          "Seeds: random strategies run with seeds 0..S-1 (S per section below); metric seeds are "

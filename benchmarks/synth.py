@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from persona_index.synthesis.client import ClientConfig
-from persona_index.synthesis.mock_server import MockServer
+from tests.mock_server import MockServer
 from persona_index.synthesis.run import synthesize
 from persona_index.synthesis.templates import load_template
 

@@ -755,9 +755,13 @@ def outputs_report(ctx, outputs, threshold, kept, as_json):
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def bench(ctx):
-    """Run the benchmark suite (same options as `python -m benchmarks`, e.g. --quick)."""
-    from benchmarks.__main__ import main as bench_main
-
+    """Run the benchmark suite: from a checkout, `python -m benchmarks` (e.g. --quick)."""
+    try:
+        from benchmarks.__main__ import main as bench_main
+    except ImportError:
+        raise click.ClickException("the benchmarks live in the source checkout, not in the "
+                                   "installed package: run `python -m benchmarks` from the "
+                                   "repository root") from None
     ctx.exit(bench_main(list(ctx.args)))
 
 

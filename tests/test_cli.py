@@ -158,7 +158,7 @@ def test_tag_makes_a_stratifiable_attribute(tmp_path, embedder):
 
 
 def test_synthesize_requests_only_and_against_a_server(cli_db, tmp_path):
-    from persona_index.synthesis.mock_server import MockServer
+    from tests.mock_server import MockServer
 
     batch = tmp_path / "b.jsonl"
     run(["--db", cli_db, "sample", "-n", "5", "--seed", "0", "--out", str(batch)])

@@ -11,7 +11,7 @@ import pytest
 from persona_index import PersonaIndex
 from persona_index.errors import InvalidQueryError
 from persona_index.synthesis.client import ClientConfig
-from persona_index.synthesis.mock_server import MockServer
+from tests.mock_server import MockServer
 from persona_index.synthesis.personas import expand, parse_persona, text_to_persona
 from persona_index.synthesis.run import done_ids, synthesize, write_requests
 from persona_index.synthesis.templates import PRESETS, load_template
