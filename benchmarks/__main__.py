@@ -17,7 +17,7 @@ import numpy as np
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "personahub" / "tools-dev.jsonl"
 CHAT_DATA = DEFAULT_DATA.parents[1] / "persona-chat" / "chat-dev.jsonl"
-SECTIONS = ("sampler", "dedup", "latency", "coverage", "speed", "store", "scale", "synth", "ray")
+SECTIONS = ("sampler", "dedup", "latency", "embedders", "coverage", "speed", "store", "scale", "synth", "ray")
 
 
 def main(argv=None) -> int:
@@ -94,6 +94,12 @@ def main(argv=None) -> int:
             texts = [p.strip() for p in personas]
             dsets[name] = (texts, cached_embeddings(texts, f"{name}-personas-stripped"))
         res["dedup"] = run_dedup(dsets)
+
+    if "embedders" in sections and args.data:
+        from .embedders import run_embedders
+
+        personas, _ = load_pairs(args.data)
+        res["embedders"] = run_embedders(personas)
 
     if "latency" in sections and args.data:
         from .latency import run_latency

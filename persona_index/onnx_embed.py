@@ -131,7 +131,7 @@ def export(model: str | None, *, quiet: bool = False) -> Path | None:
 class OnnxEmbedder:
     """Embeds texts with an exported model (see the module docstring)."""
 
-    def __init__(self, folder: Path, name: str, dim: int):
+    def __init__(self, folder: Path, name: str, dim: int, model_file: str = "model.onnx"):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -143,7 +143,7 @@ class OnnxEmbedder:
         self.tok.enable_padding(pad_id=0, pad_token="[PAD]")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        self.sess = ort.InferenceSession(str(folder / "model.onnx"), opts,
+        self.sess = ort.InferenceSession(str(folder / model_file), opts,
                                          providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.sess.get_inputs()}
 
