@@ -51,6 +51,16 @@ def render(name: str, res: dict) -> str:
                   f"chosen on the tuning half: {r['chosen_on_tuning']}*", ""]
             L += transfer_table(t, set_name, "1") + [""]
         return "\n".join(L + [_provenance(res, "sampler")])
+    if name == "embedders":
+        r = res["embedders"]
+        L = ["| backend | personas/s | x torch | cosine to torch, min / mean | top-10 overlap | "
+             "default sampler k=100: Vendi z / mean-nearest z |", "|---|---|---|---|---|---|"]
+        for row in r["rows"]:
+            L.append(f"| {row['backend']} | {row['personas_per_s']:.0f} | {row['speedup_vs_torch']:.2f} | "
+                     f"{row['cosine_min']:.4f} / {row['cosine_mean']:.4f} | {row['top10_overlap']:.3f} | "
+                     f"{row['default_k100_vendi_z']:+.2f} / {row['default_k100_mean_nearest_z']:+.2f} |")
+        return "\n".join(L + ["", f"*{r['personas']} Persona Hub personas, one run.* "
+                                   + _provenance(res, "embedders")])
     if name == "latency":
         r = res["latency"]
         L = ["| command | median s | min - max s | peak RSS MB |", "|---|---|---|---|"]
