@@ -72,9 +72,12 @@ def _pipeline_ok(folder: Path) -> tuple[bool, bool, int]:
             "max_seq_length", 256)
     except (OSError, ValueError, KeyError):
         return False, False, 0
-    mean_only = pool.get("pooling_mode_mean_tokens") and not any(
-        pool.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
-                              "pooling_mode_mean_sqrt_len_tokens"))
+    if "pooling_mode" in pool:  # sentence-transformers >= 6 writes one mode
+        mean_only = pool["pooling_mode"] == "mean"
+    else:
+        mean_only = pool.get("pooling_mode_mean_tokens") and not any(
+            pool.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
+                                  "pooling_mode_mean_sqrt_len_tokens"))
     ok = kinds[:2] == ["Transformer", "Pooling"] and set(kinds[2:]) <= {"Normalize"} and mean_only
     return bool(ok), "Normalize" in kinds, int(max_len)
 
