@@ -183,9 +183,14 @@ class PersonaIndex:
     def exists(self) -> bool:
         if self._table is not None:
             return True
-        if "://" not in self.path and not Path(self.path).exists():
-            return False
+        if "://" not in self.path:  # a local store: no lancedb import to find out
+            return (Path(self._uri) / "_versions").is_dir()
         return TABLE in self._table_names()
+
+    @property
+    def _uri(self) -> str:
+        """The Lance dataset of the persona table (LanceDB's layout: <db>/<table>.lance)."""
+        return f"{self.path.rstrip('/')}/{TABLE}.lance"
 
     def table_names(self) -> list[str]:
         """The LanceDB tables in the store's directory (personas, sessions, ...)."""
@@ -214,6 +219,21 @@ class PersonaIndex:
         one cheap version check per call instead of re-reading the schema."""
         if self._hold is not None:
             return self._hold
+        if "://" not in self.path:
+            # local stores are read with lance alone (lancedb's import costs about a
+            # second of every command); a fresh open sees other processes' commits
+            import lance
+
+            if not self.exists:
+                raise StoreNotFoundError(f"no persona store at {self.path!r}")
+            try:
+                ds = lance.dataset(self._uri, version=self.pinned_version)
+            except Exception as exc:
+                raise InvalidQueryError(f"store {self.path!r} has no version "
+                                        f"{self.pinned_version}: {clean_error(exc)}") from None
+            if self._snap is None or self._snap[0] != int(ds.version):
+                self._snap = (int(ds.version), ds, ds.schema)
+            return self._snap
         v = int(self.table.version)
         if self._snap is None or self._snap[0] != v:
             # version, data and schema from one dataset object: reading the
@@ -531,7 +551,7 @@ class PersonaIndex:
         if not self.exists:
             return 0
         if where is None:
-            return int(self.table.count_rows())
+            return int(self.dataset.count_rows())
         return int(len(self.positions(where)))
 
     def matrix(self) -> _Matrix:
@@ -821,9 +841,12 @@ class PersonaIndex:
             raise StoreNotFoundError(f"no persona store at {self.path!r}")
         meta = self.meta
         try:
-            indices = [{"name": i.name, "type": i.index_type, "columns": list(i.columns)}
-                       for i in self.table.list_indices()]
-        except Exception:  # pragma: no cover - older lancedb
+            indices = [{"name": getattr(i, "name", None),
+                        "type": getattr(i, "index_type", None) or getattr(i, "type", None),
+                        "columns": list(getattr(i, "field_names", None)
+                                        or getattr(i, "columns", None) or [])}
+                       for i in self.dataset.describe_indices()]
+        except Exception:  # pragma: no cover - another pylance
             indices = []
         n = self.count()
         return {

@@ -34,7 +34,7 @@ def test_onnx_vectors_match_sentence_transformers(onnx_cache, embedder, personah
     assert all(set(a) == set(b) for a, b in zip(top(X, X[:40]), top(X, V[:40])))
 
 
-def test_cold_text_query_imports_no_torch(onnx_cache, built_store, tmp_path):
+def test_cold_text_query_imports_no_torch_nor_lancedb(onnx_cache, built_store, tmp_path):
     assert onnx_embed.export(None, quiet=True) is not None
     code = textwrap.dedent("""
         import sys
@@ -44,7 +44,7 @@ def test_cold_text_query_imports_no_torch(onnx_cache, built_store, tmp_path):
                                      "--json"])
         assert r.exit_code == 0, r.output
         print(len(__import__("json").loads(r.stdout)))
-        print(",".join(m for m in ("torch", "sentence_transformers", "transformers")
+        print(",".join(m for m in ("torch", "sentence_transformers", "transformers", "lancedb")
                        if m in sys.modules))
     """)
     env = {**os.environ, "PERSONA_INDEX_CACHE": str(onnx_cache)}
