@@ -103,7 +103,10 @@ def draw(index: PersonaIndex, n: int, strategy: str = DEFAULT_STRATEGY, *, seed=
 def _draw_locked(index, n, strategy, *, seed, where, near, within, session, excludes, params,
                  record, sessions, session_version) -> Batch:
     exclude_sessions = excludes  # explicit and recorded exclusions
-    sv = sessions.version() if session_version is None else session_version
+    if session or exclude_sessions:
+        sv = sessions.version() if session_version is None else session_version
+    else:  # no session state involved (and no lancedb import for a plain draw)
+        sv = None
     own = sessions.drawn([session], version=sv) if session else []
     other = sessions.drawn(list(exclude_sessions), version=sv) if exclude_sessions else []
     m = index.matrix()

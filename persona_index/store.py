@@ -197,6 +197,10 @@ class PersonaIndex:
         return self._table_names()
 
     def _table_names(self) -> list[str]:
+        if "://" not in self.path:
+            root = Path(self.path)
+            return sorted(p.name[:-len(".lance")] for p in root.glob("*.lance")
+                          if (p / "_versions").is_dir()) if root.is_dir() else []
         res = self.db.list_tables()
         return list(getattr(res, "tables", res))
 
