@@ -51,6 +51,40 @@ def render(name: str, res: dict) -> str:
                   f"chosen on the tuning half: {r['chosen_on_tuning']}*", ""]
             L += transfer_table(t, set_name, "1") + [""]
         return "\n".join(L + [_provenance(res, "sampler")])
+    if name == "scale":
+        rows = res["scale"]
+        head = "| | " + " | ".join(f"{r['n']:,} personas" for r in rows) + " |"
+        L = [head, "|---|" + "---|" * len(rows)]
+
+        def line(label, fn):
+            cells = []
+            for r in rows:
+                try:
+                    cells.append(fn(r))
+                except (KeyError, TypeError):
+                    cells.append("-")
+            L.append(f"| {label} | " + " | ".join(cells) + " |")
+
+        line("write into the store", lambda r: f"{r['write']['rows_per_s']:,.0f} rows/s")
+        line("warm load of the vector column: s (column MB; peak extra RSS MB)",
+             lambda r: f"{r['warm_load']['seconds']:.2f} ({r['warm_load']['vectors_mb']:.0f}; "
+                       f"{r['warm_load']['extra_mb']:.0f})")
+        for key, label in (("similar", "exact similar, k = 10"), ("distant", "exact distant, k = 10"),
+                           ("similar_where", "similar with `where region = 'Africa'`"),
+                           ("distant_where", "distant with the same filter")):
+            line(f"{label}: ms (numpy product alone; ratio)",
+                 lambda r, key=key: f"{r[key]['ours_ms']:.1f} ({r[key]['numpy_ms']:.1f}; "
+                                    f"x{r[key]['ratio']:.2f})")
+        line("ingest 5,000 into a store that size, excluding embedding",
+             lambda r: f"{r['ingest_5000_into_store']['personas_per_s_excluding_embedding']:,.0f} "
+                       f"personas/s ({r['ingest_5000_into_store'].get('method', 'exact')})")
+        line("blocked near-dup check: recall on 1,000 planted near duplicates",
+             lambda r: f"{r['blocked_near_dup']['recall_vs_exact']:.3f}")
+        names = sorted({s for r in rows for s in r["strategies"]})
+        for n in names:
+            line(f"`{n}`, k = 1,000, from the store: s",
+                 lambda r, n=n: f"{r['strategies'][n]['store_seconds']:.2f}")
+        return "\n".join(L + ["", _provenance(res, "scale")])
     if name == "embedders":
         r = res["embedders"]
         L = ["| backend | personas/s | x torch | cosine to torch, min / mean | top-10 overlap | "
