@@ -64,6 +64,8 @@ class _Group(click.Group):
             msg = _one_line(exc)
             self._json_error(ctx, msg, "usage")
             raise click.UsageError(msg, ctx=ctx) from None
+        except BrokenPipeError:  # `| head` closed stdout: end quietly
+            raise
         except (PersonaIndexError, ValueError, OSError) as exc:
             msg = _one_line(exc)
             self._json_error(ctx, msg, "data")
@@ -97,9 +99,49 @@ def output_options(fn):
     return wrapper
 
 
+def row_format_option(fn):
+    """``--format json|jsonl|csv|table`` for commands that print rows (table
+    is the default; json prints the same document as ``--json``)."""
+
+    @click.option("--format", "row_format", type=click.Choice(["table", "json", "jsonl", "csv"]),
+                  default="table", show_default=True, help="How to print the rows.")
+    @functools.wraps(fn)
+    def wrapper(*args, row_format="table", **kwargs):
+        click.get_current_context().meta["row_format"] = row_format
+        if row_format == "json":
+            kwargs["as_json"] = True
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _emit_rows(rows: list, fmt: str) -> None:
+    if fmt == "jsonl":
+        for r in rows:
+            click.echo(json.dumps(strict_json(r), ensure_ascii=False, default=str, allow_nan=False))
+    else:  # csv
+        import csv
+        import io
+
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)
+                        for k, v in r.items()})
+        click.echo(buf.getvalue(), nl=False)
+
+
 def emit(data, as_json: bool, *, rows: list | None = None, columns: list | None = None,
          title: str | None = None) -> None:
-    """Print ``data`` as JSON, or ``rows`` (else ``data``) as a readable table."""
+    """Print ``data`` as JSON, or ``rows`` (else ``data``) as a readable table,
+    or as jsonl / csv under ``--format``."""
+    ctx = click.get_current_context(silent=True)
+    fmt = ctx.meta.get("row_format") if ctx is not None else None
+    if not as_json and rows is not None and fmt in ("jsonl", "csv"):
+        _emit_rows(rows, fmt)
+        return
     if as_json:
         click.echo(json.dumps(strict_json(data), ensure_ascii=False, default=str, allow_nan=False))
         return
@@ -155,6 +197,16 @@ def cli(ctx, db, model, single_writer):
     measure coverage.
     """
     ctx.obj = {"db": db, "model": model, "single_writer": single_writer}
+
+
+def _id_of(line: str):
+    line = line.strip()
+    if line.startswith("{"):
+        try:
+            return json.loads(line).get("id")
+        except (json.JSONDecodeError, AttributeError):
+            return None
+    return line or None
 
 
 def open_index(ctx, must_exist: bool = True):
@@ -272,6 +324,7 @@ def query_command(name, doc):
                   help="How many results.")
     @click.option("--where", help="LanceDB SQL filter on attributes, e.g. \"region = 'Africa'\".")
     @output_options
+    @row_format_option
     @click.pass_context
     def cmd(ctx, text, pid, k, where, as_json):
         idx = open_index(ctx)
@@ -290,9 +343,13 @@ query_command("distant", "The k personas least similar to TEXT (or --id), exact 
 @cli.command()
 @click.argument("ids", nargs=-1, required=True)
 @output_options
+@row_format_option
 @click.pass_context
 def get(ctx, ids, as_json):
-    """Show stored personas by id."""
+    """Show stored personas by id (``-`` reads ids from stdin, one a line or jsonl)."""
+    if list(ids) == ["-"]:
+        with click.open_file("-") as fh:
+            ids = [i for i in (_id_of(line) for line in fh) if i]
     rows = open_index(ctx).get(list(ids))
     emit(rows, as_json, rows=rows)
 
@@ -766,7 +823,15 @@ def bench(ctx):
 
 
 def main():  # pragma: no cover
-    cli(prog_name="persona-index")
+    import os
+    import sys
+
+    try:
+        cli(prog_name="persona-index")
+    except BrokenPipeError:  # the reader went away (`| head`): no traceback, no noise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(0)
 
 
 if __name__ == "__main__":  # pragma: no cover
