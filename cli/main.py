@@ -471,6 +471,7 @@ def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, 
 @click.option("--manifest", "manifest_out", type=click.Path(dir_okay=False),
               help="Write the manifest here (default: OUT with .manifest.json).")
 @output_options
+@row_format_option
 @click.pass_context
 def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_cells, trim, lam,
            beta, tau, extra,
@@ -521,6 +522,8 @@ def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_ce
         return
     if as_json:
         emit({"manifest": {k: v for k, v in b.manifest.items() if k != "ids"}, "personas": rows}, True)
+    elif ctx.meta.get("row_format") in ("jsonl", "csv"):
+        _emit_rows(rows, ctx.meta["row_format"])
     else:
         m = b.manifest
         click.echo(f"{len(rows)} personas, strategy {m['strategy']}, seed {m['seed']}, "
@@ -531,7 +534,7 @@ def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_ce
 
 
 @cli.command()
-@click.option("--ids", "ids_file", type=click.Path(exists=True, dir_okay=False),
+@click.option("--ids", "ids_file", type=click.Path(exists=True, dir_okay=False, allow_dash=True),
               help="jsonl with an 'id' field per line (what `sample --out` writes).")
 @click.option("--session", help="Measure everything a session has drawn.")
 @click.option("--where", help="Measure against the matching personas only.")
@@ -551,13 +554,14 @@ def coverage(ctx, ids_file, session, where, target, compare_uniform, as_json):
     idx = open_index(ctx)
     if ids_file:
         ids = []
-        with open(ids_file, encoding="utf-8") as fh:
+        with click.open_file(ids_file, encoding="utf-8") as fh:  # "-": stdin
             for n, line in enumerate(fh, 1):
                 if line.strip():
-                    try:
-                        ids.append(json.loads(line)["id"])
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        raise click.ClickException(f"{ids_file}:{n}: expected a JSON object with an 'id'")
+                    pid = _id_of(line)
+                    if not pid:
+                        raise click.ClickException(
+                            f"{ids_file}:{n}: expected an id, or a JSON object with an 'id'")
+                    ids.append(pid)
     else:
         ids = Sessions(idx).drawn([session])
     targets = dict(parse_target(t) for t in target) if target else None

@@ -35,6 +35,17 @@ class Batch:
     pool_positions: np.ndarray = field(repr=False, default=None)
     positions: np.ndarray = field(repr=False, default=None)
 
+    def to_arrow(self):
+        """The batch's personas as an Arrow table (no vectors)."""
+        from .store import _table_of
+
+        return _table_of(self.rows)
+
+    def to_pandas(self):
+        from .store import _pandas_of
+
+        return _pandas_of(self.rows)
+
 
 def candidate_pool(index: PersonaIndex, *, where=None, near=None, within=None) -> np.ndarray:
     """Matrix positions of the personas a batch may come from."""

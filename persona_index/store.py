@@ -73,6 +73,37 @@ class Hit:
                 **self.attributes, "source": self.source, "licence": self.licence}
 
 
+def _table_of(rows: list):
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows)
+
+
+def _pandas_of(rows: list):
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        from .errors import MissingDependencyError
+
+        raise MissingDependencyError("to_pandas() needs pandas: pip install pandas") from None
+    return _table_of(rows).to_pandas()
+
+
+class Hits(list):
+    """Query results: a list of :class:`Hit`, also as an Arrow table or a
+    pandas frame (one row per hit: id, text, similarity, attributes, source,
+    licence)."""
+
+    def rows(self) -> list:
+        return [h.to_dict() for h in self]
+
+    def to_arrow(self):
+        return _table_of(self.rows())
+
+    def to_pandas(self):
+        return _pandas_of(self.rows())
+
+
 class _Matrix:
     """The vector column at one table version, warm in memory."""
 
@@ -734,13 +765,13 @@ class PersonaIndex:
         pos = top if cand is None else cand[top]
         return self._hits(pos, sims[pos])
 
-    def _hits(self, pos, sims) -> list[Hit]:
+    def _hits(self, pos, sims) -> "Hits":
         rows = self.take(pos).to_pylist()
         attrs = self.attributes
-        return [Hit(id=r["id"], text=r["text"], similarity=float(s),
+        return Hits(Hit(id=r["id"], text=r["text"], similarity=float(s),
                     attributes={a: r.get(a) for a in attrs},
                     source=r.get("source"), licence=r.get("licence"))
-                for r, s in zip(rows, sims)]
+                for r, s in zip(rows, sims))
 
     def similar(self, query: str | None = None, *, id: str | None = None, k: int = 10,
                 where: str | None = None, vector=None) -> list[Hit]:

@@ -46,3 +46,20 @@ def test_closed_pipe_ends_quietly(tmp_path):
                          timeout=60)
     assert out.returncode == 0 and len(out.stdout.splitlines()) == 2
     assert "Traceback" not in out.stderr and "Error" not in out.stderr
+
+
+def test_sample_formats_coverage_from_stdin_and_arrow_results(tmp_path):
+    from persona_index.sampling import draw
+
+    path = _db(tmp_path)
+    run = lambda args, **kw: CliRunner().invoke(cli, ["--db", path] + args, **kw)
+    r = run(["sample", "-n", "5", "--seed", "2", "--format", "jsonl"])
+    ids = [json.loads(l)["id"] for l in r.stdout.splitlines()]
+    assert r.exit_code == 0 and len(set(ids)) == 5
+    r = run(["coverage", "--ids", "-", "--json"], input="\n".join(ids))
+    assert r.exit_code == 0 and json.loads(r.stdout)["sample"]["n"] == 5
+    idx = PersonaIndex(path)
+    t = idx.similar("a person, number 3", k=3).to_arrow()
+    assert t.num_rows == 3 and t.column("text")[0].as_py() == "a person, number 3"
+    b = draw(idx, 4, seed=0)
+    assert b.to_arrow().column("id").to_pylist() == b.ids
