@@ -253,7 +253,12 @@ def ingest_options(fn):
                                    "(default: persona, input persona, text or description).")
 @click.option("--attr", "attrs", multiple=True,
               help="An attribute field (repeatable). Default: short categorical string fields.")
-@click.option("--licence", "--license", "licence", help="Licence tag carried by every persona.")
+@click.option("--licence", "--license", "licence", help="Licence tag carried by every persona "
+              "(default: the schema's own, when a schema applies).")
+@click.option("--schema", type=click.Choice(["auto", "none", "personahub", "persona-chat",
+                                             "nemotron"]),
+              default="auto", show_default=True,
+              help="A published data set's layout; auto detects it from the columns.")
 @click.option("--strict", is_flag=True, help="Refuse the whole file if any row is unusable.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="ray: embed on a Ray Data actor pool (the 'ray' extra).")
@@ -263,7 +268,7 @@ def ingest_options(fn):
 @ingest_options
 @output_options
 @click.pass_context
-def ingest(ctx, path, fmt, text_field, attrs, licence, strict, engine, workers, gpu,
+def ingest(ctx, path, fmt, text_field, attrs, licence, schema, strict, engine, workers, gpu,
            near_dup_threshold, no_near_dedup, batch_size, report, progress, as_json):
     """Ingest a jsonl, csv, parquet or txt file of personas (validate, embed, dedup)."""
     from persona_index.ingest import ingest_file
@@ -279,7 +284,7 @@ def ingest(ctx, path, fmt, text_field, attrs, licence, strict, engine, workers, 
 
         s = ingest_file_ray(idx, path, num_workers=workers, use_gpu=gpu, **kw)
     else:
-        s = ingest_file(idx, path, strict=strict, **kw)
+        s = ingest_file(idx, path, strict=strict, schema=schema, **kw)
     _summary_out(s, as_json)
 
 

@@ -194,6 +194,7 @@ class Plan:
     attributes: dict  # source field -> column name
     plain: dict  # source field -> (column name, arrow type name)
     rows: int
+    schema: str | None = None
 
 
 def _kind(v) -> str:
@@ -357,6 +358,7 @@ class IngestSummary:
     version_after: int | None = None
     text_field: str | None = None
     attributes: list = field(default_factory=list)
+    schema: str | None = None
     examples: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -599,22 +601,52 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
                 attrs: Sequence[str] | None = None, near_dedup: bool = True,
                 near_dup_threshold: float = DEFAULT_NEAR_DUP, strict: bool = False,
                 batch_size: int = DEFAULT_BATCH, report: str | None = None,
-                progress: bool = False) -> IngestSummary:
+                progress: bool = False, schema: str | None = None) -> IngestSummary:
     """Ingest a jsonl, csv, parquet or txt file into ``index``.
 
     The whole file is validated before the first write; a malformed file
     raises :class:`InputFileError` (file and line) and writes nothing. Then
     rows stream through in batches of ``batch_size`` with one commit each.
+    ``schema``: a published data set's layout (:mod:`persona_index.schemas`),
+    ``"auto"`` to detect it from the columns, or None for a generic file.
     """
+    from . import schemas as S
+
     path = str(path)
+    if schema == "auto":
+        first = next(iter_file(path, fmt), None)
+        schema = S.detect(first[1]) if first else None
+        if schema:
+            print(f"note: {Path(path).name} looks like the {schema} schema "
+                  "(--schema none to read it as a generic file)", file=sys.stderr)
+    elif schema in (None, "none"):
+        schema = None
+    elif schema not in S.SCHEMAS:
+        raise InputFileError(path, None, f"unknown schema {schema!r}; known: "
+                                         f"{', '.join(S.SCHEMAS)}, auto, none")
+    raw_fmt = fmt
+    if schema:
+        spec = S.SCHEMAS[schema]
+        licence = licence or spec["licence"]
+        text_field = text_field or spec.get("text_field")
+        if attrs is None and spec["attrs"]:
+            keys = set(S.apply(schema, next(iter_file(path, raw_fmt))[1]))
+            attrs = [a for a in spec["attrs"] if a in keys]
+
+    def records():
+        it = iter_file(path, raw_fmt)
+        return S.wrap(schema, it) if schema else it
+
     if report and Path(report).exists() and Path(path).exists() \
             and os.path.samefile(report, path):
         raise InputFileError(path, None, f"--report {report!r} is the input file itself: "
                                          "it would be overwritten; name another file")
-    plan = plan_records(iter_file(path, fmt), path=path, text_field=text_field, attrs=attrs)
+    plan = plan_records(records(), path=path, text_field=text_field, attrs=attrs)
+    if schema:
+        plan.schema = schema
     if strict:
-        check_strict(iter_file(path, fmt), plan.text_field, path)
-    return _write_pass(index, lambda: iter_file(path, fmt), plan, source=path, licence=licence,
+        check_strict(records(), plan.text_field, path)
+    return _write_pass(index, records, plan, source=path, licence=licence,
                        near_dedup=near_dedup, threshold=near_dup_threshold,
                        batch_size=batch_size, report=report, progress=progress, extra_columns={})
 
@@ -636,7 +668,7 @@ def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, th
     load_seconds = time.perf_counter() - tl
     t0 = time.perf_counter()
     summary = IngestSummary(source=source, text_field=plan.text_field,
-                            attributes=list(plan.attributes.values()))
+                            attributes=list(plan.attributes.values()), schema=plan.schema)
     summary.version_before = index.version if index.exists else None
     known = _StoreIndex(index, near_dedup, blocking_min)
     summary.near_dedup_method = known.method if near_dedup else "off"
