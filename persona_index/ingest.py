@@ -127,12 +127,15 @@ def _iter_jsonl(path):
             yield n, rec
 
 
-def _iter_csv(path):
-    # decode errors are found line by line first, so they name the right line
-    # (the CSV reader decodes in chunks)
+def _bad_utf8_line(path) -> None:
+    """Raise the decode error of the first line that is not UTF-8 (the CSV
+    reader decodes in chunks, so its own position names the wrong line)."""
     with open(path, "rb") as fh:
         for n, raw in enumerate(fh, 1):
             _decode(path, n, raw)
+
+
+def _iter_csv(path):
     with open(path, "rb") as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
         reader = csv.reader(text, strict=True)
@@ -155,6 +158,9 @@ def _iter_csv(path):
                 if len(row) != width:
                     raise InputFileError(path, n, f"ragged row: {len(row)} fields, header has {width}")
                 yield start, dict(zip(header, row))
+        except UnicodeDecodeError as exc:
+            _bad_utf8_line(path)
+            raise InputFileError(path, None, f"invalid UTF-8 ({exc.reason})") from None
         except csv.Error as exc:
             if "unexpected end of data" in str(exc):
                 raise InputFileError(path, start, "malformed CSV: a quote opened on this line is "
@@ -613,8 +619,8 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
     from . import schemas as S
 
     path = str(path)
+    first = next(iter_file(path, fmt), None) if schema not in (None, "none") else None
     if schema == "auto":
-        first = next(iter_file(path, fmt), None)
         schema = S.detect(first[1]) if first else None
         if schema:
             print(f"note: {Path(path).name} looks like the {schema} schema "
@@ -624,17 +630,16 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
     elif schema not in S.SCHEMAS:
         raise InputFileError(path, None, f"unknown schema {schema!r}; known: "
                                          f"{', '.join(S.SCHEMAS)}, auto, none")
-    raw_fmt = fmt
     if schema:
         spec = S.SCHEMAS[schema]
         licence = licence or spec["licence"]
         text_field = text_field or spec.get("text_field")
-        if attrs is None and spec["attrs"]:
-            keys = set(S.apply(schema, next(iter_file(path, raw_fmt))[1]))
+        if attrs is None and spec["attrs"] and first:
+            keys = set(S.apply(schema, first[1]))
             attrs = [a for a in spec["attrs"] if a in keys]
 
     def records():
-        it = iter_file(path, raw_fmt)
+        it = iter_file(path, fmt)
         return S.wrap(schema, it) if schema else it
 
     if report and Path(report).exists() and Path(path).exists() \
@@ -830,8 +835,7 @@ def _as_str(v):
         return v
     if isinstance(v, (dict, list, tuple)):  # nested values as JSON text (timestamps as ISO)
         return json.dumps(v, ensure_ascii=False, default=_json_default)
-    iso = getattr(v, "isoformat", None)
-    return iso() if iso else str(v)
+    return _json_default(v)
 
 
 def _json_default(v):

@@ -226,14 +226,13 @@ def coverage_of(index: PersonaIndex, ids: Sequence[str], *, where: str | None = 
                 targets: Mapping | None = None) -> dict:
     """Every coverage metric of the personas ``ids`` against the store (or the
     rows matching ``where``), plus the balance of each store attribute."""
+    with index.pinned():  # one table version for the matrix, the filter and the attributes
+        return _coverage_at(index, ids, where=where, targets=targets)
+
+
+def _coverage_at(index, ids, *, where, targets):
     from .metrics import coverage_report
 
-    with index.pinned():
-        return _coverage_at(index, ids, where=where, targets=targets, report=coverage_report)
-
-
-def _coverage_at(index, ids, *, where, targets, report):
-    coverage_report = report
     m = index.matrix()
     pool = index.positions(where) if where else np.arange(len(m.vectors))
     lookup = {int(p): i for i, p in enumerate(pool)}

@@ -545,7 +545,7 @@ class PersonaIndex:
         """
         import pyarrow as pa
 
-        from .ingest import persona_id
+        from .ingest import _as_str, persona_id
 
         texts, extra, seen = [], [], {}
         for i, r in enumerate(records):
@@ -575,7 +575,7 @@ class PersonaIndex:
                 "licence": pa.array([licence] * len(keep), pa.string())}
         names = sorted({k for e in extra for k in e})
         for name in names:
-            cols[name] = pa.array([_plain_str(extra[i].get(name)) for i in keep], pa.string())
+            cols[name] = pa.array([_as_str(extra[i].get(name)) for i in keep], pa.string())
         before = self.count() if self.exists else 0
         version = self.write(pa.table(cols), attributes=[a for a in attributes if a in names])
         added = self.count() - before
@@ -910,14 +910,6 @@ def clean_error(exc) -> str:
     msg = re.sub(r",?\s*(?:at\s+)?/[\w./-]+\.rs(?::\d+)*(?::\d+)?", "", msg)
     msg = re.sub(r"\s+", " ", msg).strip()
     return msg[:300]
-
-
-def _plain_str(v):
-    if v is None or isinstance(v, str):
-        return v
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, ensure_ascii=False)
-    return str(v)
 
 
 def _sql_type(t) -> str:
