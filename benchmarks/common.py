@@ -168,8 +168,8 @@ def median_ms(fn, reps: int = 20) -> float:
 def latency_vs_numpy(idx, q: np.ndarray, where: str, k: int = 10) -> dict:
     """similar/distant through the store against a bare numpy product with the
     same filter applied as a mask, median of 20 warm calls each."""
-    X = idx.matrix().vectors
-    mask = idx.positions(where)
+    X = idx.snapshot().vectors
+    mask = idx.snapshot().positions(where)
 
     def numpy_top(sign, use_mask):
         sims = X @ q

@@ -35,8 +35,8 @@ def run_ray(n_ingest: int = 20_000, n_fp: int = 1_000_000, k: int = 1000, partit
             sa = ingest_file(a, f, attrs=list(ATTRIBUTES))
         with measure() as mb:
             sb = ingest_file_ray(b, str(f), num_workers=2, attrs=list(ATTRIBUTES))
-        ta = a.dataset.to_table().sort_by("id")
-        tb = b.dataset.to_table().sort_by("id")
+        ta = a.snapshot().dataset.to_table().sort_by("id")
+        tb = b.snapshot().dataset.to_table().sort_by("id")
         same_cols = all(ta.column(c).to_pylist() == tb.column(c).to_pylist()
                         for c in ["id", "text", "source_line", *ATTRIBUTES])
         va = np.stack(ta.column("vector").to_numpy(zero_copy_only=False))

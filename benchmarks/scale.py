@@ -42,6 +42,55 @@ def build_store(path, X: np.ndarray, batch: int = 100_000):
     return idx
 
 
+WARM_LOAD_CHILD = """
+import json, sys, threading, time
+from persona_index import PersonaIndex
+
+def kb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+
+snap = PersonaIndex(sys.argv[1]).snapshot()
+snap.count()
+base = kb("VmRSS")
+try:  # reset the high-water mark, so VmHWM is the peak of the load alone
+    open("/proc/self/clear_refs", "w").write("5")
+except OSError:
+    pass
+peak, stop = [base], threading.Event()
+
+def poll():
+    while not stop.is_set():
+        peak[0] = max(peak[0], kb("VmRSS"))
+        time.sleep(0.005)
+
+t = threading.Thread(target=poll, daemon=True)
+t.start()
+t0 = time.perf_counter()
+X = snap.vectors
+secs = time.perf_counter() - t0
+stop.set(); t.join()
+peak_kb = max(peak[0], kb("VmHWM") or 0, kb("VmRSS"))
+print(json.dumps({"seconds": secs, "baseline_mb": base / 1024, "peak_extra_mb": (peak_kb - base) / 1024,
+                  "held_extra_mb": (kb("VmRSS") - base) / 1024, "matrix_mb": X.nbytes / 2**20}))
+"""
+
+
+def warm_load_fresh_process(path) -> dict:
+    """The warm load in a process of its own (baseline: imports and an open
+    snapshot), so the figure is what a user's `similar` or `sample` pays."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", WARM_LOAD_CHILD, str(path)], capture_output=True,
+                         text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r["peak_extra_over_matrix"] = r["peak_extra_mb"] / r["matrix_mb"]
+    return r
+
+
 def run_scale(ns, k: int = 1000, strategies=("uniform", "stratified", "cells", "farthest",
                                               "inverse-density", "core-farthest", "facility")):
     from persona_index import PersonaIndex
@@ -58,9 +107,11 @@ def run_scale(ns, k: int = 1000, strategies=("uniform", "stratified", "cells", "
             with measure() as m:
                 build_store(tmp / "s.lance", X)
             row["write"] = {**m, "rows_per_s": n / m["seconds"]}
+            row["warm_load_fresh_process"] = warm_load_fresh_process(tmp / "s.lance")
             idx = PersonaIndex(tmp / "s.lance")
             with measure() as m:
-                mat = idx.matrix()
+                mat = idx.snapshot()
+                mat.vectors  # the warm load
             row["warm_load"] = {**m, "warm_index_mb": mat.nbytes / 2**20,
                                 "vectors_mb": mat.vectors.nbytes / 2**20}
             row.update(latency_vs_numpy(idx, X[123], "region = 'Africa'"))
@@ -71,7 +122,7 @@ def run_scale(ns, k: int = 1000, strategies=("uniform", "stratified", "cells", "
                 gc.collect()
                 with measure() as m_store:
                     b = draw(idx, k, s, seed=0, params=params, record=False)
-                kw = {"attributes": {"region": idx.attribute_columns(["region"])["region"]},
+                kw = {"attributes": {"region": idx.snapshot().attribute_columns(["region"])["region"]},
                       "by": ["region"]} if s == "stratified" else {}
                 gc.collect()
                 with measure() as m_arr:

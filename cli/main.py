@@ -99,6 +99,37 @@ def output_options(fn):
     return wrapper
 
 
+def renamed_option(old: str, new: str, dest: str, **attrs):
+    """Keep ``old``, the previous spelling of the option ``new`` (parameter
+    ``dest``), working for one release: hidden from --help, a one-line note on
+    stderr when it is used, and a usage error (exit 2) when both are given
+    with different values. ``attrs`` (e.g. ``type``) should match ``new``'s."""
+    from click.core import ParameterSource
+
+    old_dest = "deprecated_" + old.lstrip("-").replace("-", "_")
+
+    def decorator(fn):
+        @click.option(old, old_dest, hidden=True, default=None, **attrs)
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            value = kwargs.pop(old_dest, None)
+            if value is not None:
+                ctx = click.get_current_context()
+                click.echo(f"note: {old} is deprecated; use {new}", err=True)
+                source = ctx.get_parameter_source(dest)
+                explicit = source not in (None, ParameterSource.DEFAULT,
+                                          ParameterSource.DEFAULT_MAP)
+                if explicit and kwargs[dest] != value:
+                    raise click.UsageError(f"{old} {value!r} and {new} {kwargs[dest]!r} "
+                                           f"disagree: give only {new}", ctx=ctx)
+                kwargs[dest] = value
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
 def row_format_option(fn):
     """``--format json|jsonl|csv|table`` for commands that print rows (table
     is the default; json prints the same document as ``--json``)."""
@@ -181,22 +212,23 @@ def format_table(rows: list[dict], columns: list | None = None, max_width: int =
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", envvar="PERSONA_INDEX_DB", default="personas.lance", show_default=True,
               help="The store's directory (or $PERSONA_INDEX_DB).")
-@click.option("--model", default=None,
+@click.option("--embed-model", default=None,
               help="Embedding model: a local sentence-transformers folder, or 'hash-384' for "
                    "tests. Default: the store's own model, or all-MiniLM-L6-v2 for a new store.")
 @click.option("--single-writer", is_flag=True,
               help="Object-storage stores (s3://) cannot be locked: promise that no other "
                    "process writes or draws meanwhile, to allow writes and session draws there.")
 @click.version_option(package_name="persona-index")
+@renamed_option("--model", "--embed-model", "embed_model")
 @click.pass_context
-def cli(ctx, db, model, single_writer):
+def cli(ctx, db, embed_model, single_writer):
     """persona-index: an embedded persona index with a coverage-aware sampler.
 
     Build a store of personas with embeddings and attributes, query similar
     and distant personas, draw batches that cover the persona space, and
     measure coverage.
     """
-    ctx.obj = {"db": db, "model": model, "single_writer": single_writer}
+    ctx.obj = {"db": db, "model": embed_model, "single_writer": single_writer}
 
 
 def _id_of(line: str):
@@ -245,6 +277,20 @@ def ingest_options(fn):
     return fn
 
 
+def _schema_option(check):
+    """A click callback: ``persona_index.schemas.<check>(value)``, its errors as
+    usage errors naming the option (exit 2)."""
+    def callback(ctx, param, value):
+        from persona_index import schemas
+        from persona_index.errors import IngestOptionError
+
+        try:
+            return None if value is None else getattr(schemas, check)(value)
+        except IngestOptionError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return callback
+
+
 @cli.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet", "txt"]),
@@ -256,9 +302,16 @@ def ingest_options(fn):
 @click.option("--licence", "--license", "licence", help="Licence tag carried by every persona "
               "(default: the schema's own, when a schema applies).")
 @click.option("--schema", type=click.Choice(["auto", "none", "personahub", "persona-chat",
-                                             "nemotron"]),
+                                             "nemotron", "finepersonas", "profiles"]),
               default="auto", show_default=True,
               help="A published data set's layout; auto detects it from the columns.")
+@click.option("--template", callback=_schema_option("check_template"),
+              help="The text of a profiles row, e.g. 'A {age}-year-old {occupation}"
+                   "[ from {city_country}]' ([ ]: left out when a field in it is missing).")
+@click.option("--bands", "bands", multiple=True, metavar="NAME=EDGES",
+              callback=_schema_option("parse_bands"),
+              help="Derive attribute NAME_band from numeric field NAME, e.g. age=18,25,35,50,65 "
+                   "(repeatable).")
 @click.option("--strict", is_flag=True, help="Refuse the whole file if any row is unusable.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="ray: embed on a Ray Data actor pool (the 'ray' extra).")
@@ -268,23 +321,28 @@ def ingest_options(fn):
 @ingest_options
 @output_options
 @click.pass_context
-def ingest(ctx, path, fmt, text_field, attrs, licence, schema, strict, engine, workers, gpu,
-           near_dup_threshold, no_near_dedup, batch_size, report, progress, as_json):
+def ingest(ctx, path, fmt, text_field, attrs, licence, schema, template, bands, strict, engine,
+           workers, gpu, near_dup_threshold, no_near_dedup, batch_size, report, progress, as_json):
     """Ingest a jsonl, csv, parquet or txt file of personas (validate, embed, dedup)."""
     from persona_index.ingest import ingest_file
 
+    if template and schema not in ("auto", "profiles"):
+        raise click.UsageError(f"--template composes a profile's text: it goes with "
+                               f"--schema profiles (or auto), not {schema}")
     idx = open_index(ctx, must_exist=False)
     kw = dict(fmt=fmt, licence=licence, text_field=text_field, attrs=list(attrs) or None,
               near_dedup=not no_near_dedup, near_dup_threshold=near_dup_threshold,
               batch_size=batch_size, report=report, progress=progress)
     if engine == "ray":
-        if strict:
-            raise click.UsageError("--strict is not supported with --engine ray yet")
+        if strict or template or bands:
+            raise click.UsageError("--strict, --template and --bands are not supported with "
+                                   "--engine ray yet")
         from persona_index.distributed import ingest_file_ray
 
         s = ingest_file_ray(idx, path, num_workers=workers, use_gpu=gpu, **kw)
     else:
-        s = ingest_file(idx, path, strict=strict, schema=schema, **kw)
+        s = ingest_file(idx, path, strict=strict, schema=schema, template=template, bands=bands,
+                        **kw)
     _summary_out(s, as_json)
 
 
@@ -384,7 +442,8 @@ def export(ctx, out, fmt, where, vectors, as_json):
 @cli.command()
 @click.argument("new_db", type=click.Path(file_okay=False))
 @click.option("--to-model", required=True, help="The model for the copy (local folder or name).")
-@click.option("--batch-size", type=click.IntRange(1), default=1024, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 2**32 - 1), default=1024,  # lance's limit
+              show_default=True)
 @click.option("--progress/--no-progress", default=True)
 @output_options
 @click.pass_context
@@ -414,7 +473,7 @@ def strategies(as_json):
         click.echo(f"{name}{mark}: {spec.description}. Parameters: {params}")
 
 
-def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, extra):
+def _parse_params(by, allocation, target, stratum_method, alpha, n_cells, trim, extra):
     from persona_index.samplers.stratified import parse_target
 
     params = {}
@@ -425,8 +484,8 @@ def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, 
         params.setdefault("by", list(params["target"]))
     if allocation:
         params["allocation"] = allocation
-    if within_stratum:
-        params["within"] = within_stratum
+    if stratum_method:
+        params["within"] = stratum_method
     if alpha is not None:
         params["alpha"] = alpha
     if n_cells is not None:
@@ -454,8 +513,10 @@ def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, 
               help="Stratum allocation (stratified; default equal).")
 @click.option("--target", multiple=True,
               help="Target distribution, ATTR=VALUE:WEIGHT,... (one per attribute).")
-@click.option("--within-stratum", type=click.Choice(["uniform", "farthest"]),
-              help="How to draw inside a stratum (stratified).")
+@click.option("--stratum-method", type=click.Choice(["uniform", "farthest"]),
+              help="How to draw inside a stratum (stratified; default uniform).")
+@renamed_option("--within-stratum", "--stratum-method", "stratum_method",
+                type=click.Choice(["uniform", "farthest"]))
 @click.option("--alpha", type=float, help="inverse-density exponent (0 = uniform).")
 @click.option("--n-cells", type=click.IntRange(1), help="Number of k-means cells (cells).")
 @click.option("--trim", type=float, help="core-farthest: share of most isolated personas left out.")
@@ -478,7 +539,7 @@ def _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, 
 @output_options
 @row_format_option
 @click.pass_context
-def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_cells, trim, lam,
+def sample(ctx, n, strategy, by, allocation, target, stratum_method, alpha, n_cells, trim, lam,
            beta, tau, extra,
            where, near, within, seed, session, exclude, replay_path, out, manifest_out, as_json):
     """Draw a batch of personas that covers the persona space."""
@@ -499,7 +560,7 @@ def sample(ctx, n, strategy, by, allocation, target, within_stratum, alpha, n_ce
             raise click.UsageError("give -n N (or --replay MANIFEST)")
         if out == "-" and as_json:
             raise click.UsageError("--out - writes the batch to stdout; it cannot go with --json")
-        params = _parse_params(by, allocation, target, within_stratum, alpha, n_cells, trim, extra)
+        params = _parse_params(by, allocation, target, stratum_method, alpha, n_cells, trim, extra)
         for name, v in (("lam", lam), ("beta", beta), ("tau", tau)):
             if v is not None:
                 params[name] = v
@@ -660,8 +721,9 @@ def client_options(fn):
     for opt in reversed([
         click.option("--base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1. "
                                         "Without it, nothing is called: requests are written."),
-        click.option("--model", "llm_model", default="gpt-4o-mini", show_default=True,
-                     help="Model name sent to the endpoint."),
+        click.option("--llm-model", default="gpt-4o-mini", show_default=True,
+                     help="LLM name sent to the endpoint."),
+        renamed_option("--model", "--llm-model", "llm_model"),
         click.option("--temperature", type=float, default=0.7, show_default=True),
         click.option("--max-tokens", type=click.IntRange(1), default=512, show_default=True),
         click.option("--concurrency", type=click.IntRange(1), default=8, show_default=True,
@@ -783,10 +845,7 @@ def expand(ctx, personas_file, session, rounds, licence, base_url, llm_model, te
         raise click.UsageError("expand needs --base-url")
     if bool(personas_file) == bool(session):
         raise click.UsageError("give exactly one of --personas FILE or --session NAME")
-    from persona_index.outputs import check_not_input
-
-    check_not_input(out, [personas_file])
-    idx = open_index(ctx, must_exist=False)
+    idx = open_index(ctx, must_exist=False)  # expand writes no file: nothing to check against
     if personas_file:
         seeds = read_personas(personas_file)
     else:
@@ -808,8 +867,9 @@ def outputs_report(ctx, outputs, threshold, kept, as_json):
     from persona_index.embed import get_embedder
     from persona_index.synthesis.report import output_report
 
-    with open(outputs, encoding="utf-8") as fh:
-        rows = [json.loads(l) for l in fh if l.strip()]
+    from persona_index.ingest import iter_file
+
+    rows = [rec for _, rec in iter_file(outputs, "jsonl")]  # bad lines: file:line, exit 1
     rep, keep = output_report(rows, get_embedder(ctx.obj["model"]), threshold=threshold)
     if kept:
         with open(kept, "w", encoding="utf-8") as fh:

@@ -32,6 +32,12 @@ class RowRejected(PersonaIndexError, ValueError):
     """One unusable row under ``strict=True`` (no text, empty text, too long)."""
 
 
+class IngestOptionError(PersonaIndexError, ValueError):
+    """An ingest option that cannot be read (``bands`` not ascending numbers,
+    a malformed ``template``, a template with another schema than profiles).
+    The CLI checks the same options as usage errors (exit 2)."""
+
+
 class StoreNotFoundError(PersonaIndexError, FileNotFoundError):
     """A query or export on a store that does not exist."""
 
@@ -85,3 +91,18 @@ class SynthesisError(PersonaIndexError, RuntimeError):
 
 class MissingDependencyError(PersonaIndexError, ImportError):
     """An optional dependency is not installed; the message says which extra."""
+
+
+def clean_error(exc) -> str:
+    """The first line of a Lance/DataFusion error, without the Rust source
+    paths of the build that raised it.
+
+    >>> clean_error(ValueError("bad filter, /home/runner/lance/src/scan.rs:12:5\\nmore"))
+    'bad filter'
+    """
+    import re
+
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    msg = re.sub(r",?\s*(?:at\s+)?/[\w./-]+\.rs(?::\d+)*(?::\d+)?", "", msg)
+    msg = re.sub(r"\s+", " ", msg).strip()
+    return msg[:300]

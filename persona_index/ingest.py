@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import InputFileError, RowRejected
+from .errors import IngestOptionError, InputFileError, RowRejected
 from .store import RESERVED, PersonaIndex
 
 TEXT_FIELDS = ("persona", "input persona", "text", "description")
@@ -306,7 +306,7 @@ def check_against_store(index: PersonaIndex, plan: Plan, records: Iterable[tuple
     existing columns: ``FILE:LINE: field NAME: ...`` naming both types."""
     if not index.exists:
         return
-    schema = index.table.schema
+    schema = index.snapshot().schema
     have = {f.name: f.type for f in schema}
     checks = {}
     for f, col in plan.attributes.items():
@@ -451,7 +451,7 @@ class _StoreIndex:
         self._new: set = set()
         self.blocks: _Blocks | None = None
         if index.exists:
-            m = index.matrix()
+            m = index.snapshot()  # the version the ingest starts from
             self.id_list = m.ids.to_pylist()
             self.ids = set(self.id_list)
             self.preexisting = len(self.id_list)
@@ -607,7 +607,8 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
                 attrs: Sequence[str] | None = None, near_dedup: bool = True,
                 near_dup_threshold: float = DEFAULT_NEAR_DUP, strict: bool = False,
                 batch_size: int = DEFAULT_BATCH, report: str | None = None,
-                progress: bool = False, schema: str | None = None) -> IngestSummary:
+                progress: bool = False, schema: str | None = None, template: str | None = None,
+                bands: dict | None = None) -> IngestSummary:
     """Ingest a jsonl, csv, parquet or txt file into ``index``.
 
     The whole file is validated before the first write; a malformed file
@@ -615,10 +616,24 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
     rows stream through in batches of ``batch_size`` with one commit each.
     ``schema``: a published data set's layout (:mod:`persona_index.schemas`),
     ``"auto"`` to detect it from the columns, or None for a generic file.
+    ``template``: the text of a ``profiles`` row, e.g. ``"A {age}-year-old
+    {occupation}[ from {city_country}]"`` (``[ ]``: left out when a field in it
+    is missing; see :func:`persona_index.schemas.compose`); it implies
+    ``schema="profiles"`` under ``"auto"``. ``bands``: ``{field: ascending
+    edges}``; each numeric field gets an attribute ``FIELD_band`` ("under 18",
+    "18-24", ..., "65+"; null when not a number), with any schema.
     """
     from . import schemas as S
 
     path = str(path)
+    bands = S.check_bands(bands)
+    if template is not None:
+        S.check_template(template)
+        if schema in (None, "auto"):
+            schema = "profiles"
+        elif schema != "profiles":
+            raise IngestOptionError(f"a template composes a profile's text: it goes with the "
+                                    f"profiles schema, not {schema!r}")
     first = next(iter_file(path, fmt), None) if schema not in (None, "none") else None
     if schema == "auto":
         schema = S.detect(first[1]) if first else None
@@ -635,12 +650,13 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
         licence = licence or spec["licence"]
         text_field = text_field or spec.get("text_field")
         if attrs is None and spec["attrs"] and first:
-            keys = set(S.apply(schema, first[1]))
+            keys = set(next(S.wrap(schema, iter([first]), path=path, template=template))[1])
             attrs = [a for a in spec["attrs"] if a in keys]
 
     def records():
         it = iter_file(path, fmt)
-        return S.wrap(schema, it) if schema else it
+        return S.wrap(schema, it, path=path, template=template, bands=bands) \
+            if schema or bands else it
 
     if report and Path(report).exists() and Path(path).exists() \
             and os.path.samefile(report, path):
@@ -649,6 +665,9 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
     plan = plan_records(records(), path=path, text_field=text_field, attrs=attrs)
     if schema:
         plan.schema = schema
+    for f in bands:  # a band is a stratum even where it is not a short categorical field
+        if f"{f}_band" in plan.plain:
+            plan.attributes[f"{f}_band"] = plan.plain.pop(f"{f}_band")[0]
     if strict:
         check_strict(records(), plan.text_field, path)
     return _write_pass(index, records, plan, source=path, licence=licence,
@@ -749,7 +768,7 @@ def _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence
         against_store = best >= threshold
         if against_store.any():  # the texts must agree too (see LEXICAL_MIN)
             cand = np.flatnonzero(against_store)
-            stored = index.texts_of([known.id_list[arg[i]] for i in cand])
+            stored = index.snapshot().texts_of([known.id_list[arg[i]] for i in cand])
             for i in cand:
                 other = stored.get(known.id_list[arg[i]])
                 if other is not None and lexical_similarity(texts[i], other) < LEXICAL_MIN:
@@ -799,11 +818,11 @@ def _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence
     for col, val in extra_columns.items():
         cols[col] = (pa.nulls(len(idx), pa.string()) if val is None
                      else pa.array([val] * len(idx)))
-    index.write(pa.table(cols), attributes=list(plan.attributes.values()))
+    w = index.write(pa.table(cols), attributes=list(plan.attributes.values()))
     known.add(cols["id"].to_pylist(), vecs if near_dedup else None)
     # rows another process committed meanwhile were skipped by the store
-    summary.added += len(idx) - index.last_write_skipped
-    summary.exact_duplicates += index.last_write_skipped
+    summary.added += w.added
+    summary.exact_duplicates += w.skipped
     summary.batches += 1
 
 

@@ -20,16 +20,17 @@ def reembed(src: PersonaIndex, new_path: str, model: str, *, batch_size: int = 1
     dst = PersonaIndex(new_path, model)
     if dst.exists:
         raise InvalidQueryError(f"{new_path!r} already holds a store; reembed writes a new one")
-    cols = [c for c in src.columns if c != "vector"]
+    snap = src.snapshot()  # copy one version, whatever is committed meanwhile
+    cols = [c for c in snap.columns if c != "vector"]
     n = 0
-    with tqdm(total=src.count(), disable=not progress, file=sys.stderr, desc="reembed") as bar:
-        for b in src.iter_batches(cols, batch_size=batch_size):
+    with tqdm(total=snap.count(), disable=not progress, file=sys.stderr, desc="reembed") as bar:
+        for b in snap.iter_batches(cols, batch_size=batch_size):
             t = pa.Table.from_batches([b])
             vecs = dst.embedder.encode(t.column("text").to_pylist())
             dim = vecs.shape[1]
             vec = pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1), pa.float32()), dim)
             t = t.append_column("vector", vec)
-            dst.write(t, attributes=src.attributes)
+            dst.write(t, attributes=snap.attributes)
             n += t.num_rows
             bar.update(t.num_rows)
     return {"copied": n, "from": src.path, "to": new_path, "model": dst.embedder.name,

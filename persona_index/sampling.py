@@ -21,6 +21,7 @@ from .errors import ManifestError, SamplingError
 from .samplers.base import get_strategy, sample
 from .samplers.registry import DEFAULT_STRATEGY, validate_params
 from .sessions import Sessions, check_name, session_lock
+from .snapshot import Snapshot
 from .store import PersonaIndex
 
 MANIFEST_VERSION = 1
@@ -37,20 +38,21 @@ class Batch:
 
     def to_arrow(self):
         """The batch's personas as an Arrow table (no vectors)."""
-        from .store import _table_of
+        from .snapshot import table_of
 
-        return _table_of(self.rows)
+        return table_of(self.rows)
 
     def to_pandas(self):
-        from .store import _pandas_of
+        from .snapshot import pandas_of
 
-        return _pandas_of(self.rows)
+        return pandas_of(self.rows)
 
 
-def candidate_pool(index: PersonaIndex, *, where=None, near=None, within=None) -> np.ndarray:
-    """Matrix positions of the personas a batch may come from."""
-    m = index.matrix()
-    pos = index.positions(where) if where else np.arange(len(m.vectors))
+def candidate_pool(index: PersonaIndex, snap: Snapshot, *, where=None, near=None,
+                   within=None) -> np.ndarray:
+    """Positions (in ``snap``) of the personas a batch may come from."""
+    m = snap
+    pos = snap.positions(where) if where else np.arange(len(m.vectors))
     if near is not None:
         if not within or within <= 0:
             raise SamplingError(f"--near needs --within M > 0, got {within!r}")
@@ -102,16 +104,17 @@ def draw(index: PersonaIndex, n: int, strategy: str = DEFAULT_STRATEGY, *, seed=
                 if not now <= related:
                     related |= now
                     continue
-            with index.pinned():  # one table version for the whole draw
-                batch = _draw_locked(index, n, strategy, seed=seed, where=where, near=near,
-                                     within=within, session=session,
-                                     excludes=sorted(set(explicit) | related), params=params,
-                                     record=record, sessions=sessions,
-                                     session_version=_session_version)
+            # one table version for the whole draw: the matrix, the filter, the
+            # attributes, the rows and the version the manifest records
+            batch = _draw_locked(index, index.snapshot(), n, strategy, seed=seed, where=where, near=near,
+                                 within=within, session=session,
+                                 excludes=sorted(set(explicit) | related), params=params,
+                                 record=record, sessions=sessions,
+                                 session_version=_session_version)
         return batch
 
 
-def _draw_locked(index, n, strategy, *, seed, where, near, within, session, excludes, params,
+def _draw_locked(index, snap, n, strategy, *, seed, where, near, within, session, excludes, params,
                  record, sessions, session_version) -> Batch:
     exclude_sessions = excludes  # explicit and recorded exclusions
     if session or exclude_sessions:
@@ -120,8 +123,8 @@ def _draw_locked(index, n, strategy, *, seed, where, near, within, session, excl
         sv = None
     own = sessions.drawn([session], version=sv) if session else []
     other = sessions.drawn(list(exclude_sessions), version=sv) if exclude_sessions else []
-    m = index.matrix()
-    pool = candidate_pool(index, where=where, near=near, within=within)
+    m = snap
+    pool = candidate_pool(index, snap, where=where, near=near, within=within)
     excluded = set(own) | set(other)
     if excluded:
         import pyarrow as pa
@@ -141,11 +144,11 @@ def _draw_locked(index, n, strategy, *, seed, where, near, within, session, excl
     X = m.vectors if len(pool) == len(m.vectors) else m.vectors[pool]
     attrs = None
     if strategy == "stratified":
-        by = params.get("by") or index.attributes
+        by = params.get("by") or snap.attributes
         if isinstance(by, str):
             by = [by]
         params["by"] = list(by)
-        cols = index.attribute_columns(list(by))
+        cols = snap.attribute_columns(list(by))
         attrs = {k: v[pool] for k, v in cols.items()}
     t0 = time.perf_counter()
     sel = sample(X, n, strategy, seed=seed, prior=prior, attributes=attrs, **params)
@@ -158,7 +161,7 @@ def _draw_locked(index, n, strategy, *, seed, where, near, within, session, excl
         "strategy": strategy, "params": params, "seed": seed, "n": n,
         "where": where, "near": near, "within": within,
         "store": index.path if "://" in index.path else os.path.abspath(index.path),
-        "table_version": index.version, "model": index.meta.get("model"),
+        "table_version": snap.version, "model": snap.meta.get("model"),
         "session": session, "batch": batch_no, "session_version": sv,
         "exclude_sessions": list(exclude_sessions), "prior_count": len(own),
         "pool_size": int(len(pool)), "seconds": round(seconds, 4),
@@ -168,8 +171,8 @@ def _draw_locked(index, n, strategy, *, seed, where, near, within, session, excl
         if exclude_sessions:
             sessions.record_exclusions(session, exclude_sessions)
         sessions.record(session, batch_no, ids, manifest)
-    rows = index.take(positions).to_pylist()
-    return Batch(ids=ids, rows=rows, manifest=manifest, attributes=index.attributes,
+    rows = snap.take(positions).to_pylist()
+    return Batch(ids=ids, rows=rows, manifest=manifest, attributes=snap.attributes,
                  pool_positions=pool, positions=positions)
 
 
@@ -226,15 +229,10 @@ def coverage_of(index: PersonaIndex, ids: Sequence[str], *, where: str | None = 
                 targets: Mapping | None = None) -> dict:
     """Every coverage metric of the personas ``ids`` against the store (or the
     rows matching ``where``), plus the balance of each store attribute."""
-    with index.pinned():  # one table version for the matrix, the filter and the attributes
-        return _coverage_at(index, ids, where=where, targets=targets)
-
-
-def _coverage_at(index, ids, *, where, targets):
     from .metrics import coverage_report
 
-    m = index.matrix()
-    pool = index.positions(where) if where else np.arange(len(m.vectors))
+    m = index.snapshot()  # one table version for the matrix, the filter and the attributes
+    pool = m.positions(where) if where else np.arange(len(m.vectors))
     lookup = {int(p): i for i, p in enumerate(pool)}
     local, unknown = [], []
     for pid in ids:
@@ -247,7 +245,7 @@ def _coverage_at(index, ids, *, where, targets):
         raise SamplingError(f"{len(unknown)} id(s) are not in the pool, e.g. {unknown[:3]}")
     if not local:
         raise SamplingError("no ids to measure")
-    attrs = index.attribute_columns(index.attributes) if index.attributes else None
+    attrs = m.attribute_columns(m.attributes) if m.attributes else None
     full = len(pool) == len(m.vectors)  # then no copy of the matrix
     attrs = {k: (v if full else v[pool]) for k, v in attrs.items()} if attrs else None
     return coverage_report(local, m.vectors if full else m.vectors[pool], attributes=attrs,

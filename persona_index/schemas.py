@@ -17,6 +17,24 @@ can derive fields:
   ``marital_status``, ``state`` and ``country`` are attributes, and
   ``age_band`` is derived from the integer ``age`` (bands 18-24, 25-34,
   35-44, 45-54, 55-64, 65+); CC-BY-4.0.
+* ``finepersonas`` (FinePersonas): ``persona`` is the text; the data set's
+  ``id`` is kept as ``source_id`` (the store's ``id`` is the text's hash);
+  ``labels`` (JSON text of a list) stays a plain text column and its first
+  label is the attribute ``label`` (one stratum per persona, for
+  ``sample --by label``); llama3.
+* ``profiles``: structured rows without a text (age, sex, city_country,
+  education, occupation, income, ...). The text is composed by a template
+  (:func:`compose`; :data:`DEFAULT_TEMPLATE` unless ``template=`` is given);
+  ``sex``, ``education``, ``occupation``, ``city_country`` are attributes,
+  ``age_band`` is derived from ``age`` and ``income_band`` from a numeric
+  ``income`` (:data:`INCOME_EDGES`: under 25000, 25000-49999, ...,
+  150000+); no licence. Detected only when the columns include age, sex and
+  occupation and none could be a text (``text``, ``description``, ``*persona``,
+  ``*personas``).
+
+With any schema or none, ``bands={"age": [18, 25, 35]}`` (``--bands
+age=18,25,35``) derives the attribute ``age_band`` from a numeric field
+(:func:`band`), replacing a schema's own.
 
 Examples
 --------
@@ -26,13 +44,36 @@ Examples
 '35-44'
 >>> detect(["text"]) is None
 True
+>>> detect(["id", "persona", "labels"]), detect(["age", "sex", "occupation", "city_country"])
+('finepersonas', 'profiles')
+>>> r = apply("finepersonas", {"id": "7", "persona": "p", "labels": '["Education", "Art"]'})
+>>> r["source_id"], r["label"], r["labels"]
+('7', 'Education', '["Education", "Art"]')
+>>> apply("profiles", {"age": 41, "sex": "male", "occupation": "baker", "income": 50000})["text"]
+'41-year-old male baker, income: 50000'
+>>> apply("profiles", {"age": 41, "income": 50000})["income_band"]
+'50000-74999'
+>>> apply("profiles", {"age": 41, "sex": None}, "A {age}-year-old[ {sex}] person")["text"]
+'A 41-year-old person'
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+import bisect
+import functools
+import json
+import math
+import re
+from typing import Iterable, Iterator, Mapping
 
-AGE_BANDS = [(18, "18-24"), (25, "25-34"), (35, "35-44"), (45, "45-54"), (55, "55-64"), (65, "65+")]
+from .errors import IngestOptionError, InputFileError
+
+AGE_EDGES = (18, 25, 35, 45, 55, 65)
+#: default bands of a profile's numeric ``income`` (a year's income, any currency)
+INCOME_EDGES = (25000, 50000, 75000, 100000, 150000)
+#: a profile's text when no template is given (see :func:`compose`)
+DEFAULT_TEMPLATE = ("[{age}-year-old ][{sex} ][{occupation}][ from {city_country}]"
+                    "[, education: {education}][, income: {income}]")
 
 SCHEMAS = {
     "personahub": {"licence": "CC-BY-NC-SA-4.0", "attrs": []},
@@ -40,17 +81,170 @@ SCHEMAS = {
     "nemotron": {"licence": "CC-BY-4.0", "text_field": "persona",
                  "attrs": ["sex", "age_band", "occupation", "education_level", "marital_status",
                            "state", "country"]},
+    "finepersonas": {"licence": "llama3", "text_field": "persona", "attrs": ["label"]},
+    "profiles": {"licence": None, "text_field": "text",
+                 "attrs": ["sex", "age_band", "education", "occupation", "city_country",
+                           "income_band"]},
 }
+_SLOT = re.compile(r"\{([^{}\[\]]*)\}")
+
+
+def _number(v):
+    """``v`` as a finite number (numeric text too, as CSV cells are), else None."""
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return v
+
+
+def _fmt(x) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def band(value, edges) -> str | None:
+    """The band of a number between strictly ascending ``edges``: ``under E0``,
+    ``E0-(E1-1)``, ..., ``En+`` (a band holds its lower edge; between non-integer
+    edges the label is ``lo-<hi``). None for a missing or non-numeric value.
+
+    >>> [band(v, (18, 25, 65)) for v in (17, 18, 24.5, "25", 65, "n/a", None)]
+    ['under 18', '18-24', '18-24', '25-64', '65+', None, None]
+    """
+    x = _number(value)
+    if x is None:
+        return None
+    i = bisect.bisect_right(edges, x)
+    if i == 0:
+        return f"under {_fmt(edges[0])}"
+    if i == len(edges):
+        return f"{_fmt(edges[-1])}+"
+    lo, hi = edges[i - 1], edges[i]
+    if float(lo).is_integer() and float(hi).is_integer():
+        return f"{_fmt(lo)}-{_fmt(hi - 1)}"
+    return f"{_fmt(lo)}-<{_fmt(hi)}"
 
 
 def age_band(age) -> str | None:
-    if isinstance(age, bool) or not isinstance(age, (int, float)) or age != age:
-        return None
-    label = None
-    for lo, name in AGE_BANDS:
-        if age >= lo:
-            label = name
-    return label or "under 18"
+    return band(age, AGE_EDGES)
+
+
+def check_bands(bands: Mapping | None) -> dict:
+    """``{field: edges}`` checked: edges are strictly ascending numbers, given
+    as a sequence or one comma-separated text. Raises IngestOptionError."""
+    out = {}
+    for name, edges in dict(bands or {}).items():
+        try:
+            parts = edges.split(",") if isinstance(edges, str) else list(edges)
+        except TypeError:
+            parts = []
+        nums = [_number(e) for e in parts]
+        spec = f"{name}={edges if isinstance(edges, str) else ','.join(map(str, parts))}"
+        if not isinstance(name, str) or not name.strip() or not nums or None in nums:
+            raise IngestOptionError(f"bands {spec!r}: give a field and comma-separated numbers, "
+                                    "e.g. age=18,25,35,50,65")
+        if any(b <= a for a, b in zip(nums, nums[1:])):
+            raise IngestOptionError(f"bands {spec!r}: the edges must be strictly ascending")
+        out[name.strip()] = tuple(int(x) if float(x).is_integer() else x for x in nums)
+    return out
+
+
+def parse_bands(specs: Iterable[str]) -> dict:
+    """``NAME=EDGES`` texts (the CLI's ``--bands``) as :func:`check_bands` returns them.
+
+    >>> parse_bands(["age=18,25,65"])
+    {'age': (18, 25, 65)}
+    """
+    bands: dict = {}
+    for spec in specs:
+        name, eq, edges = spec.partition("=")
+        if not eq or not name.strip():
+            raise IngestOptionError(f"{spec!r} is not NAME=EDGES, e.g. age=18,25,35,50,65")
+        if name.strip() in bands:
+            raise IngestOptionError(f"{spec!r}: bands for {name.strip()!r} are given twice")
+        bands[name.strip()] = edges
+    return check_bands(bands)
+
+
+@functools.lru_cache(maxsize=32)
+def parse_template(template: str) -> tuple:
+    """A template's parts ``(optional, text)``; raises IngestOptionError."""
+    parts, pos = [], 0
+    for m in re.finditer(r"\[([^\[\]]*)\]", template):
+        parts += [(False, template[pos:m.start()]), (True, m.group(1))]
+        pos = m.end()
+    parts.append((False, template[pos:]))
+    for _, text in parts:
+        if any(c in _SLOT.sub("", text) for c in "[]{}") or any(
+                not s.strip() for s in _SLOT.findall(text)):
+            raise IngestOptionError(f"template {template!r}: a {{field}} or [part] is not closed, "
+                                    "empty or nested")
+    if not _SLOT.search(template):
+        raise IngestOptionError(f"template {template!r} names no {{field}}")
+    return tuple(p for p in parts if p[1])
+
+
+def check_template(template: str) -> str:
+    """``template`` if it parses (see :func:`compose`); raises IngestOptionError."""
+    if not isinstance(template, str):
+        raise IngestOptionError(f"a template is a text, got {type(template).__name__}")
+    parse_template(template)
+    return template
+
+
+def template_fields(template: str) -> list:
+    return [s.strip() for s in _SLOT.findall(template)]
+
+
+class _Missing(KeyError):
+    pass
+
+
+def _shown(v) -> str | None:
+    if isinstance(v, float):
+        return None if not math.isfinite(v) else _fmt(v)
+    return None if v is None or not str(v).strip() else str(v).strip()
+
+
+def compose(template: str, rec: dict) -> str:
+    """A profile's text: each ``{field}`` becomes the record's value; a
+    ``[part]`` is left out when a field it names is missing (absent, null or
+    blank); spaces collapse, none stays before a punctuation mark, and the ends
+    lose spaces and commas. '' when no
+    field has a value. A missing field outside ``[ ]`` raises KeyError.
+
+    >>> compose(DEFAULT_TEMPLATE, {"age": 34.0, "sex": "female", "city_country": "Lyon, France"})
+    '34-year-old female from Lyon, France'
+    """
+    out, filled = [], False
+    for optional, text in parse_template(template):
+        names = [s.strip() for s in _SLOT.findall(text)]
+        vals = [_shown(rec.get(s)) for s in names]
+        if None in vals:
+            if optional:
+                continue
+            raise _Missing(names[vals.index(None)])
+        filled = filled or bool(names)
+        it = iter(vals)
+        out.append(_SLOT.sub(lambda m: next(it), text))
+    text = re.sub(r" ([,.;:!?])", r"\1", " ".join("".join(out).split()))
+    return text.strip(" ,") if filled else ""
+
+
+def _labels(raw):
+    """(the labels as JSON text, the first label) of a FinePersonas ``labels`` value."""
+    v = raw
+    if isinstance(raw, str):
+        try:
+            v = json.loads(raw)
+        except ValueError:
+            return raw, None
+    text = raw if raw is None or isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+    if not isinstance(v, (list, tuple)):
+        return text, None
+    return text, next((str(x).strip() for x in v if x is not None and str(x).strip()), None)
 
 
 def detect(columns: Iterable[str]) -> str | None:
@@ -62,11 +256,16 @@ def detect(columns: Iterable[str]) -> str | None:
         return "nemotron"
     if "input persona" in cols or ("persona" in cols and "synthesized text" in cols):
         return "personahub"
+    if {"id", "persona", "labels"} <= cols:
+        return "finepersonas"
+    if {"age", "sex", "occupation"} <= cols and not any(
+            c in ("text", "description") or re.search(r"personas?$", c) for c in cols):
+        return "profiles"
     return None
 
 
-def apply(name: str, rec: dict) -> dict:
-    """One record as the schema reads it."""
+def apply(name: str, rec: dict, template: str | None = None) -> dict:
+    """One record as the schema reads it (``template``: the profiles text)."""
     if name == "persona-chat":
         facts = rec.get("user 1 personas")
         if isinstance(facts, str):
@@ -75,9 +274,48 @@ def apply(name: str, rec: dict) -> dict:
     elif name == "nemotron":
         rec = dict(rec)
         rec["age_band"] = age_band(rec.get("age"))
+    elif name == "finepersonas":
+        rec = dict(rec)
+        if "id" in rec:  # the store's id is the text's hash
+            rec["source_id"] = rec.pop("id")
+        rec["labels"], rec["label"] = _labels(rec.get("labels"))
+    elif name == "profiles":
+        rec = dict(rec)
+        rec["text"] = compose(template or DEFAULT_TEMPLATE, rec)
+        if "age" in rec:
+            rec["age_band"] = age_band(rec["age"])
+        if "income" in rec:
+            rec["income_band"] = band(rec["income"], INCOME_EDGES)
     return rec
 
 
-def wrap(name: str, records: Iterable[tuple[int, dict]]) -> Iterator[tuple[int, dict]]:
+def wrap(name: str | None, records: Iterable[tuple[int, dict]], *, path: str = "<records>",
+         template: str | None = None, bands: Mapping | None = None) -> Iterator[tuple[int, dict]]:
+    """The records as schema ``name`` reads them (None: as they are), with a
+    ``FIELD_band`` for each of ``bands`` (checked by :func:`check_bands`; they
+    replace a schema's band of the same name). Raises InputFileError naming the
+    line where a template field outside ``[ ]`` is missing, and the file when
+    a template or band field is in no record at all."""
+    bands = bands or {}
+    seen: set = set()
     for n, rec in records:
-        yield n, apply(name, rec)
+        seen.update(rec)
+        if name:
+            try:
+                rec = apply(name, rec, template)
+            except _Missing as exc:
+                f = exc.args[0]
+                why = (f"no value in this record; write [ ... {{{f}}} ...] to leave the phrase "
+                       "out when it is missing" if f in rec
+                       else f"no such field in this record (fields: {sorted(rec)})")
+                raise InputFileError(path, n, f"template field {{{f}}}: {why}") from None
+        seen.update(rec)
+        if bands:
+            rec = {**rec, **{f"{f}_band": band(rec.get(f), e) for f, e in bands.items()}}
+        yield n, rec
+    for what, fields in (("template", template_fields(template) if template else []),
+                         ("bands", list(bands))):
+        unknown = [f for f in fields if f not in seen]
+        if unknown and seen:
+            raise InputFileError(path, None, f"{what} field(s) {unknown} in no record "
+                                             f"(fields: {sorted(seen)})")

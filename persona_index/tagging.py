@@ -45,7 +45,7 @@ def tag(index: PersonaIndex, name: str, labels: Sequence[str], *, template: str 
         raise InvalidQueryError(f"label template {template!r} does not fit: its only slot is "
                                 f"{{label}} ({type(exc).__name__}: {exc})") from None
     L = index.embed(phrases)
-    m = index.matrix()
+    m = index.snapshot()  # tag exactly the personas of this version
     X = m.vectors
     best = np.empty(len(X), dtype=np.int64)
     margin = np.empty(len(X), dtype=np.float32)

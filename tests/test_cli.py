@@ -1,4 +1,5 @@
 import json
+import re
 
 import click
 import pytest
@@ -176,3 +177,231 @@ def test_synthesize_requests_only_and_against_a_server(cli_db, tmp_path):
     assert r.exit_code == 0 and doc["ok"] == 10 and doc["failed"] == 0
     rep = json.loads(run(["outputs-report", str(out), "--threshold", "-1", "--json"]).stdout)
     assert rep["ok"] == 10 and rep["kept"] == 10 and rep["output_vendi"] >= 1
+
+
+# --- one name per concept: --embed-model, --llm-model, --stratum-method -----------------------
+
+def test_embed_model_reaches_the_embedder_and_old_model_is_a_noted_alias(tmp_path):
+    new, old = str(tmp_path / "new.lance"), str(tmp_path / "old.lance")
+    args = ["generate", "--count", "12", "--no-progress", "--json"]
+    r = run(["--db", new, "--embed-model", "hash-384"] + args)
+    assert r.exit_code == 0, r.output
+    assert json.loads(run(["--db", new, "info", "--json"]).stdout)["model"] == "hash-384"
+    assert "deprecated" not in r.stderr
+    r = run(["--db", old, "--model", "hash-16"] + args)  # the old spelling still works
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["added"] == 12  # the note stays off stdout
+    assert r.stderr.strip().splitlines() == ["note: --model is deprecated; use --embed-model"]
+    info = json.loads(run(["--db", old, "info", "--json"]).stdout)
+    assert info["model"] == "hash-16" and info["dim"] == 16
+    # the store refuses another embedder given by the new name
+    r = run(["--db", new, "--embed-model", "hash-16", "similar", "x", "--json"])
+    assert r.exit_code == 1 and "hash-16" in r.stderr
+    # both spellings, agreeing: fine (with the note); disagreeing: a usage error naming both
+    r = run(["--db", new, "--model", "hash-384", "--embed-model", "hash-384", "info", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["model"] == "hash-384"
+    assert "note: --model is deprecated; use --embed-model" in r.stderr
+    r = run(["--db", new, "--model", "hash-16", "--embed-model", "hash-384", "info", "--json"])
+    assert r.exit_code == 2
+    assert "--model" in r.stderr and "--embed-model" in r.stderr and "disagree" in r.stderr
+    assert json.loads(r.stdout)["kind"] == "usage"
+
+
+def _request_models(path):
+    return {json.loads(l)["body"]["model"] for l in open(path)}
+
+
+def test_llm_model_reaches_the_requests_and_old_model_is_a_noted_alias(tmp_path):
+    personas = write_jsonl(tmp_path / "p.jsonl", [{"persona": "A beekeeper in Chile"},
+                                                  {"persona": "A tram driver in Lisbon"}])
+    base = ["synthesize", "--template", "math", "--personas", str(personas), "--requests-only",
+            "--json", "--out"]
+    r = run(base + [str(tmp_path / "a.jsonl"), "--llm-model", "new-llm"])
+    assert r.exit_code == 0, r.output
+    assert _request_models(tmp_path / "a.jsonl") == {"new-llm"} and "deprecated" not in r.stderr
+    r = run(base + [str(tmp_path / "b.jsonl"), "--model", "old-llm"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["requests"] == 2
+    assert _request_models(tmp_path / "b.jsonl") == {"old-llm"}
+    assert "note: --model is deprecated; use --llm-model" in r.stderr.splitlines()
+    r = run(base + [str(tmp_path / "c.jsonl")])
+    assert _request_models(tmp_path / "c.jsonl") == {"gpt-4o-mini"}  # the default is unchanged
+    r = run(base + [str(tmp_path / "d.jsonl"), "--model", "x", "--llm-model", "x"])
+    assert r.exit_code == 0 and _request_models(tmp_path / "d.jsonl") == {"x"}
+    r = run(base + [str(tmp_path / "e.jsonl"), "--model", "x", "--llm-model", "y"])
+    assert r.exit_code == 2 and "--llm-model" in r.stderr and "--model" in r.stderr
+    assert not (tmp_path / "e.jsonl").exists()
+    # the group's --embed-model and a subcommand's --llm-model are two things
+    r = run(["--embed-model", "hash-384"] + base + [str(tmp_path / "f.jsonl"),
+                                                    "--llm-model", "y"])
+    assert r.exit_code == 0 and _request_models(tmp_path / "f.jsonl") == {"y"}
+
+
+@pytest.mark.parametrize("command", ["extract", "expand"])
+def test_extract_and_expand_take_llm_model(command, tmp_path, monkeypatch):
+    import persona_index_cli.main as cli_main
+
+    seen = []
+
+    def spy(base_url, llm_model, *rest):
+        seen.append(llm_model)
+        raise click.ClickException("stopped before calling the endpoint")
+
+    monkeypatch.setattr(cli_main, "_client_config", spy)
+    src = write_jsonl(tmp_path / "p.jsonl", [{"persona": "A glassblower in Murano"}])
+    args = ([command, str(src)] if command == "extract" else [command, "--personas", str(src)])
+    args = ["--db", str(tmp_path / "s.lance"), "--embed-model", "hash-384"] + args
+    args += ["--base-url", "http://127.0.0.1:9/v1"]
+    r = run(args + ["--llm-model", "new-llm"])
+    assert r.exit_code == 1 and "deprecated" not in r.stderr
+    r = run(args + ["--model", "old-llm"])
+    assert r.exit_code == 1 and "note: --model is deprecated; use --llm-model" in r.stderr
+    assert seen == ["new-llm", "old-llm"]
+    r = run(args + ["--model", "a", "--llm-model", "b"])
+    assert r.exit_code == 2 and "disagree" in r.stderr and seen == ["new-llm", "old-llm"]
+
+
+def test_stratum_method_and_the_old_within_stratum(cli_db):
+    base = ["--db", cli_db, "sample", "-n", "6", "--by", "region", "--seed", "4", "--json"]
+    new = run(base + ["--stratum-method", "farthest"])
+    assert new.exit_code == 0, new.output
+    assert json.loads(new.stdout)["manifest"]["params"]["within"] == "farthest"
+    old = run(base + ["--within-stratum", "farthest"])
+    assert old.exit_code == 0
+    assert "note: --within-stratum is deprecated; use --stratum-method" in old.stderr
+    assert json.loads(old.stdout)["personas"] == json.loads(new.stdout)["personas"]
+    assert json.loads(old.stdout)["manifest"]["params"]["within"] == "farthest"
+    plain = json.loads(run(base).stdout)["manifest"]["params"]
+    assert plain.get("within", "uniform") == "uniform"
+    r = run(base + ["--within-stratum", "farthest", "--stratum-method", "farthest"])
+    assert r.exit_code == 0
+    assert json.loads(r.stdout)["personas"] == json.loads(new.stdout)["personas"]
+    r = run(base + ["--within-stratum", "farthest", "--stratum-method", "uniform"])
+    assert r.exit_code == 2 and "--stratum-method" in r.stderr and "--within-stratum" in r.stderr
+    r = run(base + ["--within-stratum", "bogus"])
+    assert r.exit_code == 2
+    # --within stays the neighbourhood size of --near
+    r = run(["--db", cli_db, "sample", "-n", "3", "--near", "a nurse", "--within", "20",
+             "--seed", "0", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["manifest"]["within"] == 20
+
+
+@pytest.mark.parametrize("args, new, old", [
+    ([], "--embed-model", "--model"),
+    (["synthesize"], "--llm-model", "--model"),
+    (["extract"], "--llm-model", "--model"),
+    (["expand"], "--llm-model", "--model"),
+    (["sample"], "--stratum-method", "--within-stratum"),
+])
+def test_help_shows_the_new_names_only(args, new, old):
+    r = run(args + ["--help"])
+    assert r.exit_code == 0
+    spelled = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", r.stdout))
+    assert new in spelled and old not in spelled
+
+
+# --- issue #11 item 6: what the CLI fuzz test found in the LLM and embedding commands ----------
+
+def _hash_store(path):
+    """Group options for a store embedded with hash-16 (the option's name is read
+    from the group, so either spelling of the embedding-model option works)."""
+    by_name = {p.name: p for p in cli.params}
+    return ["--db", str(path), (by_name.get("embed_model") or by_name["model"]).opts[0], "hash-16"]
+
+
+def _closed_url():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+
+
+def _one_clean_line(r):
+    assert "Traceback" not in r.output and ".py\", line" not in r.output, r.output
+    assert r.stderr.strip().splitlines()[-1].startswith("Error: "), r.stderr
+
+
+@pytest.fixture
+def seeds(tmp_path):
+    return str(write_jsonl(tmp_path / "seeds.jsonl", [{"text": "a beekeeper in Chile"},
+                                                      {"text": "a luthier in Cremona"}]))
+
+
+def test_expand_runs_against_a_server(tmp_path, seeds):
+    # `expand --personas F --base-url U` raised NameError ('out' is not defined)
+    from tests.mock_server import MockServer
+
+    with MockServer() as srv:
+        r = CliRunner().invoke(cli, _hash_store(tmp_path / "x.lance") + [
+            "expand", "--personas", seeds, "--base-url", srv.url, "--rounds", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["added"] == 2
+
+
+def test_llm_commands_report_an_unreachable_endpoint_in_one_line(tmp_path, seeds):
+    # a closed port gave exit 0 with every request failed (and synthesize wrote failed
+    # rows that a rerun would then skip); now: exit 1, one line, nothing written
+    url = _closed_url()
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"text": "a text about bees"}])
+    out = tmp_path / "out.jsonl"
+    for args in (["synthesize", "--template", "math", "--personas", seeds, "--out", str(out),
+                  "--no-progress"], ["extract", str(corpus)], ["expand", "--personas", seeds]):
+        r = CliRunner().invoke(cli, _hash_store(tmp_path / "x.lance") + args + [
+            "--base-url", url, "--retries", "0"])
+        assert r.exit_code == 1, (args, r.output)
+        _one_clean_line(r)
+        assert "cannot reach the endpoint" in r.stderr and url in r.stderr
+    assert not out.exists() or out.read_text() == ""  # a rerun sends every request
+
+
+@pytest.mark.parametrize("bad", [["--base-url", "http://[::1"], ["--base-url", "not a url"],
+                                 ["--temperature", "nan"], ["--temperature", "inf"],
+                                 ["--timeout", "nan"], ["--api-key-env", "PI_TEST_BAD_KEY"]])
+def test_llm_commands_refuse_bad_urls_and_values_before_calling(tmp_path, seeds, bad, caplog,
+                                                                  monkeypatch):
+    # each of these raised inside every request task: a traceback, and asyncio's
+    # "Task exception was never retrieved" for the others
+    import gc
+    import logging
+
+    from tests.mock_server import MockServer
+
+    monkeypatch.setenv("PI_TEST_BAD_KEY", "s\u00e9cret\nX-Injected: 1")
+    corpus = write_jsonl(tmp_path / "c.jsonl", [{"text": "a text about bees"}])
+    with MockServer() as srv, caplog.at_level(logging.ERROR, logger="asyncio"):
+        for args in (["synthesize", "--template", "math", "--personas", seeds, "--out",
+                      str(tmp_path / "out.jsonl"), "--no-progress"], ["extract", str(corpus)],
+                     ["expand", "--personas", seeds]):
+            r = CliRunner().invoke(cli, _hash_store(tmp_path / "x.lance") + args + [
+                "--base-url", srv.url, "--retries", "0"] + bad)
+            gc.collect()
+            assert r.exit_code == 1, (args, bad, r.output)
+            _one_clean_line(r)
+            assert "s\u00e9cret" not in r.output  # the key is never shown
+        assert srv.state.requests == 0
+    assert not [rec for rec in caplog.records if rec.name == "asyncio"]
+
+
+def test_reembed_huge_batch_size_is_a_usage_error(tmp_path):
+    # --batch-size 2**64 raised OverflowError from lance's scanner
+    db = tmp_path / "p.lance"
+    assert run(_hash_store(db) + ["generate", "--count", "3", "--no-progress"]).exit_code == 0
+    r = CliRunner().invoke(cli, _hash_store(db) + [
+        "reembed", str(tmp_path / "n.lance"), "--to-model", "hash-8", "--batch-size",
+        str(2**64), "--no-progress"])
+    assert r.exit_code == 2 and "--batch-size" in r.stderr, r.output
+
+
+@pytest.mark.parametrize("rows,msg", [
+    ("[1, 2]\n", "bad.jsonl:1: expected a JSON object"),
+    ('{"response": "hi"}\n', "output row 1 needs a 'persona' and a 'response' text"),
+    ('{"persona": "a baker", "response": 5}\n', "output row 1 needs a 'persona'"),
+    ('{"persona": \n', "bad.jsonl:1: malformed JSON")])
+def test_outputs_report_names_a_bad_row(tmp_path, rows, msg):
+    # rows without a persona, or not objects, raised KeyError / AttributeError
+    f = tmp_path / "bad.jsonl"
+    f.write_text(rows, encoding="utf-8")
+    r = CliRunner().invoke(cli, _hash_store(tmp_path / "x.lance") + ["outputs-report", str(f)])
+    assert r.exit_code == 1, r.output
+    _one_clean_line(r)
+    assert msg in r.stderr

@@ -21,7 +21,7 @@ TEXTS = [f"persona number {i}: a {['nurse', 'welder', 'poet', 'chef'][i % 4]} fr
 
 def _ids_in_store(path):
     idx = PersonaIndex(path)
-    return idx.dataset.to_table(columns=["id"]).column("id").to_pylist()
+    return idx.snapshot().dataset.to_table(columns=["id"]).column("id").to_pylist()
 
 
 def _session_ids(path, name):
@@ -149,12 +149,12 @@ def test_tag_refuses_to_overwrite_unless_told(built_store, tmp_path):
     path = tmp_path / "copy.lance"
     shutil.copytree(built_store.path, path)
     idx = PersonaIndex(path, built_store.embedder)
-    regions = idx.attribute_columns(["region"])["region"]
+    regions = idx.snapshot().attribute_columns(["region"])["region"]
     with pytest.raises(InvalidQueryError, match="exist already"):
         tag(idx, "region", ["cold", "hot"])
-    assert np.array_equal(PersonaIndex(path).attribute_columns(["region"])["region"], regions)
+    assert np.array_equal(PersonaIndex(path).snapshot().attribute_columns(["region"])["region"], regions)
     res = tag(PersonaIndex(path, built_store.embedder), "region", ["cold", "hot"], replace=True)
-    assert set(PersonaIndex(path).attribute_columns(["region"])["region"]) <= {"cold", "hot"}
+    assert set(PersonaIndex(path).snapshot().attribute_columns(["region"])["region"]) <= {"cold", "hot"}
     assert sum(res["counts"].values()) == len(regions)
 
 
@@ -171,7 +171,7 @@ def test_where_with_trailing_garbage_is_refused(tmp_path, clause):
     idx.add([{"text": t, "region": ["EU", "AS"][i % 2]} for i, t in enumerate(TEXTS[:20])],
             attributes=["region"])
     with pytest.raises(InvalidFilterError):
-        idx.positions(clause)
+        idx.snapshot().positions(clause)
     r = CliRunner().invoke(cli, ["--db", path, "sample", "-n", "2", "--where", clause])
     assert r.exit_code == 2, r.output
     assert "Traceback" not in r.output and ".rs:" not in r.output
@@ -181,9 +181,9 @@ def test_long_id_lists_still_filter(tmp_path):
     path = str(tmp_path / "p.lance")
     idx = PersonaIndex(path, HashEmbedder(dim=16))
     idx.add([{"text": t} for t in TEXTS[:300]])
-    ids = idx.dataset.to_table(columns=["id"]).column("id").to_pylist()
+    ids = idx.snapshot().dataset.to_table(columns=["id"]).column("id").to_pylist()
     fake = [f"{i:020x}" for i in range(1000)]
     clause = "id IN (" + ", ".join(f"'{x}'" for x in ids[:200] + fake) + ")"
-    assert len(idx.positions(clause)) == 200
+    assert len(idx.snapshot().positions(clause)) == 200
     b = draw(PersonaIndex(path), 50, seed=0, where=clause)
     assert set(b.ids) <= set(ids[:200])

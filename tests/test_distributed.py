@@ -29,8 +29,8 @@ def test_ray_ingest_equals_single_process(tmp_path, embedder, pool_records):
     sb = ingest_file_ray(b, str(f), num_workers=2, batch_size=40, window=64)  # 3 windows
     assert (sa.added, sa.exact_duplicates, sa.near_duplicates) == \
            (sb.added, sb.exact_duplicates, sb.near_duplicates)
-    ta = a.dataset.to_table().sort_by("id")
-    tb = b.dataset.to_table().sort_by("id")
+    ta = a.snapshot().dataset.to_table().sort_by("id")
+    tb = b.snapshot().dataset.to_table().sort_by("id")
     for col in ("id", "text", "source_line", "profession", "region"):
         assert ta.column(col).to_pylist() == tb.column(col).to_pylist()
     va = np.stack(ta.column("vector").to_numpy(zero_copy_only=False))

@@ -25,7 +25,7 @@ def test_booleans_and_huge_integers_are_stored(tmp_path, store):
              "n": i} for i in range(4)]
     s = ingest_file(store, _jsonl(tmp_path / "a.jsonl", rows), near_dedup=False)
     assert s.added == 4
-    got = {r["text"]: r for r in store.dataset.to_table().to_pylist()}
+    got = {r["text"]: r for r in store.snapshot().dataset.to_table().to_pylist()}
     for r in rows:
         g = got[r["persona"]]
         assert g["retired"] is r["retired"] and g["n"] == r["n"]
@@ -137,7 +137,7 @@ def test_parquet_lists_of_timestamps_are_stored_as_json_text(tmp_path, store):
                                    pa.list_(pa.timestamp("s")))})
     pq.write_table(t, tmp_path / "t.parquet")
     assert ingest_file(store, tmp_path / "t.parquet", near_dedup=False).added == 2
-    got = {r["text"]: r["seen"] for r in store.dataset.to_table().to_pylist()}
+    got = {r["text"]: r["seen"] for r in store.snapshot().dataset.to_table().to_pylist()}
     assert json.loads(got["a clockmaker"]) == ["2024-01-02T03:04:00"] and got["a diver"] is None
 
 

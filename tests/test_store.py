@@ -1,3 +1,4 @@
+import json
 
 import numpy as np
 import pytest
@@ -82,7 +83,9 @@ def test_missing_store(tmp_path):
 def test_unknown_format_version_is_refused(tmp_path):
     idx = PersonaIndex(tmp_path / "h.lance", HashEmbedder(8))
     ingest_records(idx, ["a", "b"], near_dedup=False)
-    idx._update_meta(format_version=99)
+    ds = idx.snapshot().dataset  # as a future persona-index would write it
+    ds.update_schema_metadata({"persona_index": json.dumps(dict(idx.meta, format_version=99))},
+                              replace=False)
     with pytest.raises(FormatVersionError, match="format version 99"):
         PersonaIndex(tmp_path / "h.lance")
 
@@ -106,6 +109,7 @@ def test_info_reports_model_version_and_memory(built_store):
     assert info["dim"] == 384 and info["format_version"] == 1
     assert "region" in info["attributes"] and info["table_version"] == built_store.version
     # the estimate against what the warm state really holds once loaded
-    m = built_store.matrix()
-    measured = m.nbytes + (built_store._rows[1].nbytes if built_store._rows else 0)
+    m = built_store.snapshot()
+    m.get(m.ids.to_pylist()[:1])  # loads the matrix and the warm rows
+    measured = m.nbytes
     assert measured > 0 and abs(info["warm_index_bytes"] - measured) / measured < 0.5

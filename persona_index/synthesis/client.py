@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import os
 import random
 import time
 from dataclasses import dataclass, field
 
 from .._lazy import attempt_import
+from ..errors import InvalidQueryError
 
 
 @dataclass
@@ -31,6 +33,8 @@ class Completion:
     latency_s: float = 0.0
     attempts: int = 0
     error: str | None = None
+    #: no attempt got a connection (refused, no such host): the endpoint was never reached
+    unreachable: bool = False
 
 
 @dataclass
@@ -46,6 +50,22 @@ class ClientConfig:
     backoff_max_s: float = 30.0
     api_key_env: str = "OPENAI_API_KEY"
     extra_body: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        # checked here, not in the request tasks, where a NaN or an unencodable
+        # name would only surface as an exception per task
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise InvalidQueryError(f"temperature must be a finite number >= 0, not "
+                                    f"{self.temperature!r}")
+        if not self.timeout_s > 0:  # NaN fails this too
+            raise InvalidQueryError(f"timeout must be a number of seconds > 0, not "
+                                    f"{self.timeout_s!r}")
+        for name in ("base_url", "model"):
+            try:
+                str(getattr(self, name)).encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidQueryError(f"{name} {getattr(self, name)!r} is not valid text "
+                                        "(undecodable bytes)") from None
 
     def chat_body(self, prompt: str) -> dict:
         return {"model": self.model, "messages": [{"role": "user", "content": prompt}],
@@ -73,6 +93,7 @@ class ChatClient:
 
     def __init__(self, config: ClientConfig, *, rng: random.Random | None = None):
         self.cfg = config
+        self._check_url()
         self._rng = rng or random.Random()
         self._sem = asyncio.Semaphore(config.concurrency)
         self._client = None
@@ -80,6 +101,9 @@ class ChatClient:
     def _headers(self) -> dict:
         h = {"Content-Type": "application/json"}
         key = os.environ.get(self.cfg.api_key_env)
+        if key and not (key.isascii() and key.isprintable()):  # the message never shows the key
+            raise InvalidQueryError(f"the API key in ${self.cfg.api_key_env} cannot be sent in a "
+                                    "header: it has non-ASCII characters or line breaks")
         if key:
             h["Authorization"] = f"Bearer {key}"
         return h
@@ -90,6 +114,19 @@ class ChatClient:
         if not base.endswith("/v1"):
             base += "/v1"
         return base + "/chat/completions"
+
+    def _check_url(self) -> None:
+        """Refuse a base URL that cannot be requested (httpx would raise from
+        inside the request tasks, or retry a missing scheme as a connection error)."""
+        httpx = attempt_import("httpx", "synth")
+        try:
+            u = httpx.URL(self.url)
+        except httpx.InvalidURL as exc:
+            raise InvalidQueryError(f"base URL {self.cfg.base_url!r} does not parse: "
+                                    f"{exc}") from None
+        if u.scheme not in ("http", "https") or not u.host:
+            raise InvalidQueryError(f"base URL {self.cfg.base_url!r} must be an http:// or "
+                                    "https:// URL with a host, e.g. http://127.0.0.1:8000/v1")
 
     async def __aenter__(self):
         httpx = attempt_import("httpx", "synth")
@@ -111,6 +148,7 @@ class ChatClient:
         body = self.cfg.chat_body(prompt)
         t0 = time.perf_counter()
         last = "no attempt"
+        unreachable = True
         async with self._sem:
             for attempt in range(self.cfg.retries + 1):
                 wait = None
@@ -118,9 +156,14 @@ class ChatClient:
                     r = await self._client.post(self.url, json=body)
                 except httpx.TimeoutException:
                     last = f"timeout after {self.cfg.timeout_s}s"
+                    unreachable = False
+                except httpx.ConnectError as exc:
+                    last = f"connection error: {exc or 'cannot connect'}"
                 except httpx.TransportError as exc:
                     last = f"connection error: {type(exc).__name__}"
+                    unreachable = False
                 else:
+                    unreachable = False
                     if r.status_code == 200:
                         return self._parse(r, t0, attempt + 1)
                     last = f"HTTP {r.status_code}: {r.text[:200]}"
@@ -130,7 +173,7 @@ class ChatClient:
                 if attempt < self.cfg.retries:
                     await asyncio.sleep(wait if wait is not None else self._backoff(attempt))
         return Completion(ok=False, error=last, latency_s=time.perf_counter() - t0,
-                          attempts=attempt + 1)
+                          attempts=attempt + 1, unreachable=unreachable)
 
     def _parse(self, r, t0, attempts) -> Completion:
         latency = time.perf_counter() - t0

@@ -97,7 +97,7 @@ def expand(index: PersonaIndex, seeds: Sequence[dict], config: ClientConfig, *, 
         if not recs:
             per_round.append({"round": r, "asked": len(frontier), "added": 0})
             break
-        before = set(index.vectors()[0]) if index.exists else set()
+        before = set(index.snapshot().ids.to_pylist()) if index.exists else set()
         s = ingest_records(index, recs, source="persona-to-persona", licence=licence, attrs=[])
         new_ids = [i for i in (persona_id(x["persona"]) for x in recs) if i not in before]
         added = index.get(new_ids) if new_ids else []

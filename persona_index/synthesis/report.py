@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InvalidQueryError
 from ..metrics import mean_pairwise_distance, vendi_score
 
 
@@ -12,6 +13,12 @@ def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
                   near_dup: float = 0.95) -> tuple[dict, list[dict]]:
     """Embed each ok row's persona and response; keep rows whose cosine
     similarity is at least ``threshold``. Returns (report, kept rows)."""
+    for i, r in enumerate(rows, 1):  # rows as `synthesize` writes them; others are named
+        if not isinstance(r, dict):
+            raise InvalidQueryError(f"output row {i} is not a JSON object")
+        if r.get("status", "ok") == "ok" and r.get("response") and not (
+                isinstance(r.get("persona"), str) and isinstance(r["response"], str)):
+            raise InvalidQueryError(f"output row {i} needs a 'persona' and a 'response' text")
     ok = [r for r in rows if r.get("status", "ok") == "ok" and r.get("response")]
     if not ok:
         return {"rows": len(rows), "ok": 0, "kept": 0}, []

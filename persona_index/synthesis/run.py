@@ -18,9 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import InputFileError
+from ..errors import InputFileError, SynthesisError
 from .client import ChatClient, ClientConfig
 from .templates import Template
+
+
+def _unreachable(config: ClientConfig, n: int, error: str | None) -> SynthesisError:
+    why = (error or "cannot connect").removeprefix("connection error: ")
+    return SynthesisError(f"cannot reach the endpoint {ChatClient(config).url}: {why}; is the "
+                          f"server running? ({n} request(s) not sent)")
 
 
 def custom_id(persona: dict, template: Template) -> str:
@@ -148,7 +154,7 @@ async def _synthesize(personas, templates, out_path, config, progress):
     jobs = [(p, t) for p, t in pairs if custom_id(p, t) not in done]
     planned = len(pairs)
     t0 = time.perf_counter()
-    ok = failed = 0
+    ok = failed = unreached = 0
     latencies = []
     bar = tqdm(total=len(jobs), disable=not progress, file=sys.stderr, desc="synthesize",
                unit="req")
@@ -160,23 +166,37 @@ async def _synthesize(personas, templates, out_path, config, progress):
                 return p, t, prompt, c
 
             pending = [asyncio.ensure_future(one(p, t)) for p, t in jobs]
-            for fut in asyncio.as_completed(pending):
-                p, t, prompt, c = await fut
-                row = {"custom_id": custom_id(p, t), "persona_id": p["id"], "persona": p["text"],
-                       "template": t.name, "licence": p.get("licence"), "source": p.get("source"),
-                       "prompt": prompt, "response": c.text, "model": c.model or config.model,
-                       "finish_reason": c.finish_reason, "usage": c.usage,
-                       "latency_s": round(c.latency_s, 4), "attempts": c.attempts,
-                       "status": "ok" if c.ok else "failed", "error": c.error}
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                fh.flush()
-                if c.ok:
-                    ok += 1
-                    latencies.append(c.latency_s)
-                else:
-                    failed += 1
-                bar.update(1)
+            try:
+                for fut in asyncio.as_completed(pending):
+                    p, t, prompt, c = await fut
+                    if c.unreachable:  # never sent: no row, so a rerun sends it
+                        unreached += 1
+                        failed += 1
+                        last_error = c.error
+                        bar.update(1)
+                        continue
+                    row = {"custom_id": custom_id(p, t), "persona_id": p["id"],
+                           "persona": p["text"], "template": t.name, "licence": p.get("licence"),
+                           "source": p.get("source"),
+                           "prompt": prompt, "response": c.text, "model": c.model or config.model,
+                           "finish_reason": c.finish_reason, "usage": c.usage,
+                           "latency_s": round(c.latency_s, 4), "attempts": c.attempts,
+                           "status": "ok" if c.ok else "failed", "error": c.error}
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    fh.flush()
+                    if c.ok:
+                        ok += 1
+                        latencies.append(c.latency_s)
+                    else:
+                        failed += 1
+                    bar.update(1)
+            finally:  # after an error, stop the other requests and collect their outcome
+                for f in pending:
+                    f.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
     bar.close()
+    if unreached and unreached == failed and not ok:
+        raise _unreachable(config, unreached, last_error)
     secs = time.perf_counter() - t0
     return RunSummary(out=out_path, planned=planned, skipped=planned - len(jobs), ok=ok,
                       failed=failed, seconds=round(secs, 3),
@@ -191,4 +211,7 @@ def complete_all(prompts: Sequence[str], config: ClientConfig):
         async with ChatClient(config) as client:
             return await asyncio.gather(*(client.complete(p) for p in prompts))
 
-    return asyncio.run(go())
+    comps = asyncio.run(go())
+    if comps and all(c.unreachable for c in comps):
+        raise _unreachable(config, len(comps), comps[0].error)
+    return comps

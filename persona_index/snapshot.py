@@ -1,0 +1,443 @@
+"""Snapshot: one immutable read view of the persona table at one Lance version.
+
+Every read (similar/distant, a draw, coverage, the ingest dedup index,
+tagging, export) takes a snapshot and reads only through it, so the matrix,
+a filter's positions, the attribute columns and the version a manifest
+records all come from one table version, whatever other processes commit
+meanwhile. Because a snapshot never changes, what it loads (the warm vector
+matrix, filter positions, attribute columns, rows) is simply kept on it: no
+cache needs invalidating. :meth:`PersonaIndex.snapshot
+<persona_index.store.PersonaIndex.snapshot>` hands out the one for the latest
+version (the same object while the version stays).
+
+Examples
+--------
+>>> import tempfile
+>>> import numpy as np
+>>> from persona_index import PersonaIndex
+>>> from persona_index.embed import HashEmbedder
+>>> idx = PersonaIndex(tempfile.mkdtemp() + "/s.lance", HashEmbedder(dim=8))
+>>> _ = idx.add([{"text": "a nurse", "region": "Africa"}, {"text": "a welder", "region": "Asia"}],
+...             vectors=np.eye(8, dtype=np.float32)[:2], attributes=["region"])
+>>> snap = idx.snapshot()
+>>> _ = idx.add([{"text": "a judge", "region": "Asia"}], vectors=np.eye(8, dtype=np.float32)[2:3])
+>>> snap.count(), idx.snapshot().count()  # the old view does not move
+(2, 3)
+>>> [h.text for h in snap.similar(vector=np.eye(8, dtype=np.float32)[1], k=1)]
+['a welder']
+>>> snap.count("region = 'Asia'"), snap.version < idx.snapshot().version
+(1, True)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .errors import FormatVersionError, InvalidFilterError, InvalidQueryError, clean_error
+
+META_KEY = "persona_index"
+#: up to this many rows, query results come from a warm copy of the text and
+#: attribute columns (about 150 bytes a persona)
+ROWS_CACHE_MAX = 2_000_000
+
+
+@dataclass
+class Hit:
+    """One query result: a persona and its cosine similarity to the query."""
+
+    id: str
+    text: str
+    similarity: float
+    attributes: dict = field(default_factory=dict)
+    source: str | None = None
+    licence: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "text": self.text, "similarity": round(self.similarity, 6),
+                **self.attributes, "source": self.source, "licence": self.licence}
+
+
+def table_of(rows: list):
+    """Rows (dicts) as an Arrow table."""
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows)
+
+
+def pandas_of(rows: list):
+    """Rows (dicts) as a pandas frame (pandas is an optional install)."""
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        from .errors import MissingDependencyError
+
+        raise MissingDependencyError("to_pandas() needs pandas: pip install pandas") from None
+    return table_of(rows).to_pandas()
+
+
+class Hits(list):
+    """Query results: a list of :class:`Hit`, also as an Arrow table or a
+    pandas frame (one row per hit: id, text, similarity, attributes, source,
+    licence).
+
+    >>> Hits([Hit("a1", "a nurse", 0.9, {"region": "Africa"})]).to_arrow().column_names
+    ['id', 'text', 'similarity', 'region', 'source', 'licence']
+    """
+
+    def rows(self) -> list:
+        return [h.to_dict() for h in self]
+
+    def to_arrow(self):
+        return table_of(self.rows())
+
+    def to_pandas(self):
+        return pandas_of(self.rows())
+
+
+def read_meta(schema, path: str) -> dict:
+    """The store's metadata (model, dim, attributes, format) from a table schema."""
+    raw = (schema.metadata or {}).get(META_KEY.encode())
+    if raw is None:
+        raise FormatVersionError(f"{path!r} holds a persona table that persona-index did not "
+                                 "write (no format metadata)")
+    return json.loads(raw)
+
+
+def _fixed_mmap_threshold(nbytes: int = 1 << 20) -> None:
+    """glibc only: allocations of ``nbytes`` or more get their own mmap and go
+    back to the OS when freed. Under the default (dynamic) threshold the page
+    buffers Lance frees on its worker threads pile up in per-thread arenas,
+    about 200-350 MB at 10^6 x 384 (the scale benchmark measures the load).
+    Process-wide; a no-op where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt(-3, nbytes)
+    except (OSError, AttributeError):
+        pass
+
+
+def load_matrix(dataset, dim: int):
+    """``(ids, vectors, row_addresses)`` of a Lance dataset, streamed into one
+    preallocated float32 array: peak memory is the matrix plus a few batches.
+
+    The id and address columns are copied out of each batch, not viewed: a
+    Lance batch crosses into Arrow as one allocation, so a view of its small
+    id column would keep its vectors alive too (a second copy of the matrix
+    by the end of the scan)."""
+    import pyarrow as pa
+
+    _fixed_mmap_threshold()
+    n = dataset.count_rows()
+    vectors = np.empty((n, dim), dtype=np.float32)
+    ids, addrs, at = [], [], 0
+    for b in dataset.to_batches(columns=["id", "vector"], with_row_address=True,
+                                batch_size=65536, batch_readahead=2, fragment_readahead=1):
+        m = b.num_rows
+        vectors[at:at + m] = b.column("vector").flatten().to_numpy(
+            zero_copy_only=False).reshape(m, dim)
+        ids.append(pa.concat_arrays([b.column("id")]))  # a copy (new buffers)
+        addrs.append(b.column("_rowaddr").to_numpy().copy())
+        at += m
+        del b
+    vectors = vectors[:at]
+    vectors.flags.writeable = False
+    id_arr = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
+    return id_arr, vectors, (np.concatenate(addrs) if addrs else np.zeros(0, np.uint64))
+
+
+class Snapshot:
+    """The persona table at one Lance version, read-only.
+
+    Cheap to make (it opens the version's manifest); the vector matrix, the
+    rows and attribute columns load on first use and stay for the snapshot's
+    life. Positions are indices into :attr:`vectors` (store scan order).
+    """
+
+    def __init__(self, dataset, path: str):
+        self.dataset = dataset  # a pylance dataset checked out at one version
+        self.path = path
+        self.version = int(dataset.version)
+        self.schema = dataset.schema
+        self.meta = read_meta(self.schema, path)
+        self._ids = self._vectors = None
+        self._sorted_addresses = self._order = None
+        self._id_pos: dict | None = None
+        self._filters: OrderedDict = OrderedDict()
+        self._attrs: dict = {}
+        self._rows = None
+
+    # -- what the version holds ----------------------------------------------
+    @property
+    def attributes(self) -> list[str]:
+        return list(self.meta.get("attributes", []))
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta["dim"])
+
+    def count(self, where: str | None = None) -> int:
+        if where is None:
+            return int(self.dataset.count_rows())
+        return int(len(self.positions(where)))
+
+    # -- the warm matrix -----------------------------------------------------
+    def _load(self) -> None:
+        if self._vectors is None:
+            ids, vectors, addresses = load_matrix(self.dataset, self.dim)
+            self._order = np.argsort(addresses, kind="stable")
+            self._sorted_addresses = addresses[self._order]
+            self._ids, self._vectors = ids, vectors
+
+    @property
+    def ids(self):
+        """The ids (pyarrow StringArray) in matrix order."""
+        self._load()
+        return self._ids
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The ``(n, d)`` float32 unit vectors, read-only."""
+        self._load()
+        return self._vectors
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held warm: the matrix, ids, addresses and (if loaded) rows."""
+        if self._vectors is None:
+            return 0
+        rows = self._rows.nbytes if self._rows is not None else 0
+        return int(self._vectors.nbytes + self._ids.nbytes + self._sorted_addresses.nbytes
+                   + self._order.nbytes + rows)
+
+    def position_of_id(self, pid: str) -> int | None:
+        if self._id_pos is None:
+            self._id_pos = {v: i for i, v in enumerate(self.ids.to_pylist())}
+        return self._id_pos.get(pid)
+
+    def has_ids(self, ids: Sequence[str]) -> np.ndarray:
+        """Boolean mask: which of ``ids`` are stored."""
+        if len(ids) == 0:
+            return np.zeros(0, dtype=bool)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        return pc.is_in(pa.array(list(ids), pa.string()),
+                        value_set=self.ids).to_numpy(zero_copy_only=False)
+
+    def vectors_of(self, where: str | None = None):
+        """``(ids, X)``: ids (list of str) and vectors of the rows matching ``where``."""
+        if where is None:
+            return self.ids.to_pylist(), self.vectors
+        pos = self.positions(where)
+        return self.ids.take(pos).to_pylist(), self.vectors[pos]
+
+    # -- filters and columns -------------------------------------------------
+    def positions(self, where: str) -> np.ndarray:
+        """Sorted positions of the rows matching a SQL ``where`` (kept per
+        clause: a repeated filter costs nothing after its first use)."""
+        key = where.strip() if isinstance(where, str) else ""
+        if key in self._filters:
+            self._filters.move_to_end(key)
+            return self._filters[key]
+        if not key:
+            raise InvalidFilterError("empty where clause")
+        self._load()
+        try:
+            # in parentheses: DataFusion otherwise runs the longest valid prefix
+            # of a clause and silently drops trailing garbage ("... AMD x = 1")
+            t = self.dataset.to_table(columns=["id"], filter=f"({key})", with_row_address=True)
+        except Exception as exc:  # lance raises ValueError/OSError with a long trace
+            raise InvalidFilterError(f"bad where clause {where!r}: {clean_error(exc)}") from None
+        addresses = t.column("_rowaddr").to_numpy()
+        if len(self._sorted_addresses):
+            at = np.minimum(np.searchsorted(self._sorted_addresses, addresses),
+                            len(self._sorted_addresses) - 1)
+            pos = np.sort(self._order[at[self._sorted_addresses[at] == addresses]])
+        else:
+            pos = np.zeros(0, dtype=np.int64)
+        self._filters[key] = pos
+        if len(self._filters) > 32:
+            self._filters.popitem(last=False)
+        return pos
+
+    def attribute_columns(self, names: Sequence[str]) -> dict:
+        """Whole columns as object arrays in matrix order."""
+        missing = [n for n in names if n not in self.columns]
+        if missing:
+            raise InvalidQueryError(f"unknown attribute(s) {missing}; the store has "
+                                    f"{self.attributes}")
+        need = [n for n in names if n not in self._attrs]
+        if need:
+            t = self.dataset.to_table(columns=need)
+            for n in need:
+                self._attrs[n] = np.asarray(t.column(n).to_pylist(), dtype=object)
+        return {n: self._attrs[n] for n in names}
+
+    def take(self, positions: Sequence[int], columns: Sequence[str] | None = None):
+        """Rows at matrix positions as an Arrow table, in the order given.
+
+        Without ``columns``: every column but the vector, from a warm copy of
+        those columns while the version has at most ``ROWS_CACHE_MAX`` rows
+        (a Lance take costs milliseconds, an Arrow take microseconds)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        if columns is None:
+            cols = [c for c in self.columns if c != "vector"]
+            if self.count() <= ROWS_CACHE_MAX:
+                if self._rows is None:
+                    self._rows = self.dataset.to_table(columns=cols).combine_chunks()
+                return self._rows.take(pos)
+        else:
+            cols = list(columns)
+        return self.dataset.take(pos, columns=cols)
+
+    def get(self, ids: Sequence[str] | str) -> list[dict]:
+        """The personas with these ids (unknown ids are left out), no vectors."""
+        if isinstance(ids, str):
+            ids = [ids]
+        pos = [p for p in (self.position_of_id(i) for i in ids) if p is not None]
+        return self.take(pos).to_pylist() if pos else []
+
+    # -- scans that need no warm matrix ---------------------------------------
+    def present_ids(self, ids: Sequence[str]) -> set:
+        """Which of ``ids`` are stored (a scan of the id column)."""
+        if not len(ids):
+            return set()
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        want = pa.array(list(ids), pa.string())
+        found: set = set()
+        for b in self.dataset.to_batches(columns=["id"]):
+            col = b.column(0)
+            found.update(col.filter(pc.is_in(col, value_set=want)).to_pylist())
+        return found
+
+    def texts_of(self, ids: Sequence[str]) -> dict:
+        """id -> text for the stored ones among ``ids`` (a filtered scan)."""
+        if not len(ids):
+            return {}
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        want = pa.array(sorted(set(ids)), pa.string())
+        out = {}
+        for b in self.dataset.to_batches(columns=["id", "text"]):
+            m = pc.is_in(b.column(0), value_set=want)
+            if pc.any(m).as_py():
+                f = b.filter(m)
+                out.update(zip(f.column(0).to_pylist(), f.column(1).to_pylist()))
+        return out
+
+    def iter_batches(self, columns: Sequence[str] | None = None, where: str | None = None,
+                     batch_size: int = 8192):
+        """Stream the version as Arrow record batches (bounded memory)."""
+        yield from self.dataset.to_batches(columns=list(columns) if columns else None,
+                                           filter=where, batch_size=batch_size)
+
+    # -- queries -------------------------------------------------------------
+    def rank(self, vector, k: int, *, where: str | None = None, sign: int = +1,
+             leave_out: int | None = None) -> Hits:
+        """The ``k`` rows most (``sign=+1``) or least (``-1``) cosine-similar to a
+        unit ``vector``, ties broken by position; ``leave_out`` a position."""
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
+            raise InvalidQueryError(f"k must be a positive integer, got {k!r}")
+        q = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if q.shape[0] != self.dim:
+            raise InvalidQueryError(f"query vector has dim {q.shape[0]}, the store {self.dim}")
+        sims = self.vectors @ q
+        cand = self.positions(where) if where else None
+        if leave_out is not None:
+            cand = np.arange(len(sims)) if cand is None else cand
+            cand = cand[cand != leave_out]
+        scores = sims if cand is None else sims[cand]
+        k_eff = min(int(k), len(scores))
+        if k_eff == 0:
+            return Hits()
+        key = -sign * scores
+        top = np.argpartition(key, k_eff - 1)[:k_eff] if k_eff < len(key) else np.arange(len(key))
+        top = top[np.lexsort((top, key[top]))]  # by score, ties by position
+        pos = top if cand is None else cand[top]
+        return self.hits(pos, sims[pos])
+
+    def _by_id(self, id: str) -> int:
+        pos = self.position_of_id(id)
+        if pos is None:
+            raise InvalidQueryError(f"no persona with id {id!r} in {self.path!r}")
+        return pos
+
+    def similar(self, *, id: str | None = None, vector=None, k: int = 10,
+                where: str | None = None) -> Hits:
+        """The ``k`` personas most similar to a stored persona (``id``, left
+        out of its own results) or a unit ``vector``."""
+        return self._query(id, vector, k, where, +1)
+
+    def distant(self, *, id: str | None = None, vector=None, k: int = 10,
+                where: str | None = None) -> Hits:
+        """The ``k`` personas least similar to ``id`` or ``vector``."""
+        return self._query(id, vector, k, where, -1)
+
+    def _query(self, id, vector, k, where, sign) -> Hits:
+        if (id is None) == (vector is None):
+            raise InvalidQueryError("give one of a query text, an id or a vector")
+        if id is not None:
+            pos = self._by_id(id)
+            return self.rank(self.vectors[pos], k, where=where, sign=sign, leave_out=pos)
+        return self.rank(vector, k, where=where, sign=sign)
+
+    def hits(self, positions, similarities) -> Hits:
+        rows = self.take(positions).to_pylist()
+        attrs = self.attributes
+        return Hits(Hit(id=r["id"], text=r["text"], similarity=float(s),
+                        attributes={a: r.get(a) for a in attrs},
+                        source=r.get("source"), licence=r.get("licence"))
+                    for r, s in zip(rows, similarities))
+
+    # -- export ----------------------------------------------------------------
+    def export(self, out: str | os.PathLike, fmt: str | None = None, *,
+               where: str | None = None, vectors: bool = False) -> int:
+        """Write this version (or its rows matching ``where``) to jsonl or
+        parquet, atomically; the format comes from ``fmt`` or the suffix.
+        Returns the row count."""
+        import pyarrow.parquet as pq
+
+        out = str(out)
+        fmt = fmt or ("parquet" if out.endswith(".parquet") else "jsonl")
+        if fmt not in ("jsonl", "parquet"):
+            raise InvalidQueryError(f"unknown export format {fmt!r}: use jsonl or parquet")
+        cols = [c for c in self.columns if vectors or c != "vector"]
+        n = 0
+        tmp = out + ".partial"
+        try:
+            if fmt == "parquet":
+                writer = None
+                for b in self.iter_batches(cols, where):
+                    writer = writer or pq.ParquetWriter(tmp, b.schema)
+                    writer.write_batch(b)
+                    n += b.num_rows
+                if writer is None:
+                    pq.write_table(self.schema.empty_table().select(cols), tmp)
+                else:
+                    writer.close()
+            else:
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    for b in self.iter_batches(cols, where):
+                        for row in b.to_pylist():
+                            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        n += b.num_rows
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return n
