@@ -69,6 +69,9 @@ def render(name: str, res: dict) -> str:
         line("warm load of the vector column: s (column MB; peak extra RSS MB)",
              lambda r: f"{r['warm_load']['seconds']:.2f} ({r['warm_load']['vectors_mb']:.0f}; "
                        f"{r['warm_load']['extra_mb']:.0f})")
+        line("the same load in a fresh process: peak extra RSS MB (x the matrix)",
+             lambda r: f"{r['warm_load_fresh_process']['peak_extra_mb']:.0f} "
+                       f"(x{r['warm_load_fresh_process']['peak_extra_over_matrix']:.2f})")
         for key, label in (("similar", "exact similar, k = 10"), ("distant", "exact distant, k = 10"),
                            ("similar_where", "similar with `where region = 'Africa'`"),
                            ("distant_where", "distant with the same filter")):

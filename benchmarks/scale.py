@@ -91,7 +91,7 @@ def warm_load_fresh_process(path) -> dict:
     return r
 
 
-def run_scale(ns, k: int = 1000, strategies=("uniform", "stratified", "cells", "farthest",
+def run_scale(ns, k: int = 1000, strategies=("uniform", "herding", "stratified", "cells", "farthest",
                                               "inverse-density", "core-farthest", "facility")):
     from persona_index import PersonaIndex
     from persona_index.ingest import ingest_records
