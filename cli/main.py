@@ -228,17 +228,10 @@ def cli(ctx, db, embed_model, single_writer):
     and distant personas, draw batches that cover the persona space, and
     measure coverage.
     """
-    ctx.obj = {"db": db, "model": embed_model, "single_writer": single_writer}
+    from click.core import ParameterSource
 
-
-def _id_of(line: str):
-    line = line.strip()
-    if line.startswith("{"):
-        try:
-            return json.loads(line).get("id")
-        except (json.JSONDecodeError, AttributeError):
-            return None
-    return line or None
+    ctx.obj = {"db": db, "model": embed_model, "single_writer": single_writer,
+               "db_given": ctx.get_parameter_source("db") is not ParameterSource.DEFAULT}
 
 
 def open_index(ctx, must_exist: bool = True):
@@ -411,8 +404,10 @@ query_command("distant", "The k personas least similar to TEXT (or --id), exact 
 def get(ctx, ids, as_json):
     """Show stored personas by id (``-`` reads ids from stdin, one a line or jsonl)."""
     if list(ids) == ["-"]:
+        from persona_index.sampling import read_ids
+
         with click.open_file("-") as fh:
-            ids = [i for i in (_id_of(line) for line in fh) if i]
+            ids = read_ids(fh, "<stdin>")
     rows = open_index(ctx).get(list(ids))
     emit(rows, as_json, rows=rows)
 
@@ -473,36 +468,6 @@ def strategies(as_json):
         click.echo(f"{name}{mark}: {spec.description}. Parameters: {params}")
 
 
-def _parse_params(by, allocation, target, stratum_method, alpha, n_cells, trim, extra):
-    from persona_index.samplers.stratified import parse_target
-
-    params = {}
-    if by:
-        params["by"] = list(by)
-    if target:
-        params["target"] = dict(parse_target(t) for t in target)
-        params.setdefault("by", list(params["target"]))
-    if allocation:
-        params["allocation"] = allocation
-    if stratum_method:
-        params["within"] = stratum_method
-    if alpha is not None:
-        params["alpha"] = alpha
-    if n_cells is not None:
-        params["n_cells"] = n_cells
-    if trim is not None:
-        params["trim"] = trim
-    for kv in extra:
-        if "=" not in kv:
-            raise click.UsageError(f"--param {kv!r} must be NAME=VALUE")
-        k, v = kv.split("=", 1)
-        try:
-            params[k] = json.loads(v)
-        except json.JSONDecodeError:
-            params[k] = v
-    return params
-
-
 @cli.command()
 @click.option("-n", "n", type=click.IntRange(1), required=False, help="Batch size.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default=None,
@@ -543,27 +508,22 @@ def sample(ctx, n, strategy, by, allocation, target, stratum_method, alpha, n_ce
            beta, tau, extra,
            where, near, within, seed, session, exclude, replay_path, out, manifest_out, as_json):
     """Draw a batch of personas that covers the persona space."""
-    from persona_index.sampling import draw, replay
+    from persona_index.sampling import (batch_rows, draw, load_manifest, replay, sampling_params,
+                                        write_batch)
 
     if replay_path:
-        with open(replay_path, encoding="utf-8") as fh:
-            try:
-                manifest = json.load(fh)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise click.ClickException(f"{replay_path}: not a JSON manifest ({exc})") from None
-        from persona_index.store import PersonaIndex
-
-        db = ctx.obj["db"]
-        b = replay(manifest, path=db if PersonaIndex(db).exists else None)
+        # the manifest's own store, unless --db (or $PERSONA_INDEX_DB) names one
+        db = ctx.obj["db"] if ctx.obj.get("db_given") else None
+        b = replay(load_manifest(replay_path), path=db)
+        click.echo(f"replayed on {db or b.manifest['store']}", err=True)
     else:
         if n is None:
             raise click.UsageError("give -n N (or --replay MANIFEST)")
         if out == "-" and as_json:
             raise click.UsageError("--out - writes the batch to stdout; it cannot go with --json")
-        params = _parse_params(by, allocation, target, stratum_method, alpha, n_cells, trim, extra)
-        for name, v in (("lam", lam), ("beta", beta), ("tau", tau)):
-            if v is not None:
-                params[name] = v
+        params = sampling_params(by=by, allocation=allocation, target=target,
+                                 stratum_method=stratum_method, extra=extra, alpha=alpha,
+                                 n_cells=n_cells, trim=trim, lam=lam, beta=beta, tau=tau)
         strategy = strategy or ("stratified" if params.get("by") else DEFAULT_STRATEGY)
         params = validate_params(strategy, params)  # exit 2 before the store is opened
         if near is not None and not near.strip():
@@ -573,17 +533,8 @@ def sample(ctx, n, strategy, by, allocation, target, stratum_method, alpha, n_ce
         b = draw(open_index(ctx), n, strategy, seed=seed, where=where, near=near, within=within,
                  session=session, exclude_sessions=exclude, params=params)
     idx_attrs = b.attributes
-    rows = [{"id": r["id"], "text": r["text"], **{a: r.get(a) for a in idx_attrs},
-             "licence": r.get("licence"), "source": r.get("source")} for r in b.rows]
-    if out:
-        with output_file(out, inputs=[replay_path]) as fh:
-            for r in rows:
-                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-        if out != "-":
-            manifest_out = manifest_out or (out.rsplit(".", 1)[0] + ".manifest.json")
-    if manifest_out:
-        with output_file(manifest_out, inputs=[replay_path, out]) as fh:
-            json.dump(b.manifest, fh, indent=1)
+    rows = batch_rows(b)
+    write_batch(b, out, manifest_out=manifest_out, inputs=[replay_path])
     if out == "-":
         return
     if as_json:
@@ -611,7 +562,7 @@ def sample(ctx, n, strategy, by, allocation, target, stratum_method, alpha, n_ce
 @click.pass_context
 def coverage(ctx, ids_file, session, where, target, compare_uniform, as_json):
     """Coverage metrics of a batch (or a session) against the pool."""
-    from persona_index.sampling import coverage_of, draw
+    from persona_index.sampling import coverage_vs_uniform, read_ids
     from persona_index.samplers.stratified import parse_target
     from persona_index.sessions import Sessions
 
@@ -619,26 +570,14 @@ def coverage(ctx, ids_file, session, where, target, compare_uniform, as_json):
         raise click.UsageError("give exactly one of --ids FILE or --session NAME")
     idx = open_index(ctx)
     if ids_file:
-        ids = []
         with click.open_file(ids_file, encoding="utf-8") as fh:  # "-": stdin
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    pid = _id_of(line)
-                    if not pid:
-                        raise click.ClickException(
-                            f"{ids_file}:{n}: expected an id, or a JSON object with an 'id'")
-                    ids.append(pid)
+            ids = read_ids(fh, ids_file)
     else:
         ids = Sessions(idx).drawn([session])
     targets = dict(parse_target(t) for t in target) if target else None
-    rep = coverage_of(idx, ids, where=where, targets=targets)
-    result = {"sample": rep}
-    if compare_uniform:
-        reps = [coverage_of(idx, draw(idx, len(ids), "uniform", seed=s, where=where,
-                                      record=False).ids, where=where, targets=targets)
-                for s in range(compare_uniform)]
-        result["uniform_mean"] = {k: float(np.mean([r[k] for r in reps])) for k in rep
-                                  if isinstance(rep[k], float)}
+    result = coverage_vs_uniform(idx, ids, where=where, targets=targets,
+                                 uniform_draws=compare_uniform)
+    rep = result["sample"]
     if as_json:
         emit(result, True)
         return
@@ -872,7 +811,7 @@ def outputs_report(ctx, outputs, threshold, kept, as_json):
     rows = [rec for _, rec in iter_file(outputs, "jsonl")]  # bad lines: file:line, exit 1
     rep, keep = output_report(rows, get_embedder(ctx.obj["model"]), threshold=threshold)
     if kept:
-        with open(kept, "w", encoding="utf-8") as fh:
+        with output_file(kept, inputs=[outputs]) as fh:
             for r in keep:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
     emit(rep, as_json)

@@ -13,7 +13,21 @@ def reembed(src: PersonaIndex, new_path: str, model: str, *, batch_size: int = 1
             progress: bool = False) -> dict:
     """Copy every row of ``src`` into a new store at ``new_path``, embedded by
     ``model``. Ids, texts, attributes and provenance are kept as they are; the
-    copy records the new model, so the two are never mixed."""
+    copy records the new model, so the two are never mixed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from persona_index import PersonaIndex
+    >>> from persona_index.embed import HashEmbedder
+    >>> d = tempfile.mkdtemp()
+    >>> src = PersonaIndex(d + "/a.lance", HashEmbedder(dim=16))
+    >>> _ = src.add([{"text": "a nurse", "region": "Africa"}, {"text": "a potter"}],
+    ...             attributes=["region"])
+    >>> r = reembed(src, d + "/b.lance", "hash-8")
+    >>> r["copied"], r["model"], PersonaIndex(d + "/b.lance").info()["attributes"]
+    (2, 'hash-8', ['region'])
+    """
     import pyarrow as pa
     from tqdm.auto import tqdm
 

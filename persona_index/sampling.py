@@ -6,6 +6,23 @@ a query, minus what this and other sessions already drew), hands the vectors
 to a strategy, and records the batch with a manifest. :func:`replay` re-runs a
 manifest on the store version and session state it names and checks that it
 gets the same ids.
+
+Examples
+--------
+>>> import tempfile
+>>> from persona_index import PersonaIndex
+>>> from persona_index.embed import HashEmbedder
+>>> idx = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(dim=16))
+>>> _ = idx.add([{"text": f"persona {i}", "region": "AB"[i % 2]} for i in range(30)],
+...             attributes=["region"])
+>>> b = draw(idx, 5, seed=0, session="train")
+>>> len(b.ids), b.manifest["strategy"], b.manifest["table_version"] == idx.version
+(5, 'herding', True)
+>>> later = draw(idx, 5, seed=0, session="train")  # the session never repeats a persona
+>>> set(b.ids) & set(later.ids)
+set()
+>>> replay(b.manifest).ids == b.ids
+True
 """
 
 from __future__ import annotations
@@ -29,6 +46,21 @@ MANIFEST_VERSION = 1
 
 @dataclass
 class Batch:
+    """One drawn batch: ids (in pick order), their rows (no vectors), and the
+    manifest that replays it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from persona_index import PersonaIndex
+    >>> from persona_index.embed import HashEmbedder
+    >>> idx = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(dim=16))
+    >>> _ = idx.add([{"text": f"persona {i}"} for i in range(10)])
+    >>> b = draw(idx, 3, "uniform", seed=1)
+    >>> [r["id"] for r in b.rows] == b.ids, b.to_arrow().num_rows
+    (True, 3)
+    """
+
     ids: list
     rows: list
     manifest: dict
@@ -50,7 +82,25 @@ class Batch:
 
 def candidate_pool(index: PersonaIndex, snap: Snapshot, *, where=None, near=None,
                    within=None) -> np.ndarray:
-    """Positions (in ``snap``) of the personas a batch may come from."""
+    """Positions (in ``snap``) of the personas a batch may come from: the rows
+    matching ``where``, narrowed to the ``within`` nearest to the text ``near``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from persona_index import PersonaIndex
+    >>> from persona_index.embed import HashEmbedder
+    >>> idx = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(dim=16))
+    >>> _ = idx.add([{"text": f"persona {i}", "region": "AB"[i % 2]} for i in range(10)],
+    ...             attributes=["region"])
+    >>> candidate_pool(idx, idx.snapshot(), where="region = 'A'").tolist()
+    [0, 2, 4, 6, 8]
+    >>> len(candidate_pool(idx, idx.snapshot(), near="persona 3", within=4))
+    4
+    >>> candidate_pool(idx, idx.snapshot(), within=4)
+    Traceback (most recent call last):
+    persona_index.errors.SamplingError: --within needs --near TEXT
+    """
     m = snap
     pos = snap.positions(where) if where else np.arange(len(m.vectors))
     if near is not None:
@@ -79,10 +129,28 @@ def draw(index: PersonaIndex, n: int, strategy: str = DEFAULT_STRATEGY, *, seed=
         so every batch can be replayed.
     session : name of a sampling session: its earlier draws are excluded, and
         coverage-aware strategies fill the gaps they left (``prior``).
-    exclude_sessions : other sessions whose draws are excluded (train vs eval).
+    exclude_sessions : other sessions whose draws are excluded (train vs eval);
+        recorded, so later draws of ``session`` avoid theirs too and theirs
+        avoid ``session``'s.
     params : the strategy's own parameters (``by``, ``allocation``, ``target``,
         ``within``, ``alpha``, ``n_cells`` ...). For ``stratified``, ``by``
         names store attributes.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from persona_index import PersonaIndex
+    >>> from persona_index.embed import HashEmbedder
+    >>> idx = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(dim=16))
+    >>> _ = idx.add([{"text": f"persona {i}", "region": "ABC"[i % 3]} for i in range(60)],
+    ...             attributes=["region"])
+    >>> train = draw(idx, 20, seed=0, session="train")
+    >>> evals = draw(idx, 20, seed=0, session="eval", exclude_sessions=["train"])
+    >>> set(train.ids) & set(evals.ids)
+    set()
+    >>> b = draw(idx, 6, "stratified", seed=0, params={"by": ["region"]}, record=False)
+    >>> sorted(r["region"] for r in b.rows)
+    ['A', 'A', 'B', 'B', 'C', 'C']
     """
     get_strategy(strategy)  # unknown names and bad parameters fail before any work
     params = validate_params(strategy, params)
@@ -188,7 +256,17 @@ _MANIFEST_FIELDS = {  # field: (types, required)
 
 def check_manifest(manifest) -> None:
     """Refuse a manifest with a missing field or a field of the wrong type,
-    naming the field (a hand-edited manifest must not reach the sampler)."""
+    naming the field (a hand-edited manifest must not reach the sampler).
+
+    Examples
+    --------
+    >>> check_manifest({"strategy": "uniform", "seed": "7", "n": 2, "table_version": 1, "ids": []})
+    Traceback (most recent call last):
+    persona_index.errors.ManifestError: manifest field 'seed' must be int, got '7'
+    >>> check_manifest({"strategy": "uniform", "seed": 7, "n": 2, "ids": []})
+    Traceback (most recent call last):
+    persona_index.errors.ManifestError: manifest lacks 'table_version'
+    """
     if not isinstance(manifest, dict):
         raise ManifestError(f"a manifest is a JSON object, got {type(manifest).__name__}")
     for key, (types, required) in _MANIFEST_FIELDS.items():
@@ -210,7 +288,20 @@ def check_manifest(manifest) -> None:
 
 def replay(manifest: dict, *, path: str | None = None) -> Batch:
     """Re-run a manifest at its table version and session state; the ids must
-    come out the same, else :class:`ManifestError`."""
+    come out the same, else :class:`ManifestError`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from persona_index import PersonaIndex
+    >>> from persona_index.embed import HashEmbedder
+    >>> idx = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(dim=16))
+    >>> _ = idx.add([{"text": f"persona {i}"} for i in range(20)])
+    >>> b = draw(idx, 4, seed=3)
+    >>> _ = idx.add([{"text": "a later persona"}])  # the store moves on
+    >>> replay(b.manifest).ids == b.ids
+    True
+    """
     check_manifest(manifest)
     idx = PersonaIndex(path or manifest["store"], version=manifest["table_version"], must_exist=True)
     b = draw(idx, manifest["n"], manifest["strategy"], seed=manifest["seed"],
@@ -228,7 +319,21 @@ def replay(manifest: dict, *, path: str | None = None) -> Batch:
 def coverage_of(index: PersonaIndex, ids: Sequence[str], *, where: str | None = None,
                 targets: Mapping | None = None) -> dict:
     """Every coverage metric of the personas ``ids`` against the store (or the
-    rows matching ``where``), plus the balance of each store attribute."""
+    rows matching ``where``), plus the balance of each store attribute.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from persona_index import PersonaIndex
+    >>> from persona_index.embed import HashEmbedder
+    >>> idx = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(dim=16))
+    >>> _ = idx.add([{"text": f"persona {i}", "region": "AB"[i % 2]} for i in range(40)],
+    ...             attributes=["region"])
+    >>> ids = idx.snapshot().ids.to_pylist()
+    >>> r = coverage_of(idx, ids)  # the whole pool covers itself
+    >>> round(r["kcenter_radius"], 4), r["n"]
+    (0.0, 40)
+    """
     from .metrics import coverage_report
 
     m = index.snapshot()  # one table version for the matrix, the filter and the attributes
@@ -250,3 +355,182 @@ def coverage_of(index: PersonaIndex, ids: Sequence[str], *, where: str | None = 
     attrs = {k: (v if full else v[pool]) for k, v in attrs.items()} if attrs else None
     return coverage_report(local, m.vectors if full else m.vectors[pool], attributes=attrs,
                            targets=targets)
+
+
+def sampling_params(*, by: Sequence[str] = (), allocation: str | None = None,
+                    target: Sequence[str] = (), stratum_method: str | None = None,
+                    extra: Sequence[str] = (), **named) -> dict:
+    """A strategy's parameters from command-line spellings: ``by``, targets as
+    ``ATTR=VALUE:WEIGHT,...``, the in-stratum method, ``NAME=VALUE`` strings
+    (values parsed as JSON where they parse) and any named values (``None``
+    left out). Validation is :func:`~persona_index.samplers.registry.validate_params`.
+
+    Examples
+    --------
+    >>> sampling_params(target=["region=Africa:2,Asia:1"], extra=["n_cells=8"], beta=None)
+    {'target': {'region': {'Africa': 2.0, 'Asia': 1.0}}, 'by': ['region'], 'n_cells': 8}
+    >>> sampling_params(extra=["n_cells"])
+    Traceback (most recent call last):
+    persona_index.errors.StrategyParameterError: --param 'n_cells' must be NAME=VALUE
+    """
+    import json
+
+    from .errors import StrategyParameterError
+    from .samplers.stratified import parse_target
+
+    params: dict = {}
+    if by:
+        params["by"] = list(by)
+    if target:
+        params["target"] = dict(parse_target(t) for t in target)
+        params.setdefault("by", list(params["target"]))
+    if allocation:
+        params["allocation"] = allocation
+    if stratum_method:
+        params["within"] = stratum_method
+    params.update({k: v for k, v in named.items() if v is not None})
+    for kv in extra:
+        if "=" not in kv:
+            raise StrategyParameterError(f"--param {kv!r} must be NAME=VALUE")
+        k, v = kv.split("=", 1)
+        try:
+            params[k] = json.loads(v)
+        except json.JSONDecodeError:
+            params[k] = v
+    return params
+
+
+def load_manifest(path) -> dict:
+    """A manifest file, read and checked (:func:`check_manifest`).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "m.json")
+    >>> _ = open(p, "w").write("{not json")
+    >>> load_manifest(p)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    persona_index.errors.ManifestError: ...m.json: not a JSON manifest (Expecting property name ...)
+    """
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            manifest = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: not a JSON manifest ({exc})") from None
+    try:
+        check_manifest(manifest)
+    except ManifestError as exc:
+        raise ManifestError(f"{path}: {exc}") from None
+    return manifest
+
+
+def manifest_path_for(out: str) -> str:
+    """Where ``sample --out OUT`` puts its manifest: OUT with ``.manifest.json``.
+
+    >>> manifest_path_for("batches/b1.jsonl")
+    'batches/b1.manifest.json'
+    """
+    return out.rsplit(".", 1)[0] + ".manifest.json"
+
+
+def batch_rows(batch: Batch) -> list[dict]:
+    """A batch's personas as output rows: id, text, each attribute, licence, source.
+
+    >>> b = Batch(ids=["a"], rows=[{"id": "a", "text": "a nurse", "region": "Africa",
+    ...                             "source": "f.jsonl", "licence": None, "vector": None}],
+    ...           manifest={}, attributes=["region"])
+    >>> batch_rows(b)
+    [{'id': 'a', 'text': 'a nurse', 'region': 'Africa', 'licence': None, 'source': 'f.jsonl'}]
+    """
+    return [{"id": r["id"], "text": r["text"], **{a: r.get(a) for a in batch.attributes},
+             "licence": r.get("licence"), "source": r.get("source")} for r in batch.rows]
+
+
+def write_batch(batch: Batch, out: str | None, *, manifest_out: str | None = None,
+                inputs: Sequence = ()) -> str | None:
+    """Write a batch as jsonl to ``out`` (``-``: stdout) and its manifest to
+    ``manifest_out`` (default: :func:`manifest_path_for` ``out``; none for
+    stdout). Never over an input (``inputs``). Returns the manifest's path.
+
+    Examples
+    --------
+    >>> import tempfile, os, json
+    >>> d = tempfile.mkdtemp()
+    >>> b = Batch(ids=["a"], rows=[{"id": "a", "text": "a nurse"}], manifest={"seed": 1})
+    >>> m = write_batch(b, os.path.join(d, "b.jsonl"))
+    >>> os.path.basename(m), json.load(open(m))
+    ('b.manifest.json', {'seed': 1})
+    """
+    import json
+
+    from .outputs import output_file
+
+    if out:
+        with output_file(out, inputs=list(inputs)) as fh:
+            for r in batch_rows(batch):
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        if out != "-":
+            manifest_out = manifest_out or manifest_path_for(out)
+    if manifest_out:
+        with output_file(manifest_out, inputs=list(inputs) + [out]) as fh:
+            json.dump(batch.manifest, fh, indent=1)
+    return manifest_out
+
+
+def read_ids(lines, name: str = "<ids>") -> list[str]:
+    """Ids from lines that are ids or JSON objects with an ``id`` (what
+    ``sample --out`` writes); a line that is neither fails as ``NAME:LINE``.
+
+    >>> read_ids(['{"id": "a1", "text": "x"}', "", "b2"])
+    ['a1', 'b2']
+    >>> read_ids(['{"text": "no id"}'], "batch.jsonl")
+    Traceback (most recent call last):
+    persona_index.errors.InputFileError: batch.jsonl:1: expected an id, or a JSON object with an 'id'
+    """
+    import json
+
+    from .errors import InputFileError
+
+    ids = []
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        pid = line
+        if line.startswith("{"):
+            try:
+                pid = json.loads(line).get("id")
+            except (json.JSONDecodeError, AttributeError):
+                pid = None
+        if not isinstance(pid, str) or not pid:
+            raise InputFileError(name, n, "expected an id, or a JSON object with an 'id'")
+        ids.append(pid)
+    return ids
+
+
+def coverage_vs_uniform(index: PersonaIndex, ids: Sequence[str], *, where: str | None = None,
+                        targets: Mapping | None = None, uniform_draws: int = 0) -> dict:
+    """``{"sample": coverage_of(ids), "uniform_mean": ...}``: the batch's
+    coverage next to the mean over ``uniform_draws`` uniform batches of the
+    same size (seeds 0, 1, ...), all on one snapshot.
+
+    >>> import tempfile
+    >>> from persona_index import PersonaIndex
+    >>> from persona_index.embed import HashEmbedder
+    >>> idx = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(dim=16))
+    >>> _ = idx.add([{"text": f"persona {i}"} for i in range(50)])
+    >>> r = coverage_vs_uniform(idx, draw(idx, 10, seed=0).ids, uniform_draws=3)
+    >>> sorted(r), r["sample"]["n"], "vendi" in r["uniform_mean"]
+    (['sample', 'uniform_mean'], 10, True)
+    """
+    rep = coverage_of(index, ids, where=where, targets=targets)
+    result = {"sample": rep}
+    if uniform_draws:
+        reps = [coverage_of(index, draw(index, len(ids), "uniform", seed=s, where=where,
+                                        record=False).ids, where=where, targets=targets)
+                for s in range(uniform_draws)]
+        result["uniform_mean"] = {k: float(np.mean([r[k] for r in reps])) for k in rep
+                                  if isinstance(rep[k], float)}
+    return result

@@ -39,7 +39,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import FormatVersionError, InvalidFilterError, InvalidQueryError, clean_error
+from .errors import (FormatVersionError, InvalidFilterError, InvalidQueryError,
+                     MissingDependencyError, clean_error)
 
 META_KEY = "persona_index"
 #: up to this many rows, query results come from a warm copy of the text and
@@ -49,7 +50,11 @@ ROWS_CACHE_MAX = 2_000_000
 
 @dataclass
 class Hit:
-    """One query result: a persona and its cosine similarity to the query."""
+    """One query result: a persona and its cosine similarity to the query.
+
+    >>> Hit("a1", "a nurse", 0.91234567, {"region": "Africa"}).to_dict()["similarity"]
+    0.912346
+    """
 
     id: str
     text: str
@@ -64,19 +69,28 @@ class Hit:
 
 
 def table_of(rows: list):
-    """Rows (dicts) as an Arrow table."""
+    """Rows (dicts) as an Arrow table.
+
+    >>> table_of([{"id": "a", "n": 1}, {"id": "b", "n": 2}]).column("n").to_pylist()
+    [1, 2]
+    """
     import pyarrow as pa
 
     return pa.Table.from_pylist(rows)
 
 
 def pandas_of(rows: list):
-    """Rows (dicts) as a pandas frame (pandas is an optional install)."""
+    """Rows (dicts) as a pandas frame (pandas is an optional install).
+
+    >>> try:
+    ...     print(pandas_of([{"id": "a"}]).shape)
+    ... except MissingDependencyError:
+    ...     print((1, 1))  # the same frame once pandas is installed
+    (1, 1)
+    """
     try:
         import pandas  # noqa: F401
     except ImportError:
-        from .errors import MissingDependencyError
-
         raise MissingDependencyError("to_pandas() needs pandas: pip install pandas") from None
     return table_of(rows).to_pandas()
 
@@ -101,7 +115,15 @@ class Hits(list):
 
 
 def read_meta(schema, path: str) -> dict:
-    """The store's metadata (model, dim, attributes, format) from a table schema."""
+    """The store's metadata (model, dim, attributes, format) from a table schema.
+
+    >>> import pyarrow as pa
+    >>> read_meta(pa.schema([("id", pa.string())], metadata={META_KEY: '{"dim": 8}'}), "p")
+    {'dim': 8}
+    >>> read_meta(pa.schema([("id", pa.string())]), "p.lance")
+    Traceback (most recent call last):
+    persona_index.errors.FormatVersionError: 'p.lance' holds a persona table that persona-index did not write (no format metadata)
+    """
     raw = (schema.metadata or {}).get(META_KEY.encode())
     if raw is None:
         raise FormatVersionError(f"{path!r} holds a persona table that persona-index did not "
@@ -131,7 +153,16 @@ def load_matrix(dataset, dim: int):
     The id and address columns are copied out of each batch, not viewed: a
     Lance batch crosses into Arrow as one allocation, so a view of its small
     id column would keep its vectors alive too (a second copy of the matrix
-    by the end of the scan)."""
+    by the end of the scan).
+
+    >>> import tempfile, lance, pyarrow as pa
+    >>> v = np.eye(4, dtype=np.float32)[:3]
+    >>> t = pa.table({"id": ["a", "b", "c"],
+    ...               "vector": pa.FixedSizeListArray.from_arrays(pa.array(v.ravel()), 4)})
+    >>> ids, X, addresses = load_matrix(lance.write_dataset(t, tempfile.mkdtemp() + "/t.lance"), 4)
+    >>> ids.to_pylist(), np.array_equal(X, v), X.flags.writeable
+    (['a', 'b', 'c'], True, False)
+    """
     import pyarrow as pa
 
     _fixed_mmap_threshold()
@@ -159,6 +190,22 @@ class Snapshot:
     Cheap to make (it opens the version's manifest); the vector matrix, the
     rows and attribute columns load on first use and stay for the snapshot's
     life. Positions are indices into :attr:`vectors` (store scan order).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from persona_index import PersonaIndex
+    >>> from persona_index.embed import HashEmbedder
+    >>> idx = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(dim=8))
+    >>> _ = idx.add([{"text": "a nurse", "region": "Africa"}, {"text": "a welder", "region": "Asia"}],
+    ...             vectors=np.eye(8, dtype=np.float32)[:2], attributes=["region"])
+    >>> snap = idx.snapshot()
+    >>> snap.positions("region = 'Asia'").tolist(), snap.vectors.shape
+    ([1], (2, 8))
+    >>> [h.text for h in snap.similar(id=snap.ids[0].as_py(), k=1)]  # itself left out
+    ['a welder']
+    >>> snap.attribute_columns(["region"])["region"].tolist()
+    ['Africa', 'Asia']
     """
 
     def __init__(self, dataset, path: str):

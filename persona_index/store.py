@@ -70,7 +70,11 @@ def _lancedb():
 @dataclass(frozen=True)
 class Written:
     """What one :meth:`PersonaIndex.write` did: rows added, rows skipped
-    because their id was stored already, and the table version after."""
+    because their id was stored already, and the table version after.
+
+    >>> Written(added=3, skipped=1, table_version=2).added
+    3
+    """
 
     added: int
     skipped: int

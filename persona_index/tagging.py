@@ -28,6 +28,21 @@ def tag(index: PersonaIndex, name: str, labels: Sequence[str], *, template: str 
         works in {label}"`` (default: the label as is).
     replace : overwrite an existing ``NAME`` column (refused otherwise: tagging
         ``region`` must not silently replace the regions a file came with).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from persona_index import PersonaIndex
+    >>> from persona_index.embed import HashEmbedder
+    >>> e = HashEmbedder(dim=16)
+    >>> idx = PersonaIndex(tempfile.mkdtemp() + "/p.lance", e)
+    >>> near = e.encode(["medicine", "medicine", "craft"])  # vectors equal to the labels'
+    >>> _ = idx.add([{"text": "a nurse"}, {"text": "a surgeon"}, {"text": "a potter"}], vectors=near)
+    >>> tag(idx, "field", ["medicine", "craft"])["counts"]
+    {'medicine': 2, 'craft': 1}
+    >>> sorted(r["field"] for r in idx.get(idx.snapshot().ids.to_pylist()))
+    ['craft', 'medicine', 'medicine']
     """
     import pyarrow as pa
 

@@ -405,3 +405,24 @@ def test_outputs_report_names_a_bad_row(tmp_path, rows, msg):
     assert r.exit_code == 1, r.output
     _one_clean_line(r)
     assert msg in r.stderr
+
+
+def test_replay_uses_the_manifest_store_unless_db_names_another(cli_db, tmp_path, monkeypatch):
+    # issue #15: replay no longer swaps a given --db for the manifest's store in silence
+    monkeypatch.delenv("PERSONA_INDEX_DB", raising=False)
+    monkeypatch.chdir(tmp_path)  # the default --db (./personas.lance) does not exist here
+    out = tmp_path / "r.jsonl"
+    r = run(["--db", cli_db, "sample", "-n", "5", "--seed", "2", "--out", str(out), "--json"])
+    ids = [p["id"] for p in json.loads(r.stdout)["personas"]]
+    manifest = str(tmp_path / "r.manifest.json")
+    r = CliRunner().invoke(cli, ["sample", "--replay", manifest, "--json"])
+    assert r.exit_code == 0 and [p["id"] for p in json.loads(r.stdout)["personas"]] == ids
+    assert "replayed on" in r.stderr and cli_db.rstrip("/").split("/")[-1] in r.stderr
+    r = CliRunner().invoke(cli, ["--db", str(tmp_path / "other.lance"), "sample", "--replay",
+                                 manifest])
+    assert r.exit_code == 1 and "other.lance" in r.output and "Traceback" not in r.output
+
+
+def test_get_from_stdin_refuses_a_line_without_an_id(cli_db):
+    r = CliRunner().invoke(cli, ["--db", cli_db, "get", "-"], input='{"text": "no id"}\n')
+    assert r.exit_code == 1 and "<stdin>:1" in r.output
