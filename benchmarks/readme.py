@@ -152,6 +152,14 @@ def render(name: str, res: dict) -> str:
                          f"{v['queries']} query personas with Spearman {v['spearman']:.3f} against exact "
                          f"10-NN distances over all N.")
         return "\n".join(L + ["", _provenance(res, "speed")])
+    if name == "demo":
+        r = res["demo"]
+        L = [f"On a fresh clone (2 cores): `make setup` (the install) took {r['install_seconds']:.0f} s "
+             f"and the job (`make demo`) {r['job_seconds']:.0f} s, against a goal of "
+             f"{r['goal_job_seconds']} s; the ONNX cache was {r['onnx_cache']}.", "",
+             "| step | s |", "|---|---|"]
+        L += [f"| {s['step']} | {s['seconds']:.1f} |" for s in r["steps"]]
+        return "\n".join(L + ["", _provenance(res, "demo")])
     raise KeyError(f"no renderer for generated section {name!r}")
 
 

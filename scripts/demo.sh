@@ -5,7 +5,8 @@ set -euo pipefail
 PI=${1:-persona-index}; DB=${2:-demo.lance}; OUT=${3:-demo-out}
 mkdir -p "$OUT"
 export PERSONA_INDEX_DB="$DB"
-step() { printf '\n== %s\n' "$*"; }
+T0=$(date +%s%N)
+step() { printf '\n== [%6.1f s] %s\n' "$(awk "BEGIN{print ($(date +%s%N) - $T0) / 1e9}")" "$*"; }
 
 step "build: 10,000 generated personas (embedded with all-MiniLM-L6-v2, offline)"
 "$PI" generate --count 10000 --seed 0
@@ -27,4 +28,5 @@ step "synthesis, offline: the batch as persona-conditioned prompts (OpenAI Batch
 "$PI" synthesize --template instruction --template math --personas "$OUT/batch.jsonl" \
   --requests-only --out "$OUT/requests.jsonl"
 head -c 600 "$OUT/requests.jsonl"; echo " ..."
+step "done"
 printf '\nDone. Send %s to any OpenAI-compatible batch endpoint, or rerun synthesize with --base-url.\n' "$OUT/requests.jsonl"
