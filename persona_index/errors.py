@@ -9,7 +9,13 @@ from __future__ import annotations
 
 
 class PersonaIndexError(Exception):
-    """Base class of all persona-index errors."""
+    """Base class of all persona-index errors.
+
+    Examples
+    --------
+    >>> issubclass(InputFileError, PersonaIndexError), issubclass(PersonaIndexError, Exception)
+    (True, True)
+    """
 
 
 class InputFileError(PersonaIndexError, ValueError):
@@ -19,6 +25,13 @@ class InputFileError(PersonaIndexError, ValueError):
     ----------
     path, line : where the problem is; ``line`` is 1-based (None when the
         problem is the whole file).
+
+    Examples
+    --------
+    >>> str(InputFileError("p.jsonl", 3, "bad value"))
+    'p.jsonl:3: bad value'
+    >>> str(InputFileError("p.jsonl", None, "empty"))
+    'p.jsonl: empty'
     """
 
     def __init__(self, path, line, message):
@@ -29,68 +42,152 @@ class InputFileError(PersonaIndexError, ValueError):
 
 
 class RowRejected(PersonaIndexError, ValueError):
-    """One unusable row under ``strict=True`` (no text, empty text, too long)."""
+    """One unusable row under ``strict=True`` (no text, empty text, too long).
+
+    Examples
+    --------
+    >>> isinstance(RowRejected("p.jsonl:2: empty text"), ValueError)
+    True
+    """
 
 
 class IngestOptionError(PersonaIndexError, ValueError):
     """An ingest option that cannot be read (``bands`` not ascending numbers,
     a malformed ``template``, a template with another schema than profiles).
-    The CLI checks the same options as usage errors (exit 2)."""
+    The CLI checks the same options as usage errors (exit 2).
+
+    Examples
+    --------
+    >>> isinstance(IngestOptionError("bands 'age=x'"), (PersonaIndexError, ValueError))
+    True
+    """
 
 
 class StoreNotFoundError(PersonaIndexError, FileNotFoundError):
-    """A query or export on a store that does not exist."""
+    """A query or export on a store that does not exist.
+
+    Examples
+    --------
+    >>> issubclass(StoreNotFoundError, FileNotFoundError)
+    True
+    """
 
 
 class ConcurrencyError(PersonaIndexError, RuntimeError):
     """A write or session draw that cannot be made safe against other
-    processes (an object-storage store without ``single_writer``)."""
+    processes (an object-storage store without ``single_writer``).
+
+    Examples
+    --------
+    >>> issubclass(ConcurrencyError, RuntimeError)
+    True
+    """
 
 
 class EmbedderMismatchError(PersonaIndexError, ValueError):
-    """The store was built with another model (or dimension) than the one given."""
+    """The store was built with another model (or dimension) than the one given.
+
+    Examples
+    --------
+    >>> issubclass(EmbedderMismatchError, ValueError)
+    True
+    """
 
 
 class FormatVersionError(PersonaIndexError, ValueError):
-    """The store was written by an unknown format version of persona-index."""
+    """The store was written by an unknown format version of persona-index.
+
+    Examples
+    --------
+    >>> issubclass(FormatVersionError, ValueError)
+    True
+    """
 
 
 class InvalidQueryError(PersonaIndexError, ValueError):
-    """A bad request: k <= 0, a ``where`` that does not parse, an unknown id."""
+    """A bad request: k <= 0, a ``where`` that does not parse, an unknown id.
+
+    Examples
+    --------
+    >>> issubclass(InvalidQueryError, ValueError), str(InvalidQueryError("k must be > 0, got 0"))
+    (True, 'k must be > 0, got 0')
+    """
 
 
 class InvalidFilterError(InvalidQueryError):
     """A ``where`` clause that does not parse as a whole (trailing garbage is
-    refused, not dropped). The CLI reports it as a usage error (exit 2)."""
+    refused, not dropped). The CLI reports it as a usage error (exit 2).
+
+    Examples
+    --------
+    >>> issubclass(InvalidFilterError, InvalidQueryError)
+    True
+    """
 
 
 class SamplingError(PersonaIndexError, ValueError):
-    """A sampling request that cannot be met (k larger than the pool, ...)."""
+    """A sampling request that cannot be met (k larger than the pool, ...).
+
+    Examples
+    --------
+    >>> issubclass(SamplingError, ValueError)
+    True
+    """
 
 
 class StrategyParameterError(SamplingError):
     """A strategy parameter the strategy does not take, of the wrong type, or
     out of range; the message names the valid parameters or range. The CLI
-    reports it as a usage error (exit 2)."""
+    reports it as a usage error (exit 2).
+
+    Examples
+    --------
+    >>> issubclass(StrategyParameterError, SamplingError)
+    True
+    """
 
 
 class UnknownStrategyError(PersonaIndexError, KeyError):
-    """An unknown strategy name; the message lists the valid names."""
+    """An unknown strategy name; the message lists the valid names.
+
+    Examples
+    --------
+    >>> str(UnknownStrategyError("unknown strategy 'x'; valid: random"))
+    "unknown strategy 'x'; valid: random"
+    """
 
     def __str__(self):  # KeyError quotes its message; we want it plain
         return str(self.args[0])
 
 
 class ManifestError(PersonaIndexError, ValueError):
-    """A manifest that cannot be replayed, or whose replay differs."""
+    """A manifest that cannot be replayed, or whose replay differs.
+
+    Examples
+    --------
+    >>> issubclass(ManifestError, ValueError)
+    True
+    """
 
 
 class SynthesisError(PersonaIndexError, RuntimeError):
-    """A generation request that failed after its retries."""
+    """A generation request that failed after its retries.
+
+    Examples
+    --------
+    >>> issubclass(SynthesisError, RuntimeError)
+    True
+    """
 
 
 class MissingDependencyError(PersonaIndexError, ImportError):
-    """An optional dependency is not installed; the message says which extra."""
+    """An optional dependency is not installed; the message says which extra.
+
+    Examples
+    --------
+    >>> issubclass(MissingDependencyError, ImportError)
+    True
+    """
 
 
 def clean_error(exc) -> str:

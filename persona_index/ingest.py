@@ -44,17 +44,39 @@ _DISTINCT_CAP = ATTR_MAX_DISTINCT + 1
 
 
 def normalize_text(text: str) -> str:
-    """NFKC, collapsed whitespace, case-folded: what counts as 'the same text'."""
+    """NFKC, collapsed whitespace, case-folded: what counts as 'the same text'.
+
+    Examples
+    --------
+    >>> normalize_text("  \\uff23af\\u00e9\\tTEACHER  ")  # a full-width C, a tab
+    'café teacher'
+    """
     return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()
 
 
 def persona_id(text: str) -> str:
-    """Stable 80-bit id of a persona: sha256 of its normalised text."""
+    """Stable 80-bit id of a persona: sha256 of its normalised text.
+
+    Examples
+    --------
+    >>> persona_id("A Nurse")
+    '19ec70d333f07585822c'
+    >>> persona_id("a   nurse") == persona_id("A Nurse")
+    True
+    >>> persona_id("a nurse!") == persona_id("A Nurse")
+    False
+    """
     return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()[:20]
 
 
 def column_name(name: str) -> str:
-    """A field name as a safe SQL column name (lower case, [a-z0-9_])."""
+    """A field name as a safe SQL column name (lower case, [a-z0-9_]).
+
+    Examples
+    --------
+    >>> [column_name(n) for n in ("Age Band", "2nd job", "  ", "id", "vector")]
+    ['age_band', 'f_2nd_job', 'field', 'field_id', 'field_vector']
+    """
     out = re.sub(r"[^0-9a-z_]+", "_", str(name).strip().lower()).strip("_") or "field"
     if out[0].isdigit():
         out = "f_" + out
@@ -83,6 +105,20 @@ def iter_file(path: str | Path, fmt: str | None = None) -> Iterator[tuple[int, d
 
     ``line`` is the 1-based line (jsonl, txt, csv) or row (parquet) number.
     Raises :class:`InputFileError` on the first malformed line.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> p = Path(tempfile.mkdtemp()) / "p.jsonl"
+    >>> _ = p.write_text('{"text": "a nurse", "city": "Lyon"}\\n\\n{"text": "a baker"}\\n')
+    >>> list(iter_file(p))  # blank lines are skipped, line numbers kept
+    [(1, {'text': 'a nurse', 'city': 'Lyon'}), (3, {'text': 'a baker'})]
+    >>> _ = p.write_text('{"text": "a nurse"}\\n{oops\\n')
+    >>> list(iter_file(p))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    persona_index.errors.InputFileError: .../p.jsonl:2: malformed JSON (...)
     """
     path = str(path)
     fmt = _detect_format(path, fmt)
@@ -186,6 +222,17 @@ def _iter_parquet(path):
 
 @dataclass
 class FieldStats:
+    """What the validation pass saw of one field: value kinds (``str``,
+    ``int``, ...), distinct strings (capped), the longest string, non-null count.
+
+    Examples
+    --------
+    >>> FieldStats()
+    FieldStats(kinds=set(), distinct=set(), max_len=0, present=0)
+    >>> FieldStats().kinds is FieldStats().kinds  # no shared defaults
+    False
+    """
+
     kinds: set = field(default_factory=set)
     distinct: set = field(default_factory=set)
     max_len: int = 0
@@ -194,7 +241,14 @@ class FieldStats:
 
 @dataclass
 class Plan:
-    """What the validation pass decided: the text field and the columns."""
+    """What the validation pass decided: the text field and the columns.
+
+    Examples
+    --------
+    >>> plan = plan_records([(1, {"text": "a nurse", "city": "Lyon", "age": 34})])
+    >>> plan.text_field, plan.attributes, plan.plain, plan.rows
+    ('text', {'city': 'city'}, {'age': ('age', 'int64')}, 1)
+    """
 
     text_field: str
     attributes: dict  # source field -> column name
@@ -218,7 +272,15 @@ def _kind(v) -> str:
 
 
 def row_problem(rec: dict, text_field: str) -> str | None:
-    """Why a record cannot be a persona, or None."""
+    """Why a record cannot be a persona, or None.
+
+    Examples
+    --------
+    >>> row_problem({"text": "a nurse"}, "text") is None
+    True
+    >>> [row_problem(r, "text") for r in ({"text": "  "}, {"text": 3}, {})]
+    ['empty text', "'text' is int, not text", "no 'text' field"]
+    """
     if text_field not in rec:
         return f"no '{text_field}' field"
     t = rec[text_field]
@@ -233,7 +295,26 @@ def row_problem(rec: dict, text_field: str) -> str | None:
 
 def plan_records(records: Iterable[tuple[int, dict]], *, path: str = "<records>",
                  text_field: str | None = None, attrs: Sequence[str] | None = None) -> Plan:
-    """The cheap first pass: parse everything, check rows, choose columns."""
+    """The cheap first pass: parse everything, check rows, choose columns.
+
+    The text field is ``text_field`` or the first of :data:`TEXT_FIELDS`
+    present; short categorical strings become attributes (``attrs`` to choose
+    them), the rest plain columns typed from their values.
+
+    Examples
+    --------
+    >>> recs = [(1, {"persona": "a nurse", "sex": "f", "age": 34, "bio": None}),
+    ...         (2, {"persona": "a baker", "sex": "m", "age": 51.5, "bio": "x" * 80})]
+    >>> plan = plan_records(recs)
+    >>> plan.text_field, plan.attributes, plan.rows
+    ('persona', {'sex': 'sex'}, 2)
+    >>> plan.plain  # typed from the values; a long text is not a stratum
+    {'age': ('age', 'float64'), 'bio': ('bio', 'string')}
+    >>> plan_records([(1, {"name": "x"})], path="p.jsonl")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    persona_index.errors.InputFileError: p.jsonl: no text field: none of ['persona', ...] found ...
+    """
     stats: dict[str, FieldStats] = {}
     rows = 0
     for _, rec in records:
@@ -303,7 +384,24 @@ _FITS = {"string": None, "double": {"int", "float"}, "int64": {"int"}, "bool": {
 def check_against_store(index: PersonaIndex, plan: Plan, records: Iterable[tuple[int, dict]],
                         path: str) -> None:
     """Refuse, before any write, a file whose values do not fit the store's
-    existing columns: ``FILE:LINE: field NAME: ...`` naming both types."""
+    existing columns: ``FILE:LINE: field NAME: ...`` naming both types.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from persona_index import PersonaIndex
+    >>> from persona_index.embed import HashEmbedder
+    >>> idx = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(dim=16))
+    >>> ingest_records(idx, [{"text": "a nurse", "age": 34}]).added  # age: an int64 column
+    1
+    >>> recs = [(1, {"text": "a cook", "age": 40}), (2, {"text": "a poet", "age": "old"})]
+    >>> check_against_store(idx, plan_records(recs), recs, "q.jsonl")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    persona_index.errors.InputFileError: q.jsonl:2: field 'age': str value 'old' ... type int64
+    >>> check_against_store(idx, plan_records(recs[:1]), recs[:1], "q.jsonl") is None
+    True
+    """
     if not index.exists:
         return
     schema = index.snapshot().schema
@@ -332,7 +430,17 @@ def check_against_store(index: PersonaIndex, plan: Plan, records: Iterable[tuple
 
 
 def check_strict(records: Iterable[tuple[int, dict]], text_field: str, path: str) -> None:
-    """Under ``strict``: refuse the whole input, before any write, if a row is unusable."""
+    """Under ``strict``: refuse the whole input, before any write, if a row is unusable.
+
+    Examples
+    --------
+    >>> check_strict([(1, {"text": "a nurse"})], "text", "p.jsonl") is None
+    True
+    >>> check_strict([(1, {"text": "a nurse"}), (2, {"text": ""})], "text", "p.jsonl")
+    Traceback (most recent call last):
+        ...
+    persona_index.errors.RowRejected: p.jsonl:2: empty text (strict refuses the whole input)
+    """
     for n, rec in records:
         why = row_problem(rec, text_field)
         if why:
@@ -344,7 +452,17 @@ def check_strict(records: Iterable[tuple[int, dict]], text_field: str, path: str
 @dataclass
 class IngestSummary:
     """What an ingest did. ``dropped`` holds the first examples of each kind;
-    the full list goes to the report file when one is given."""
+    the full list goes to the report file when one is given.
+
+    Examples
+    --------
+    >>> s = IngestSummary(source="p.jsonl", read=10, added=8, exact_duplicates=2, seconds=2.0)
+    >>> d = s.to_dict()
+    >>> d["added"], d["exact_duplicates"], d["personas_per_s"]
+    (8, 2, 5.0)
+    >>> IngestSummary(source="p.jsonl").to_dict()["personas_per_s"] is None  # nothing timed
+    True
+    """
 
     source: str
     read: int = 0
@@ -510,12 +628,29 @@ LEXICAL_MIN = 0.3
 
 
 def shingles(text: str, n: int = 3) -> set:
+    """The character ``n``-grams of the normalised text (the whole text when shorter).
+
+    Examples
+    --------
+    >>> sorted(shingles("AB cd")), shingles("ab")
+    ([' cd', 'ab ', 'b c'], {'ab'})
+    """
     t = normalize_text(text)
     return {t[i:i + n] for i in range(max(1, len(t) - n + 1))}
 
 
 def lexical_similarity(a: str, b: str) -> float:
-    """Jaccard similarity of the character 3-grams of two normalised texts."""
+    """Jaccard similarity of the character 3-grams of two normalised texts.
+
+    Examples
+    --------
+    >>> lexical_similarity("a nurse in Lyon", "A nurse in  lyon")
+    1.0
+    >>> round(lexical_similarity("a nurse in Lyon", "a nurse in Oslo"), 3)
+    0.529
+    >>> lexical_similarity("abc", "xyz")
+    0.0
+    """
     A, B = shingles(a), shingles(b)
     return len(A & B) / len(A | B) if A or B else 1.0
 
@@ -572,6 +707,22 @@ def ingest_records(index: PersonaIndex, records: Iterable[tuple[int, dict]] | An
         Refuse everything if any row is unusable (instead of rejecting the row).
     extra_columns : dict, optional
         Constant plain columns for every row (e.g. provenance of synthesis).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from persona_index import PersonaIndex
+    >>> from persona_index.embed import HashEmbedder
+    >>> idx = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(dim=16))
+    >>> s = ingest_records(idx, [{"text": "a nurse", "city": "Lyon"},
+    ...                          {"text": "A  nurse", "city": "Oslo"},  # same normalised text
+    ...                          {"text": "a baker", "city": "Lyon"}, {"text": ""}])
+    >>> s.read, s.added, s.exact_duplicates, s.rejected, s.attributes
+    (4, 2, 1, 1, ['city'])
+    >>> ingest_records(idx, ["a baker", "a welder"]).added  # a rerun adds only what is new
+    1
+    >>> idx.info()["count"]
+    3
     """
     rows = _as_numbered(records)
     if plan is None:
@@ -622,6 +773,30 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
     ``schema="profiles"`` under ``"auto"``. ``bands``: ``{field: ascending
     edges}``; each numeric field gets an attribute ``FIELD_band`` ("under 18",
     "18-24", ..., "65+"; null when not a number), with any schema.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from persona_index import PersonaIndex
+    >>> from persona_index.embed import HashEmbedder
+    >>> d = Path(tempfile.mkdtemp())
+    >>> table = "persona,sex,age\\na nurse,f,34\\na baker,m,51\\na nurse,f,34\\n"
+    >>> _ = (d / "p.csv").write_text(table)
+    >>> idx = PersonaIndex(d / "p.lance", HashEmbedder(dim=16))
+    >>> s = ingest_file(idx, d / "p.csv", bands={"age": [18, 40, 65]})
+    >>> s.read, s.added, s.exact_duplicates, s.text_field, s.attributes
+    (3, 2, 1, 'persona', ['sex', 'age', 'age_band'])
+
+    A malformed file is refused as a whole, and nothing is written:
+
+    >>> _ = (d / "bad.jsonl").write_text('{"text": "a cook"}\\n{oops\\n')
+    >>> ingest_file(idx, d / "bad.jsonl")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    persona_index.errors.InputFileError: .../bad.jsonl:2: malformed JSON (...)
+    >>> idx.info()["count"]
+    2
     """
     from . import schemas as S
 

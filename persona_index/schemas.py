@@ -128,12 +128,29 @@ def band(value, edges) -> str | None:
 
 
 def age_band(age) -> str | None:
+    """The :data:`AGE_EDGES` band of an age (:func:`band`); None when not a number.
+
+    Examples
+    --------
+    >>> [age_band(a) for a in (17, 30, "44", 70, None)]
+    ['under 18', '25-34', '35-44', '65+', None]
+    """
     return band(age, AGE_EDGES)
 
 
 def check_bands(bands: Mapping | None) -> dict:
     """``{field: edges}`` checked: edges are strictly ascending numbers, given
-    as a sequence or one comma-separated text. Raises IngestOptionError."""
+    as a sequence or one comma-separated text. Raises IngestOptionError.
+
+    Examples
+    --------
+    >>> check_bands({"age": "18,25,65", "income": [1e4, 2.5e4]})
+    {'age': (18, 25, 65), 'income': (10000, 25000)}
+    >>> check_bands({"age": [30, 20]})
+    Traceback (most recent call last):
+        ...
+    persona_index.errors.IngestOptionError: bands 'age=30,20': the edges must be strictly ascending
+    """
     out = {}
     for name, edges in dict(bands or {}).items():
         try:
@@ -170,7 +187,17 @@ def parse_bands(specs: Iterable[str]) -> dict:
 
 @functools.lru_cache(maxsize=32)
 def parse_template(template: str) -> tuple:
-    """A template's parts ``(optional, text)``; raises IngestOptionError."""
+    """A template's parts ``(optional, text)``; raises IngestOptionError.
+
+    Examples
+    --------
+    >>> parse_template("{age}-year-old[ from {city}]")
+    ((False, '{age}-year-old'), (True, ' from {city}'))
+    >>> parse_template("{age")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    persona_index.errors.IngestOptionError: template '{age': a {field} or [part] is not closed, ...
+    """
     parts, pos = [], 0
     for m in re.finditer(r"\[([^\[\]]*)\]", template):
         parts += [(False, template[pos:m.start()]), (True, m.group(1))]
@@ -187,7 +214,17 @@ def parse_template(template: str) -> tuple:
 
 
 def check_template(template: str) -> str:
-    """``template`` if it parses (see :func:`compose`); raises IngestOptionError."""
+    """``template`` if it parses (see :func:`compose`); raises IngestOptionError.
+
+    Examples
+    --------
+    >>> check_template("[{sex} ]{occupation}")
+    '[{sex} ]{occupation}'
+    >>> check_template(42)
+    Traceback (most recent call last):
+        ...
+    persona_index.errors.IngestOptionError: a template is a text, got int
+    """
     if not isinstance(template, str):
         raise IngestOptionError(f"a template is a text, got {type(template).__name__}")
     parse_template(template)
@@ -195,6 +232,13 @@ def check_template(template: str) -> str:
 
 
 def template_fields(template: str) -> list:
+    """The field names a template's ``{field}`` slots name, in order.
+
+    Examples
+    --------
+    >>> template_fields("[{ sex } ]{occupation}[ from {city_country}]")
+    ['sex', 'occupation', 'city_country']
+    """
     return [s.strip() for s in _SLOT.findall(template)]
 
 
@@ -248,7 +292,15 @@ def _labels(raw):
 
 
 def detect(columns: Iterable[str]) -> str | None:
-    """The schema these columns unambiguously belong to, else None."""
+    """The schema these columns unambiguously belong to, else None.
+
+    Examples
+    --------
+    >>> detect(["user 1 personas", "user 2 personas"]), detect(["input persona"])
+    ('persona-chat', 'personahub')
+    >>> detect(["age", "sex", "occupation", "description"]) is None  # a text column: not profiles
+    True
+    """
     cols = set(columns)
     if "user 1 personas" in cols:
         return "persona-chat"
@@ -265,7 +317,15 @@ def detect(columns: Iterable[str]) -> str | None:
 
 
 def apply(name: str, rec: dict, template: str | None = None) -> dict:
-    """One record as the schema reads it (``template``: the profiles text)."""
+    """One record as the schema reads it (``template``: the profiles text).
+
+    Examples
+    --------
+    >>> apply("persona-chat", {"user 1 personas": "I like cats.\\nI am a nurse.\\n"})["persona"]
+    'I like cats. I am a nurse.'
+    >>> apply("profiles", {"age": 30, "occupation": "nurse"}, "{occupation}[, aged {age}]")["text"]
+    'nurse, aged 30'
+    """
     if name == "persona-chat":
         facts = rec.get("user 1 personas")
         if isinstance(facts, str):
@@ -295,7 +355,18 @@ def wrap(name: str | None, records: Iterable[tuple[int, dict]], *, path: str = "
     ``FIELD_band`` for each of ``bands`` (checked by :func:`check_bands`; they
     replace a schema's band of the same name). Raises InputFileError naming the
     line where a template field outside ``[ ]`` is missing, and the file when
-    a template or band field is in no record at all."""
+    a template or band field is in no record at all.
+
+    Examples
+    --------
+    >>> list(wrap("nemotron", [(1, {"persona": "p", "age": 70})], bands={"age": (18, 40)}))
+    [(1, {'persona': 'p', 'age': 70, 'age_band': '40+'})]
+    >>> rows = wrap("profiles", [(1, {"sex": "f"})], path="p.csv", template="{age}-year-old")
+    >>> list(rows)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    persona_index.errors.InputFileError: p.csv:1: template field {age}: no such field in this ...
+    """
     bands = bands or {}
     seen: set = set()
     for n, rec in records:

@@ -25,6 +25,15 @@ from ..errors import InvalidQueryError
 
 @dataclass
 class Completion:
+    """The outcome of one chat request: the text when ``ok``, else ``error``.
+
+    Examples
+    --------
+    >>> c = Completion(ok=False, error="HTTP 400: bad request", attempts=1)
+    >>> c.ok, c.text, c.error, c.unreachable
+    (False, None, 'HTTP 400: bad request', False)
+    """
+
     ok: bool
     text: str | None = None
     finish_reason: str | None = None
@@ -39,6 +48,22 @@ class Completion:
 
 @dataclass
 class ClientConfig:
+    """Endpoint, model and sampling settings of a run, checked on construction
+    (raises :class:`InvalidQueryError`); the API key is read from the
+    environment variable ``api_key_env``, never stored here.
+
+    Examples
+    --------
+    >>> cfg = ClientConfig("http://127.0.0.1:8000/v1", "my-model", temperature=0.2, max_tokens=64)
+    >>> cfg.chat_body("Hello")
+    {'model': 'my-model', 'messages': [{'role': 'user', 'content': 'Hello'}], \
+'temperature': 0.2, 'max_tokens': 64}
+    >>> ClientConfig("http://127.0.0.1:8000/v1", "my-model", temperature=float("nan"))
+    Traceback (most recent call last):
+        ...
+    persona_index.errors.InvalidQueryError: temperature must be a finite number >= 0, not nan
+    """
+
     base_url: str
     model: str
     temperature: float = 0.7
@@ -87,7 +112,21 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class ChatClient:
-    """Async client; use as ``async with ChatClient(cfg) as c: await c.complete(p)``."""
+    """Async client; use as ``async with ChatClient(cfg) as c: await c.complete(p)``.
+
+    Construction checks the base URL and sends nothing.
+
+    Examples
+    --------
+    >>> ChatClient(ClientConfig("http://127.0.0.1:8000", "m")).url  # /v1 is added
+    'http://127.0.0.1:8000/v1/chat/completions'
+    >>> ChatClient(ClientConfig("https://api.example.com/v1/", "m")).url
+    'https://api.example.com/v1/chat/completions'
+    >>> ChatClient(ClientConfig("localhost:8000", "m"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    persona_index.errors.InvalidQueryError: base URL 'localhost:8000' must be an http:// or ...
+    """
 
     RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 

@@ -12,7 +12,20 @@ from ..metrics import mean_pairwise_distance, vendi_score
 def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
                   near_dup: float = 0.95) -> tuple[dict, list[dict]]:
     """Embed each ok row's persona and response; keep rows whose cosine
-    similarity is at least ``threshold``. Returns (report, kept rows)."""
+    similarity is at least ``threshold``. Returns (report, kept rows).
+
+    Examples
+    --------
+    >>> from persona_index.embed import HashEmbedder
+    >>> rows = [{"persona": "a nurse", "response": "a nurse"},  # coherence 1
+    ...         {"persona": "a baker", "response": "zzz"},
+    ...         {"persona": "a poet", "status": "failed", "response": None}]
+    >>> rep, kept = output_report(rows, HashEmbedder(dim=16), threshold=0.5)
+    >>> rep["rows"], rep["ok"], rep["kept"]
+    (3, 2, 1)
+    >>> kept
+    [{'persona': 'a nurse', 'response': 'a nurse', 'coherence': 1.0}]
+    """
     for i, r in enumerate(rows, 1):  # rows as `synthesize` writes them; others are named
         if not isinstance(r, dict):
             raise InvalidQueryError(f"output row {i} is not a JSON object")

@@ -30,6 +30,13 @@ def _unreachable(config: ClientConfig, n: int, error: str | None) -> SynthesisEr
 
 
 def custom_id(persona: dict, template: Template) -> str:
+    """The key of one output row: ``<persona id>:<template name>``.
+
+    Examples
+    --------
+    >>> custom_id({"id": "p1", "text": "a nurse"}, Template("ask", "Ask as {persona}"))
+    'p1:ask'
+    """
     return f"{persona['id']}:{template.name}"
 
 
@@ -38,7 +45,16 @@ def unique_jobs(personas: Sequence[dict], templates: Sequence[Template]):
     repeated template (same name) is deduplicated, keep-first, so custom_ids
     are unique (the Batch API refuses a file with repeats, and resuming by
     custom_id would skip rows). Returns (pairs, dropped personas, dropped
-    templates)."""
+    templates).
+
+    Examples
+    --------
+    >>> p1, p2 = {"id": "p1", "text": "a nurse"}, {"id": "p2", "text": "a baker"}
+    >>> ask, poem = Template("ask", "Ask as {persona}"), Template("poem", "A poem by {persona}")
+    >>> pairs, dropped_p, dropped_t = unique_jobs([p1, p1, p2], [ask, poem, ask])
+    >>> [custom_id(p, t) for p, t in pairs], dropped_p, dropped_t
+    (['p1:ask', 'p1:poem', 'p2:ask', 'p2:poem'], 1, 1)
+    """
     seen_p, ps = set(), []
     for p in personas:
         if p["id"] not in seen_p:
@@ -58,7 +74,16 @@ def unique_jobs(personas: Sequence[dict], templates: Sequence[Template]):
 
 def read_personas(path: str) -> list[dict]:
     """Personas from a jsonl (what ``sample --out`` writes): each needs ``text``
-    (or ``persona``); ``id`` is derived from the text when missing."""
+    (or ``persona``); ``id`` is derived from the text when missing.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "personas.jsonl"
+    >>> _ = p.write_text('{"text": "A Nurse"}\\n{"id": "x7", "persona": "a baker"}\\n')
+    >>> [(r["id"], r["text"]) for r in read_personas(str(p))]
+    [('19ec70d333f07585822c', 'A Nurse'), ('x7', 'a baker')]
+    """
     from ..ingest import iter_file, persona_id
 
     out = []
@@ -76,7 +101,18 @@ def read_personas(path: str) -> list[dict]:
 
 
 def done_ids(out_path: str) -> set[str]:
-    """custom_ids already written to ``out_path`` (a torn last line is ignored)."""
+    """custom_ids already written to ``out_path`` (a torn last line is ignored).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "out.jsonl"
+    >>> done_ids(str(out))  # no file yet
+    set()
+    >>> _ = out.write_text('{"custom_id": "p1:ask"}\\n{"custom_id": "p2:a')  # a crash mid-line
+    >>> done_ids(str(out))
+    {'p1:ask'}
+    """
     done = set()
     p = Path(out_path)
     if not p.exists():
@@ -107,7 +143,20 @@ def _repair_tail(out_path: str) -> None:
 def write_requests(personas: Sequence[dict], templates: Sequence[Template], out_path: str, *,
                    model: str, temperature: float = 0.7, max_tokens: int = 512,
                    inputs: Sequence[str] = ()) -> int:
-    """Write an OpenAI Batch API request file (one request a line); nothing is called."""
+    """Write an OpenAI Batch API request file (one request a line); nothing is called.
+    Returns the number of requests written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "requests.jsonl"
+    >>> personas = [{"id": "p1", "text": "a nurse"}]
+    >>> write_requests(personas, [Template("ask", "Ask as {persona}")], str(out), model="m")
+    1
+    >>> req = json.loads(out.read_text())
+    >>> req["custom_id"], req["url"], req["body"]["messages"][0]["content"]
+    ('p1:ask', '/v1/chat/completions', 'Ask as "a nurse"')
+    """
     from ..outputs import output_file
 
     cfg = ClientConfig(base_url="", model=model, temperature=temperature, max_tokens=max_tokens)
@@ -124,6 +173,17 @@ def write_requests(personas: Sequence[dict], templates: Sequence[Template], out_
 
 @dataclass
 class RunSummary:
+    """What a :func:`synthesize` run did: ``planned`` pairs, of which
+    ``skipped`` were already in ``out``, ``ok`` and ``failed`` were sent now.
+
+    Examples
+    --------
+    >>> s = RunSummary("out.jsonl", planned=4, skipped=1, ok=2, failed=1, seconds=2.0,
+    ...                completions_per_s=1.0, mean_latency_s=0.5)
+    >>> s.to_dict()["planned"], s.to_dict()["ok"] + s.to_dict()["failed"] + s.skipped
+    (4, 4)
+    """
+
     out: str
     planned: int
     skipped: int
@@ -139,7 +199,32 @@ class RunSummary:
 
 def synthesize(personas: Sequence[dict], templates: Sequence[Template], out_path: str,
                config: ClientConfig, *, progress: bool = False) -> RunSummary:
-    """Call the endpoint for every persona x template not yet in ``out_path``."""
+    """Call the endpoint for every persona x template not yet in ``out_path``.
+
+    Rows are appended as they complete, so a rerun resumes; raises
+    :class:`SynthesisError` when the endpoint cannot be reached at all.
+
+    Examples
+    --------
+    A rerun over an output that already holds every row sends no request:
+
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "out.jsonl"
+    >>> _ = out.write_text('{"custom_id": "p1:ask", "status": "ok"}\\n')
+    >>> personas, ask = [{"id": "p1", "text": "a nurse"}], Template("ask", "Ask as {persona}")
+    >>> s = synthesize(personas, [ask], str(out), ClientConfig("http://127.0.0.1:8000/v1", "m"))
+    >>> s.planned, s.skipped, s.ok, s.failed
+    (1, 1, 0, 0)
+
+    Templates are checked against the personas before anything is sent:
+
+    >>> bad = Template("where", "{persona} in {city}")
+    >>> synthesize(personas, [bad], str(out), ClientConfig("http://127.0.0.1:8000/v1", "m"))
+    Traceback (most recent call last):
+        ...
+    persona_index.errors.InvalidQueryError: template 'where' uses unknown field(s) ['city']; \
+personas have ['id', 'text']
+    """
     return asyncio.run(_synthesize(personas, templates, out_path, config, progress))
 
 
@@ -205,7 +290,17 @@ async def _synthesize(personas, templates, out_path, config, progress):
 
 
 def complete_all(prompts: Sequence[str], config: ClientConfig):
-    """Complete a list of prompts concurrently (no output file); returns Completions."""
+    """Complete a list of prompts concurrently (no output file); returns Completions.
+
+    Examples
+    --------
+    >>> complete_all([], ClientConfig("http://127.0.0.1:8000/v1", "m"))  # nothing to send
+    []
+    >>> complete_all(["Hi"], ClientConfig("localhost:8000", "m"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    persona_index.errors.InvalidQueryError: base URL 'localhost:8000' must be an http:// or ...
+    """
 
     async def go():
         async with ChatClient(config) as client:
