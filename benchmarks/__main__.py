@@ -17,7 +17,7 @@ import numpy as np
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "personahub" / "tools-dev.jsonl"
 CHAT_DATA = DEFAULT_DATA.parents[1] / "persona-chat" / "chat-dev.jsonl"
-SECTIONS = ("sampler", "dedup", "latency", "embedders", "coverage", "speed", "store", "scale", "synth", "ray", "demo")
+SECTIONS = ("sampler", "dedup", "latency", "embedders", "coverage", "speed", "store", "scale", "synth", "ray", "demo", "pool")
 
 
 def main(argv=None) -> int:
@@ -166,6 +166,11 @@ def main(argv=None) -> int:
         from .ray_bench import run_ray
 
         res["ray"] = run_ray(2_000 if quick else 20_000, 100_000 if quick else 1_000_000)
+
+    if "pool" in sections:
+        from .pool import run_pool
+
+        res["pool"] = run_pool(args.data)
 
     if "demo" in sections:
         from .demo import run_demo

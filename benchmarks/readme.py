@@ -152,6 +152,20 @@ def render(name: str, res: dict) -> str:
                          f"{v['queries']} query personas with Spearman {v['spearman']:.3f} against exact "
                          f"10-NN distances over all N.")
         return "\n".join(L + ["", _provenance(res, "speed")])
+    if name == "pool":
+        r = res["pool"]
+        txt = (f"Measured (`generate --count {r['n']:,} --seed {r['seed']}`, the default model): "
+               f"{100 * r['share_nearest_above_0_9']:.1f}% of the personas have a nearest other "
+               f"persona above 0.9 cosine ({100 * r['share_nearest_above_0_95']:.1f}% above 0.95; "
+               f"the aim was under 5%), and {r['distinct_texts']:,} of the {r['n']:,} texts are "
+               "distinct.")
+        if "real_vendi" in r:
+            txt += (f" The pool is still far less diverse than real personas: its Vendi score "
+                    f"is {r['generated_vendi_mean']:.1f} ± {r['generated_vendi_sd']:.1f} (s.d., "
+                    f"{r['subsets']} random {r['real_size']:,}-persona subsets), against "
+                    f"{r['real_vendi']:.1f} for the {r['real_size']:,} real Persona Hub personas "
+                    "in `../shared` (same model, same size).")
+        return txt + "\n\n" + _provenance(res, "pool")
     if name == "demo":
         r = res["demo"]
         L = [f"On a fresh clone (2 cores): `make setup` (the install) took {r['install_seconds']:.0f} s "
