@@ -152,6 +152,17 @@ def render(name: str, res: dict) -> str:
                          f"{v['queries']} query personas with Spearman {v['spearman']:.3f} against exact "
                          f"10-NN distances over all N.")
         return "\n".join(L + ["", _provenance(res, "speed")])
+    if name == "synth":
+        t, rt = res["synth"]["throughput"], res["synth"]["round_trip"]
+        return (f"Measured against the local test server (a real HTTP server on 127.0.0.1 that "
+                f"answers every request after {1000 * t['server_latency_s']:.0f} ms): "
+                f"{t['requests']:,} requests at concurrency {t['concurrency']} ran at "
+                f"{t['completions_per_s']:.0f} completions/s (the ceiling is "
+                f"{t['ideal_per_s']:.0f}/s), that is about {t['overhead_per_request_ms']:.0f} ms "
+                "per request of client-side overhead (JSON, the event loop, and the test server "
+                "itself, which shares the process); one request at a time with no server delay "
+                f"takes {rt['ms_per_request_client_and_server']:.1f} ms end to end, "
+                f"{t['failed']} failed.\n\n" + _provenance(res, "synth"))
     if name == "pool":
         r = res["pool"]
         txt = (f"Measured (`generate --count {r['n']:,} --seed {r['seed']}`, the default model): "
