@@ -68,7 +68,24 @@ def ingest_file_ray(index: PersonaIndex, path: str, *, num_workers: int = 2, use
     The file is processed in windows of ``window`` rows (bounded memory): each
     window's distinct texts are embedded in chunks by a pool of
     ``num_workers`` actors (created once, the model loaded once per actor),
-    then deduplicated and committed in file order by the driver."""
+    then deduplicated and committed in file order by the driver.
+
+    Needs the ``ray`` extra; without it the call fails before reading anything.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from unittest import mock
+    >>> from persona_index.embed import HashEmbedder
+    >>> index = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(16))
+    >>> with mock.patch.dict("sys.modules", {"ray": None}):  # as if ray were not installed
+    ...     ingest_file_ray(index, "personas.jsonl")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.MissingDependencyError: ray is needed for this; install it with `pip install 'persona-index[ray]'` (...)
+    >>> index.exists
+    False
+    """
     ray = _ray(num_workers)
     from ray.util import ActorPool
     path = str(path)
@@ -123,7 +140,22 @@ def ingest_file_ray(index: PersonaIndex, path: str, *, num_workers: int = 2, use
 def distributed_farthest(X: np.ndarray, k: int, *, partitions: int = 8, seed=None,
                          per_partition: int | None = None) -> np.ndarray:
     """Two-level k-center: ``per_partition`` (default k) farthest-point picks in
-    each of ``partitions`` parallel Ray tasks, then ``k`` picks over their union."""
+    each of ``partitions`` parallel Ray tasks, then ``k`` picks over their union.
+
+    Needs the ``ray`` extra (it starts a local Ray runtime if none is running);
+    without it the call fails with an install hint. The single-process
+    equivalent is :func:`persona_index.samplers.farthest.farthest_point`.
+
+    Examples
+    --------
+    >>> from unittest import mock
+    >>> X = np.eye(4, dtype=np.float32)
+    >>> with mock.patch.dict("sys.modules", {"ray": None}):  # as if ray were not installed
+    ...     distributed_farthest(X, 2, partitions=2, seed=0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.MissingDependencyError: ray is needed for this; install it with `pip install 'persona-index[ray]'` (...)
+    """
     ray = _ray(2)
     rng = np.random.default_rng(seed)
     n = len(X)

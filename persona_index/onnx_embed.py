@@ -35,11 +35,34 @@ FORMAT = 1
 
 
 def cache_root() -> Path:
+    """``$PERSONA_INDEX_CACHE``, else ``~/.cache/persona-index``.
+
+    Examples
+    --------
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"PERSONA_INDEX_CACHE": "/srv/pi-cache"}):
+    ...     cache_root().as_posix()
+    '/srv/pi-cache'
+    >>> with mock.patch.dict(os.environ, {"PERSONA_INDEX_CACHE": ""}):
+    ...     cache_root() == Path.home() / ".cache" / "persona-index"
+    True
+    """
     return Path(os.environ.get("PERSONA_INDEX_CACHE") or Path.home() / ".cache" / "persona-index")
 
 
 def model_folder(model: str | None) -> Path | None:
-    """The local folder of a model name (the default model's installed path)."""
+    """The local folder of a model name (the default model's installed path),
+    or None when there is none.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> model_folder(d) == Path(d), model_folder("no/such/model")
+    (True, None)
+    >>> (model_folder(None) / "modules.json").is_file()  # with the embed extra installed
+    True
+    """
     from .embed import DEFAULT_MODEL
 
     if model in (None, DEFAULT_MODEL, "default"):
@@ -84,7 +107,18 @@ def _pipeline_ok(folder: Path) -> tuple[bool, bool, int]:
 
 def export(model: str | None, *, quiet: bool = False) -> Path | None:
     """Export the model to ONNX in the cache (needs torch); returns the folder,
-    or None when the model's pipeline is not one this embedder reproduces."""
+    or None when the model's pipeline is not one this embedder reproduces.
+
+    Examples
+    --------
+    Both return before importing torch:
+
+    >>> import tempfile
+    >>> export("no/such/model") is None
+    True
+    >>> export(tempfile.mkdtemp()) is None  # a folder without a model in it
+    True
+    """
     folder = model_folder(model)
     if folder is None:
         return None
@@ -132,7 +166,18 @@ def export(model: str | None, *, quiet: bool = False) -> Path | None:
 
 
 class OnnxEmbedder:
-    """Embeds texts with an exported model (see the module docstring)."""
+    """Embeds texts with an exported model (see the module docstring).
+
+    Build one with :meth:`cached`, which never exports.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"PERSONA_INDEX_CACHE": tempfile.mkdtemp()}):
+    ...     OnnxEmbedder.cached(None) is None  # the default model, not exported in this cache
+    True
+    """
 
     def __init__(self, folder: Path, name: str, dim: int, model_file: str = "model.onnx"):
         import onnxruntime as ort

@@ -32,6 +32,17 @@ from .errors import InvalidQueryError
 
 
 def same_file(a, b) -> bool:
+    """Whether two paths name one file (False when either does not exist).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> a = os.path.join(d, "a.txt")
+    >>> open(a, "w").close()
+    >>> same_file(a, os.path.join(d, ".", "a.txt")), same_file(a, os.path.join(d, "b.txt"))
+    (True, False)
+    """
     try:
         return os.path.samefile(a, b)
     except OSError:
@@ -39,6 +50,20 @@ def same_file(a, b) -> bool:
 
 
 def check_not_input(path, inputs: Iterable) -> None:
+    """Raise :class:`~persona_index.errors.InvalidQueryError` if ``path`` is one
+    of ``inputs`` (``-``, standard output, never is).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> a = os.path.join(tempfile.mkdtemp(), "a.jsonl")
+    >>> open(a, "w").close()
+    >>> check_not_input("-", [a])  # fine: returns None
+    >>> check_not_input(a, ["-", a])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.InvalidQueryError: output '...a.jsonl' is the input '...a.jsonl': it would be overwritten; name another file
+    """
     if path == "-":
         return
     for src in inputs:
@@ -49,7 +74,23 @@ def check_not_input(path, inputs: Iterable) -> None:
 
 @contextlib.contextmanager
 def output_file(path, *, inputs: Iterable = (), mode: str = "w", encoding: str | None = "utf-8"):
-    """A file handle for writing ``path`` (see the module docstring)."""
+    """A file handle for writing ``path`` (see the module docstring).
+
+    Examples
+    --------
+    A crash inside the block leaves neither ``path`` nor ``path.partial``:
+
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> with output_file(os.path.join(d, "out.jsonl")) as fh:
+    ...     _ = fh.write("half a line")
+    ...     raise RuntimeError("crash")
+    Traceback (most recent call last):
+    ...
+    RuntimeError: crash
+    >>> os.listdir(d)
+    []
+    """
     path = str(path)
     check_not_input(path, inputs)
     if path == "-":

@@ -34,6 +34,18 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def check_name(name: str) -> str:
+    """``name`` if it is a valid session name, else
+    :class:`~persona_index.errors.InvalidQueryError`.
+
+    Examples
+    --------
+    >>> check_name("train-2024.v1")
+    'train-2024.v1'
+    >>> check_name("../train")
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.InvalidQueryError: session name '../train': use letters, digits, '_', '.', '-' (up to 128 characters)
+    """
     if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidQueryError(f"session name {name!r}: use letters, digits, '_', '.', '-' "
                                 "(up to 128 characters)")
@@ -50,7 +62,28 @@ def session_lock(index, names):
     deadlock between two draws that need overlapping sets). Waits for them.
 
     Object-storage stores cannot be locked: there a draw that records a
-    session needs ``single_writer`` (see :meth:`PersonaIndex.writer_lock`)."""
+    session needs ``single_writer`` (see :meth:`PersonaIndex.writer_lock`).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from persona_index.embed import HashEmbedder
+    >>> from persona_index.store import PersonaIndex
+    >>> index = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(16))
+    >>> with session_lock(index, ["train", "eval", "train"]):
+    ...     sorted(os.listdir(os.path.join(index.path, ".locks")))
+    ['session-eval.lock', 'session-train.lock']
+
+    Only ``path`` and ``single_writer`` of the index are read; on object storage:
+
+    >>> from types import SimpleNamespace
+    >>> remote = SimpleNamespace(path="s3://bucket/personas", single_writer=False)
+    >>> with session_lock(remote, ["train"]):
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.ConcurrencyError: 's3://bucket/personas' is on object storage, where session draws cannot be locked: pass --single-writer (single_writer=True) if no other process draws meanwhile
+    """
     names = sorted(set(names))
     if not names:
         yield
@@ -75,7 +108,30 @@ def session_lock(index, names):
 
 
 class Sessions:
-    """The sessions and manifests tables of one store."""
+    """The sessions and manifests tables of one store.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from persona_index.embed import HashEmbedder
+    >>> from persona_index.store import PersonaIndex
+    >>> s = Sessions(PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(16)))
+    >>> s.list(), s.next_batch("train")
+    ([], 1)
+    >>> s.record("train", 1, ["p1", "p2"], {"batch": 1, "strategy": "uniform"})
+    >>> s.record("train", 2, ["p3"], {"batch": 2, "strategy": "uniform"})
+    >>> s.drawn(["train"]), s.next_batch("train")
+    (['p1', 'p2', 'p3'], 3)
+    >>> [(d["session"], d["personas"], d["batches"]) for d in s.list()]
+    [('train', 3, 2)]
+    >>> [m["batch"] for m in s.manifests("train")]
+    [1, 2]
+    >>> s.record_exclusions("eval", ["train"])
+    >>> s.excluded_by("train")  # the relation holds both ways
+    {'eval'}
+    >>> s.reset("train"), s.drawn(["train"])
+    (3, [])
+    """
 
     def __init__(self, index):
         self.index = index

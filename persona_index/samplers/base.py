@@ -19,10 +19,39 @@ from . import registry
 
 
 class SamplingWarning(UserWarning):
-    """A degenerate but valid request (a stratum short of its quota, ...)."""
+    """A degenerate but valid request (a stratum short of its quota, ...).
+
+    Examples
+    --------
+    Two per stratum asked of a pool with a single ``b``: the shortfall goes to
+    ``a``, with a warning.
+
+    >>> import warnings
+    >>> X = np.eye(4, dtype=np.float32)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     idx = sample(X, 4, "stratified", seed=0, attributes={"g": ["a", "a", "a", "b"]})
+    >>> [w.category.__name__ for w in caught], sorted(idx.tolist())
+    (['SamplingWarning'], [0, 1, 2, 3])
+    >>> issubclass(SamplingWarning, UserWarning)
+    True
+    """
 
 
 class Strategy(Protocol):
+    """What a registered strategy is: ``(X, k, *, rng, prior, attributes,
+    **params) -> (k,)`` distinct row indices. Call strategies through
+    :func:`sample`, which validates; a strategy assumes valid input.
+
+    Examples
+    --------
+    >>> fn: Strategy = get_strategy("farthest")
+    >>> X = np.eye(3, dtype=np.float32)
+    >>> fn(X, 2, rng=np.random.default_rng(0), prior=X[:1], attributes=None, start=None,
+    ...    front=None).tolist()  # row 0 already drawn: picks fill the gap it left
+    [1, 2]
+    """
+
     def __call__(self, X: np.ndarray, k: int, *, rng: np.random.Generator,
                  prior: np.ndarray | None, attributes: Mapping[str, np.ndarray] | None,
                  **params) -> np.ndarray: ...
@@ -31,7 +60,20 @@ class Strategy(Protocol):
 def register(name: str, summary: str = ""):
     """Mark a function as the strategy ``name`` of :mod:`.registry` (which is
     where strategies are registered, with their parameters); the name must be
-    there."""
+    there. The function itself is returned unchanged.
+
+    Examples
+    --------
+    >>> @register("uniform", "every persona equally likely")
+    ... def my_uniform(X, k, *, rng, prior=None, attributes=None):
+    ...     return rng.choice(len(X), size=k, replace=False)
+    >>> my_uniform.__name__
+    'my_uniform'
+    >>> register("no-such-strategy")
+    Traceback (most recent call last):
+    ...
+    AssertionError: strategy 'no-such-strategy' is not in samplers/registry.py
+    """
     from .registry import STRATEGIES
 
     if name not in STRATEGIES:
@@ -44,21 +86,58 @@ def register(name: str, summary: str = ""):
 
 
 def strategy_names() -> list[str]:
-    """Every strategy name, the default first."""
+    """Every strategy name, the default first.
+
+    Examples
+    --------
+    >>> strategy_names()
+    ['herding', 'blend', 'cells', 'core-farthest', 'facility', 'farthest', 'inverse-density', 'stratified', 'uniform']
+    """
     return registry.strategy_names()
 
 
 def describe() -> dict[str, str]:
-    """name -> one-line description."""
+    """name -> one-line description.
+
+    Examples
+    --------
+    >>> describe()["uniform"]
+    'every persona equally likely: the baseline'
+    >>> list(describe()) == strategy_names()
+    True
+    """
     return {n: registry.STRATEGIES[n].description for n in registry.strategy_names()}
 
 
 def get_strategy(name: str) -> Callable:
-    """The strategy function (imports its module on first use)."""
+    """The strategy function (imports its module on first use).
+
+    Examples
+    --------
+    >>> fn = get_strategy("inverse-density")
+    >>> fn.__module__, fn.__name__
+    ('persona_index.samplers.density', 'inverse_density')
+    >>> get_strategy("random")
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.UnknownStrategyError: unknown strategy 'random'; valid: herding, blend, cells, core-farthest, facility, farthest, inverse-density, stratified, uniform
+    """
     return registry.get_spec(name).load()
 
 
 def check_unit_matrix(X) -> np.ndarray:
+    """``X`` as a 2-d float32 array (converted if needed); anything else raises
+    :class:`~persona_index.errors.SamplingError`. Norms are not checked.
+
+    Examples
+    --------
+    >>> check_unit_matrix([[1.0, 0.0], [0.0, 1.0]]).dtype
+    dtype('float32')
+    >>> check_unit_matrix(np.ones(3))
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.SamplingError: X must be a 2-d (n, d) array, got shape (3,)
+    """
     X = np.asarray(X)
     if X.ndim != 2:
         raise SamplingError(f"X must be a 2-d (n, d) array, got shape {X.shape}")
@@ -96,6 +175,12 @@ def sample(X, k: int, strategy: str = registry.DEFAULT_STRATEGY, *, seed=None, p
     >>> X = np.eye(4, dtype=np.float32)
     >>> sorted(sample(X, 2, "uniform", seed=0).tolist()) == sorted(sample(X, 2, "uniform", seed=0).tolist())
     True
+    >>> sorted(sample(X, 4, "farthest", seed=0).tolist())  # k = n: every row once
+    [0, 1, 2, 3]
+    >>> sample(X, 5)
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.SamplingError: k=5 is larger than the pool (4 personas available)
     """
     params = registry.validate_params(strategy, params)
     fn = get_strategy(strategy)
@@ -131,12 +216,35 @@ def sample(X, k: int, strategy: str = registry.DEFAULT_STRATEGY, *, seed=None, p
 
 
 def warn(msg: str) -> None:
+    """Issue ``msg`` as a :class:`SamplingWarning`, attributed to the caller's
+    caller (the code that asked for the sample).
+
+    Examples
+    --------
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn("stratum 'x' short of its quota")
+    >>> caught[0].category.__name__, str(caught[0].message)
+    ('SamplingWarning', "stratum 'x' short of its quota")
+    """
     warnings.warn(msg, SamplingWarning, stacklevel=3)
 
 
 def weighted_without_replacement(rng: np.random.Generator, weights: np.ndarray, k: int) -> np.ndarray:
     """k distinct indices, drawn with probability proportional to ``weights``
-    (Efraimidis-Spirakis keys: one vectorised pass, no loop per item)."""
+    (Efraimidis-Spirakis keys: one vectorised pass, no loop per item).
+
+    Examples
+    --------
+    Zero weights are never drawn while positive ones remain; with ``k >= n``
+    every index comes back, the zero-weight ones last:
+
+    >>> rng = np.random.default_rng(0)
+    >>> sorted(weighted_without_replacement(rng, np.array([0.0, 1.0, 5.0, 0.0]), 2).tolist())
+    [1, 2]
+    >>> weighted_without_replacement(rng, np.array([0.0, 2.0, 1.0]), 3).tolist()[-1]
+    0
+    """
     w = np.asarray(weights, dtype=np.float64)
     u = rng.random(len(w))
     with np.errstate(divide="ignore"):
@@ -150,7 +258,16 @@ def weighted_without_replacement(rng: np.random.Generator, weights: np.ndarray, 
 def max_similarity(X: np.ndarray, C: np.ndarray, out: np.ndarray | None = None,
                    block: int = 65536) -> np.ndarray:
     """For each row of X, the max cosine similarity to the rows of C (chunked:
-    memory bounded by ``block x len(C)``). Updates ``out`` in place if given."""
+    memory bounded by ``block x len(C)``). Updates ``out`` in place if given.
+
+    Examples
+    --------
+    >>> X = np.eye(3, dtype=np.float32)
+    >>> max_similarity(X, X[:1])
+    array([1., 0., 0.], dtype=float32)
+    >>> max_similarity(X, X[:0])  # nothing chosen yet
+    array([-inf, -inf, -inf], dtype=float32)
+    """
     n = len(X)
     if out is None:
         out = np.full(n, -np.inf, dtype=np.float32)

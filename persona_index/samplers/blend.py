@@ -22,6 +22,26 @@ SAMPLE = 4096
 
 @register("blend", "soft facility location blended with farthest-point (lam: diversity weight)")
 def blend(X, k, *, rng, prior=None, attributes=None, lam=0.45, tau=0.3, sample_size=SAMPLE):
+    """Blended greedy selection (see the module docstring).
+
+    Examples
+    --------
+    ``lam=0`` starts from the most representative persona; ``lam=1``, pure
+    farthest-point, reaches both outliers within three picks:
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.array([1.0, 0.0, 0.0]) + 0.1 * rng.standard_normal((8, 3))  # a cluster
+    >>> X = np.vstack([X, [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])  # and two outliers, rows 8 and 9
+    >>> X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    >>> int(blend(X, 1, rng=np.random.default_rng(0), lam=0.0)[0]) < 8
+    True
+    >>> {8, 9} <= set(blend(X, 3, rng=np.random.default_rng(0), lam=1.0).tolist())
+    True
+    >>> blend(X, 2, rng=np.random.default_rng(0), lam=1.5)
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.SamplingError: lam must be in [0, 1], got 1.5
+    """
     if not 0.0 <= lam <= 1.0:
         raise SamplingError(f"lam must be in [0, 1], got {lam!r}")
     if tau <= 0:

@@ -26,7 +26,23 @@ MAX_DEFAULT_CELLS = 4096
 
 
 def fit_cells(X: np.ndarray, n_cells: int, rng, iters: int = 10, fit_sample: int = FIT_SAMPLE):
-    """Centroids (unit-normalised) from k-means on a subsample of X."""
+    """Centroids (unit-normalised) from k-means on a subsample of X.
+
+    Examples
+    --------
+    Three clusters of unequal size (10, 5, 2) get a centroid each:
+
+    >>> rng = np.random.default_rng(0)
+    >>> labels = np.repeat([0, 1, 2], [10, 5, 2])
+    >>> X = np.eye(3)[labels] + 0.05 * rng.standard_normal((17, 3))
+    >>> X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    >>> cent = fit_cells(X, 3, np.random.default_rng(0))
+    >>> cent.shape, np.linalg.norm(cent, axis=1).round(3).tolist()
+    ((3, 3), [1.0, 1.0, 1.0])
+    >>> cell = assign(X, cent)
+    >>> [len(set(cell[labels == c].tolist())) for c in range(3)], len(set(cell.tolist()))
+    ([1, 1, 1], 3)
+    """
     import warnings
 
     from scipy.cluster.vq import kmeans2
@@ -45,6 +61,14 @@ def fit_cells(X: np.ndarray, n_cells: int, rng, iters: int = 10, fit_sample: int
 
 
 def assign(X: np.ndarray, centroids: np.ndarray, block: int = 65536) -> np.ndarray:
+    """Index of each row's most similar centroid (chunked by ``block`` rows).
+
+    Examples
+    --------
+    >>> I = np.eye(3, dtype=np.float32)
+    >>> assign(I, I[[2, 0, 1]])
+    array([1, 2, 0])
+    """
     out = np.empty(len(X), dtype=np.int64)
     CT = np.ascontiguousarray(centroids.T)
     for s in range(0, len(X), block):
@@ -54,6 +78,20 @@ def assign(X: np.ndarray, centroids: np.ndarray, block: int = 65536) -> np.ndarr
 
 @register("cells", "k-means cells of the embedding, drawn evenly (for free-text pools)")
 def cells(X, k, *, rng, prior=None, attributes=None, n_cells=None):
+    """``k`` rows drawn evenly across k-means cells (see the module docstring).
+
+    Examples
+    --------
+    Three picks from clusters of 10, 5 and 2 personas take one from each:
+
+    >>> rng = np.random.default_rng(0)
+    >>> labels = np.repeat([0, 1, 2], [10, 5, 2])
+    >>> X = np.eye(3)[labels] + 0.05 * rng.standard_normal((17, 3))
+    >>> X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    >>> idx = cells(X, 3, rng=np.random.default_rng(0))
+    >>> sorted(labels[idx].tolist())
+    [0, 1, 2]
+    """
     n = len(X)
     centroids = fit_cells(X, n_cells or min(k, MAX_DEFAULT_CELLS), rng)
     lab = assign(X, centroids)

@@ -23,7 +23,19 @@ from .farthest import farthest_point
 
 def dense_core(X: np.ndarray, trim: float, *, n_neighbors: int = 10, reference: int | None = None,
                rng=None) -> np.ndarray:
-    """Indices of the ``1 - trim`` share of rows with the smallest k-NN distance."""
+    """Indices of the ``1 - trim`` share of rows with the smallest k-NN distance.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.array([1.0, 0.0, 0.0]) + 0.1 * rng.standard_normal((8, 3))  # a cluster
+    >>> X = np.vstack([X, [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])  # and two outliers, rows 8 and 9
+    >>> X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    >>> dense_core(X, 0.2, n_neighbors=3)  # the outliers are the trimmed 20%
+    array([0, 1, 2, 3, 4, 5, 6, 7])
+    >>> len(dense_core(X, 0.0))
+    10
+    """
     if not 0.0 <= trim < 1.0:
         raise SamplingError(f"trim must be in [0, 1), got {trim!r}")
     n = len(X)
@@ -38,6 +50,24 @@ def dense_core(X: np.ndarray, trim: float, *, n_neighbors: int = 10, reference: 
           "farthest-point over the densest (1 - trim) share: diverse and representative")
 def core_farthest(X, k, *, rng, prior=None, attributes=None, trim=0.5, n_neighbors=10,
                   reference=None):
+    """Farthest-point traversal over :func:`dense_core` (see the module docstring).
+
+    Examples
+    --------
+    Plain farthest-point picks an outlier; over the dense core it spreads
+    within the cluster:
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.array([1.0, 0.0, 0.0]) + 0.1 * rng.standard_normal((8, 3))  # a cluster
+    >>> X = np.vstack([X, [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])  # and two outliers, rows 8 and 9
+    >>> X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    >>> from persona_index.samplers.farthest import farthest
+    >>> bool((farthest(X, 2, rng=np.random.default_rng(0)) >= 8).any())
+    True
+    >>> idx = core_farthest(X, 2, rng=np.random.default_rng(0), trim=0.2, n_neighbors=3)
+    >>> bool((idx < 8).all()), len(set(idx.tolist()))
+    (True, 2)
+    """
     core = dense_core(X, trim, n_neighbors=n_neighbors, reference=reference, rng=rng)
     if len(core) < k:  # a small pool: widen the core to what k needs
         r = knn_distance(X, n_neighbors, reference=reference, rng=rng)

@@ -24,7 +24,13 @@ BUDGET = 5e8
 
 def reference_size(n: int, reference: int | None) -> int:
     """``reference`` if given, else 4,096 lowered to keep ``n x reference``
-    under 5e8, never below 512."""
+    under 5e8, never below 512.
+
+    Examples
+    --------
+    >>> reference_size(100_000, None), reference_size(1_000_000, None), reference_size(10, 64)
+    (4096, 512, 64)
+    """
     if reference is not None:
         return int(reference)
     return max(512, min(REFERENCE, int(BUDGET // max(n, 1))))
@@ -36,7 +42,22 @@ def knn_distance(X: np.ndarray, n_neighbors: int = 10, *, reference: int | None 
 
     Exact when ``len(X) <= reference``; otherwise against a random subsample of
     ``reference`` rows (``rng`` chooses it; by default see :func:`reference_size`).
-    Memory: ``block x reference``."""
+    Memory: ``block x reference``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.array([1.0, 0.0, 0.0]) + 0.1 * rng.standard_normal((8, 3))  # a cluster
+    >>> X = np.vstack([X, [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])  # and two outliers, rows 8 and 9
+    >>> X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    >>> r = knn_distance(X, 3)
+    >>> sorted(np.argsort(r)[-2:].tolist())  # the two most isolated rows
+    [8, 9]
+    >>> bool(r[:8].max() < 0.05 < 0.9 < r[8:].min())
+    True
+    >>> knn_distance(X[:1])  # one persona: no neighbours
+    array([1.], dtype=float32)
+    """
     n = len(X)
     reference = reference_size(n, reference)
     if n <= reference:
@@ -65,6 +86,20 @@ def knn_distance(X: np.ndarray, n_neighbors: int = 10, *, reference: int | None 
 @register("inverse-density", "weights density^-alpha from k-NN distances: rare personas more often")
 def inverse_density(X, k, *, rng, prior=None, attributes=None, alpha=3.0, n_neighbors=10,
                     reference=None):
+    """Draw ``k`` rows with weights ``knn_distance ** alpha`` (see the module docstring).
+
+    Examples
+    --------
+    With a steep ``alpha`` the two isolated personas are all but certain:
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.array([1.0, 0.0, 0.0]) + 0.1 * rng.standard_normal((8, 3))  # a cluster
+    >>> X = np.vstack([X, [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])  # and two outliers, rows 8 and 9
+    >>> X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    >>> sorted(inverse_density(X, 2, rng=np.random.default_rng(0), alpha=20,
+    ...                        n_neighbors=3).tolist())
+    [8, 9]
+    """
     r = np.maximum(knn_distance(X, n_neighbors, reference=reference, rng=rng), 1e-6)
     w = r.astype(np.float64) ** float(alpha)
     return weighted_without_replacement(rng, w, k)

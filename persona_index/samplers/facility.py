@@ -21,6 +21,23 @@ SAMPLE = 4096
 
 @register("facility", "greedy facility location: the most representative batch (k-medoids-like)")
 def facility(X, k, *, rng, prior=None, attributes=None, sample_size=SAMPLE):
+    """Greedy facility location (see the module docstring); ``rng`` draws the
+    subsamples of pools over ``sample_size`` rows.
+
+    Examples
+    --------
+    The single most representative persona sits in the cluster; three picks
+    also represent each outlier by itself:
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.array([1.0, 0.0, 0.0]) + 0.1 * rng.standard_normal((8, 3))  # a cluster
+    >>> X = np.vstack([X, [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])  # and two outliers, rows 8 and 9
+    >>> X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    >>> int(facility(X, 1, rng=np.random.default_rng(0))[0]) < 8
+    True
+    >>> sorted(facility(X, 3, rng=np.random.default_rng(0)).tolist())[1:]
+    [8, 9]
+    """
     n = len(X)
     cand = np.arange(n) if n <= sample_size else np.sort(rng.choice(n, sample_size, replace=False))
     if len(cand) < k:  # need at least k candidates

@@ -25,7 +25,18 @@ from .base import max_similarity, register
 
 
 def naive_farthest(X: np.ndarray, k: int, start: int) -> np.ndarray:
-    """Reference greedy k-center: one matrix-vector product per pick."""
+    """Reference greedy k-center: one matrix-vector product per pick.
+
+    Examples
+    --------
+    From 0 degrees: the opposite point (180), then the one farthest from
+    both (100):
+
+    >>> angles = np.deg2rad([0, 20, 100, 180, 250])  # points on a circle
+    >>> X = np.c_[np.cos(angles), np.sin(angles)].astype(np.float32)
+    >>> naive_farthest(X, 3, start=0)
+    array([0, 3, 2])
+    """
     n = len(X)
     maxsim = np.full(n, -np.inf, dtype=np.float32)
     chosen = [int(start)]
@@ -57,6 +68,23 @@ def farthest_point(X: np.ndarray, k: int, *, start: int | None = None,
         (default: adaptive, starting at ``max(256, 8 k)`` capped at n).
     block : rows per chunk of a full pass (memory: ``block x pending`` floats).
     stats : if a dict, receives ``passes`` and ``front`` for benchmarks.
+
+    Examples
+    --------
+    >>> angles = np.deg2rad([0, 20, 100, 180, 250])  # points on a circle
+    >>> X = np.c_[np.cos(angles), np.sin(angles)].astype(np.float32)
+    >>> farthest_point(X, 3, start=0)
+    array([0, 3, 2])
+    >>> farthest_point(X, 2, prior=X[[0, 3]])  # 0 and 180 already drawn
+    array([2, 4])
+
+    It agrees with the reference loop on a larger pool:
+
+    >>> rng = np.random.default_rng(0)
+    >>> Y = rng.standard_normal((500, 16)).astype(np.float32)
+    >>> Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+    >>> np.array_equal(farthest_point(Y, 20, start=7, front=32), naive_farthest(Y, 20, 7))
+    True
     """
     n = len(X)
     maxsim = np.full(n, -np.inf, dtype=np.float32)
@@ -104,4 +132,16 @@ def farthest_point(X: np.ndarray, k: int, *, start: int | None = None,
 
 @register("farthest", "greedy k-center: each pick the persona farthest from all chosen so far")
 def farthest(X, k, *, rng, prior=None, attributes=None, start=None, front=None):
+    """Greedy k-center via :func:`farthest_point`; ``rng`` picks the start
+    when neither ``start`` nor ``prior`` is given.
+
+    Examples
+    --------
+    >>> angles = np.deg2rad([0, 20, 100, 180, 250])  # points on a circle
+    >>> X = np.c_[np.cos(angles), np.sin(angles)].astype(np.float32)
+    >>> farthest(X, 3, rng=np.random.default_rng(0), start=0)
+    array([0, 3, 2])
+    >>> len(set(farthest(X, 5, rng=np.random.default_rng(1)).tolist()))
+    5
+    """
     return farthest_point(X, k, start=start, prior=prior, rng=rng, front=front)

@@ -47,7 +47,16 @@ def _kernel_(S: np.ndarray, tau: float) -> np.ndarray:
 
 
 def mean_kernel(X: np.ndarray, R: np.ndarray, tau: float, block: int = 8192) -> np.ndarray:
-    """For each row of X, its mean kernel value over the rows of R."""
+    """For each row of X, its mean kernel value over the rows of R.
+
+    Examples
+    --------
+    Each row meets itself (kernel 1) and an orthogonal row (``exp(-1 / tau)``):
+
+    >>> I = np.eye(2, dtype=np.float32)
+    >>> mean_kernel(I, I, tau=1.0).round(3)
+    array([0.684, 0.684], dtype=float32)
+    """
     out = np.empty(len(X), dtype=np.float32)
     RT = np.ascontiguousarray(R.T)
     for s in range(0, len(X), block):
@@ -56,7 +65,19 @@ def mean_kernel(X: np.ndarray, R: np.ndarray, tau: float, block: int = 8192) -> 
 
 
 def candidate_rows(n: int, k: int, candidates: int | None, rng) -> np.ndarray:
-    """All rows, or a seeded sorted uniform subsample of ``max(16384, 32 k)``."""
+    """All rows, or a seeded sorted uniform subsample of ``max(16384, 32 k)``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> candidate_rows(100, 5, None, rng).shape
+    (100,)
+    >>> c = candidate_rows(100_000, 10, None, rng)
+    >>> c.shape, bool((np.diff(c) > 0).all())
+    ((16384,), True)
+    >>> candidate_rows(100_000, 1000, None, rng).shape  # 32 per pick
+    (32000,)
+    """
     m = candidates or max(MIN_CANDIDATES, CANDIDATES_PER_PICK * k)
     m = max(m, k)
     if m >= n:
@@ -88,6 +109,8 @@ def herding_select(X: np.ndarray, k: int, *, tau: float = 0.2, beta: float = 0.5
     >>> idx = herding_select(X, 10, rng=0)
     >>> len(set(idx.tolist()))
     10
+    >>> np.array_equal(idx, herding_select(X, 10, rng=1))  # a small pool: no randomness
+    True
     """
     rng = np.random.default_rng(rng)
     n = len(X)
@@ -135,5 +158,20 @@ def herding_select(X: np.ndarray, k: int, *, tau: float = 0.2, beta: float = 0.5
           "distinct regions (the default)")
 def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=0.5, reference=REFERENCE,
             candidates=None):
+    """The registered strategy: :func:`herding_select` with the registry's defaults.
+
+    Examples
+    --------
+    A small batch takes typical personas, spread over the cluster, and leaves
+    the outliers alone:
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.array([1.0, 0.0, 0.0]) + 0.1 * rng.standard_normal((8, 3))  # a cluster
+    >>> X = np.vstack([X, [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])  # and two outliers, rows 8 and 9
+    >>> X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+    >>> idx = herding(X, 3, rng=np.random.default_rng(0))
+    >>> bool((idx < 8).all()), len(set(idx.tolist()))
+    (True, 3)
+    """
     return herding_select(X, k, tau=tau, beta=beta, rng=rng, prior=prior, reference=reference,
                           candidates=candidates)

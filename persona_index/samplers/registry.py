@@ -37,7 +37,17 @@ DEFAULT_STRATEGY = "herding"
 class Param:
     """One strategy parameter. ``type`` is ``float``, ``int``, ``choice``,
     ``names`` (a list of attribute names) or ``target`` (attribute -> value ->
-    weight); ``lo``/``hi`` bound numbers (``lo_open`` excludes ``lo``)."""
+    weight); ``lo``/``hi`` bound numbers (``lo_open`` excludes ``lo``).
+
+    Examples
+    --------
+    >>> Param("alpha", "float", 3.0, "exponent", 0.0, 20.0).describe()
+    'alpha=3.0 [0.0, 20.0]'
+    >>> Param("trim", "float", 0.5, "share left out", 0.0, 1.0, hi_open=True).describe()
+    'trim=0.5 [0.0, 1.0)'
+    >>> Param("within", "choice", "uniform", "draw", choices=("uniform", "farthest")).describe()
+    'within=uniform uniform|farthest'
+    """
 
     name: str
     type: str
@@ -72,6 +82,21 @@ def _fmt(v):
 
 @dataclass(frozen=True)
 class StrategySpec:
+    """A registered strategy: ``module.function`` in :mod:`persona_index.samplers`,
+    its description and its :class:`Param` list. ``load`` imports the module.
+
+    Examples
+    --------
+    >>> spec = STRATEGIES["facility"]
+    >>> spec.load().__name__, [p.name for p in spec.params]
+    ('facility', ['sample_size'])
+    >>> d = spec.to_dict()
+    >>> d["name"], d["params"][0]["default"], d["params"][0]["lo"], "default" in d
+    ('facility', 4096, 16, False)
+    >>> STRATEGIES["herding"].to_dict()["default"]
+    True
+    """
+
     name: str
     module: str
     function: str
@@ -155,11 +180,29 @@ STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
 
 
 def strategy_names() -> list[str]:
-    """Every registered strategy, the default first, then by name."""
+    """Every registered strategy, the default first, then by name.
+
+    Examples
+    --------
+    >>> strategy_names()
+    ['herding', 'blend', 'cells', 'core-farthest', 'facility', 'farthest', 'inverse-density', 'stratified', 'uniform']
+    """
     return [DEFAULT_STRATEGY] + sorted(n for n in STRATEGIES if n != DEFAULT_STRATEGY)
 
 
 def get_spec(name: str) -> StrategySpec:
+    """The :class:`StrategySpec` of ``name``; an unknown name raises
+    :class:`~persona_index.errors.UnknownStrategyError` listing the valid ones.
+
+    Examples
+    --------
+    >>> get_spec("inverse-density").function
+    'inverse_density'
+    >>> get_spec("kmeans")
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.UnknownStrategyError: unknown strategy 'kmeans'; valid: herding, blend, cells, core-farthest, facility, farthest, inverse-density, stratified, uniform
+    """
     try:
         return STRATEGIES[name]
     except (KeyError, TypeError):
@@ -198,7 +241,19 @@ def _is_numpy_number(v) -> bool:
 def validate_params(name: str, params: dict | None) -> dict:
     """The strategy's parameters, checked and normalised (numbers as int or
     float). Raises :class:`StrategyParameterError` (a ``ValueError``) naming
-    the valid parameters or the valid range."""
+    the valid parameters or the valid range.
+
+    Examples
+    --------
+    >>> validate_params("farthest", {"start": "3", "front": None})  # as the CLI passes them
+    {'start': 3, 'front': None}
+    >>> validate_params("stratified", {"by": "region"})
+    {'by': ['region']}
+    >>> validate_params("core-farthest", {"trim": 1.0})
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.StrategyParameterError: core-farthest: trim=1.0 is out of range; valid: [0.0, 1.0)
+    """
     spec = get_spec(name)
     known = {p.name: p for p in spec.params}
     out = {}

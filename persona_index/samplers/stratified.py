@@ -22,7 +22,18 @@ NONE_LABEL = "(none)"
 
 
 def strata_codes(attributes: Mapping[str, np.ndarray], by: list[str]):
-    """Integer stratum code per row and the label tuple of each code."""
+    """Integer stratum code per row and the label tuple of each code.
+
+    Examples
+    --------
+    >>> attrs = {"region": ["Asia", "Africa", "Asia", None],
+    ...          "age": ["old", "young", "young", "old"]}
+    >>> codes, labels = strata_codes(attrs, ["region", "age"])
+    >>> codes
+    array([2, 1, 3, 0])
+    >>> labels
+    [('(none)', 'old'), ('Africa', 'young'), ('Asia', 'old'), ('Asia', 'young')]
+    """
     codes = np.zeros(len(next(iter(attributes.values()))), dtype=np.int64)
     labels_per = []
     for name in by:
@@ -43,7 +54,17 @@ def strata_codes(attributes: Mapping[str, np.ndarray], by: list[str]):
 
 def largest_remainder(weights: np.ndarray, k: int, rng) -> np.ndarray:
     """Integer quotas summing to k, each within one of ``k * w / sum(w)``;
-    remainder ties broken at random (seeded)."""
+    remainder ties broken at random (seeded).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> largest_remainder([2, 1], 4, rng)  # exact shares 2.67 and 1.33
+    array([3, 1])
+    >>> q = largest_remainder([1, 1, 1], 4, rng)  # one stratum, at random, gets 2
+    >>> sorted(q.tolist()), int(q.sum())
+    ([1, 1, 2], 4)
+    """
     w = np.asarray(weights, dtype=np.float64)
     if w.sum() <= 0:
         return np.zeros(len(w), dtype=np.int64)
@@ -58,7 +79,22 @@ def largest_remainder(weights: np.ndarray, k: int, rng) -> np.ndarray:
 
 
 def allocate(sizes: np.ndarray, weights: np.ndarray, k: int, rng) -> np.ndarray:
-    """Quotas from ``weights``, capped by ``sizes``; shortfalls redistributed."""
+    """Quotas from ``weights``, capped by ``sizes``; shortfalls redistributed.
+
+    Examples
+    --------
+    Equal weights ask 3 + 3, but the first stratum has one member:
+
+    >>> import warnings
+    >>> rng = np.random.default_rng(0)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     quota = allocate(np.array([1, 10]), np.array([1.0, 1.0]), 6, rng)
+    >>> quota
+    array([1, 5])
+    >>> str(caught[0].message)
+    '1 stratum/strata short of their quota (short by 2); redistributed to the others'
+    """
     quota = largest_remainder(weights, k, rng)
     short = quota > sizes
     if short.any():
@@ -79,7 +115,17 @@ def allocate(sizes: np.ndarray, weights: np.ndarray, k: int, rng) -> np.ndarray:
 
 
 def parse_target(spec: str) -> tuple[str, dict[str, float]]:
-    """``"region=Africa:0.3,Asia:0.3"`` -> ("region", {"Africa": 0.3, "Asia": 0.3})."""
+    """``"region=Africa:0.3,Asia:0.3"`` -> ("region", {"Africa": 0.3, "Asia": 0.3}).
+
+    Examples
+    --------
+    >>> parse_target("region=Africa:0.3,Asia:0.3")
+    ('region', {'Africa': 0.3, 'Asia': 0.3})
+    >>> parse_target("region=Africa")
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.SamplingError: target 'region=Africa': 'Africa' must be VALUE:WEIGHT
+    """
     if "=" not in spec:
         raise SamplingError(f"target {spec!r} must look like ATTR=VALUE:WEIGHT,VALUE:WEIGHT")
     name, rest = spec.split("=", 1)
@@ -104,7 +150,17 @@ def target_weights(labels, by, sizes, target: Mapping[str, Mapping[str, float]])
     Values named in a target get their weight; values not named share what is
     left (1 - the named total) in proportion to their pool size. Attributes
     without a target keep pool proportions. Targets on several attributes
-    multiply (treated as independent)."""
+    multiply (treated as independent).
+
+    Examples
+    --------
+    Africa gets its 0.5; Asia and Europe share the other half by pool size:
+
+    >>> labels = [("Africa",), ("Asia",), ("Europe",)]
+    >>> w = target_weights(labels, ["region"], [10, 10, 20], {"region": {"Africa": 0.5}})
+    >>> w.round(3)
+    array([0.5  , 0.167, 0.333])
+    """
     sizes = np.asarray(sizes, dtype=np.float64)
     w = sizes.copy()
     for name, dist in target.items():
@@ -138,6 +194,21 @@ def target_weights(labels, by, sizes, target: Mapping[str, Mapping[str, float]])
 @register("stratified", "balance attribute strata: proportional, equal, or a target distribution")
 def stratified(X, k, *, rng, prior=None, attributes=None, by=None, allocation="equal",
                target=None, within="uniform"):
+    """Quotas per stratum of ``by`` (default: every attribute), then a draw
+    inside each stratum (see the module docstring).
+
+    Examples
+    --------
+    >>> X = np.eye(10, dtype=np.float32)
+    >>> region = np.array(["Asia"] * 8 + ["Africa"] * 2, dtype=object)
+    >>> idx = stratified(X, 4, rng=np.random.default_rng(0), attributes={"region": region})
+    >>> sorted(region[idx])  # equal allocation
+    ['Africa', 'Africa', 'Asia', 'Asia']
+    >>> idx = stratified(X, 5, rng=np.random.default_rng(0), attributes={"region": region},
+    ...                  allocation="proportional")
+    >>> sorted(region[idx])
+    ['Africa', 'Asia', 'Asia', 'Asia', 'Asia']
+    """
     if not attributes:
         raise SamplingError("stratified sampling needs attributes (e.g. by=['region'])")
     by = list(by) if by else list(attributes)

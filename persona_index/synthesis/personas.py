@@ -22,7 +22,19 @@ def parse_persona(response: str | None) -> str | None:
 
     Accepts ``Persona: ...`` (any case, bullets, bold), a JSON object with a
     ``persona`` key, or else the first non-empty line; strips quotes and
-    markdown; rejects empty and very long (> 1,000 characters) answers."""
+    markdown; rejects empty and very long (> 1,000 characters) answers.
+
+    Examples
+    --------
+    >>> parse_persona("Sure! Here it is.\\nPersona: A beekeeper in rural Wales.")
+    'A beekeeper in rural Wales.'
+    >>> parse_persona('- **Persona**: "A tax lawyer for start-ups."')
+    'A tax lawyer for start-ups.'
+    >>> parse_persona('{"persona": "A night-shift nurse."}')
+    'A night-shift nurse.'
+    >>> parse_persona("   ") is None
+    True
+    """
     if not response or not response.strip():
         return None
     s = response.strip()
@@ -44,7 +56,18 @@ def parse_persona(response: str | None) -> str | None:
 
 def read_corpus(path: str) -> list[tuple[str, str]]:
     """``(doc_id, text)`` from a txt (one document a line) or jsonl (``text``
-    field, optional ``id``) file."""
+    field, optional ``id``) file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "docs.jsonl")
+    >>> with open(path, "w") as fh:
+    ...     _ = fh.write('{"id": "d1", "text": "How to prune apple trees"}\\n'
+    ...                  '{"id": "d2", "text": " Tax rules for freelancers "}\\n')
+    >>> read_corpus(path)
+    [('d1', 'How to prune apple trees'), ('d2', 'Tax rules for freelancers')]
+    """
     fmt = "txt" if str(path).endswith(".txt") else "jsonl"
     out = []
     for n, rec in iter_file(path, fmt):
@@ -60,7 +83,27 @@ def read_corpus(path: str) -> list[tuple[str, str]]:
 def text_to_persona(index: PersonaIndex, docs: Sequence[tuple[str, str]], config: ClientConfig, *,
                     action: str = "read", licence: str | None = None) -> dict:
     """Ask who would ``action`` each document; ingest the parsed personas with
-    source ``text-to-persona`` and the document id."""
+    source ``text-to-persona`` and the document id.
+
+    Needs an OpenAI-compatible endpoint (``config.base_url``) for every
+    document; the parsing of each reply is :func:`parse_persona`. Without one,
+    an example can only show the call's shape and its checks: no documents
+    ask nothing, and a base URL that cannot be requested fails before any
+    request.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from persona_index.embed import HashEmbedder
+    >>> index = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(16))
+    >>> text_to_persona(index, [], ClientConfig("http://127.0.0.1:8000/v1", "any-model"))
+    {'documents': 0, 'failed_or_unparsed': 0, 'added': 0, 'duplicates': 0}
+    >>> text_to_persona(index, [("d1", "How to prune apple trees")],
+    ...                 ClientConfig("127.0.0.1:8000", "any-model"))
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.InvalidQueryError: base URL '127.0.0.1:8000' must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000/v1
+    """
     prompts = [TEXT_TO_PERSONA.format(text=json.dumps(t, ensure_ascii=False), action=action)
                for _, t in docs]
     comps = complete_all(prompts, config)
@@ -83,7 +126,20 @@ def expand(index: PersonaIndex, seeds: Sequence[dict], config: ClientConfig, *, 
     """Persona-to-persona expansion: each round asks, for every persona added
     in the round before, for one person in a close relationship with them.
     New personas carry ``round`` and ``parent_id``; stops early when a round
-    adds nothing."""
+    adds nothing.
+
+    Needs an OpenAI-compatible endpoint (``config.base_url``); each reply is
+    read with :func:`parse_persona`. Without one, an example can only show the
+    shape of the summary: no seeds, nothing asked, stop after round 1.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from persona_index.embed import HashEmbedder
+    >>> index = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(16))
+    >>> expand(index, [], ClientConfig("http://127.0.0.1:8000/v1", "any-model"), rounds=3)
+    {'rounds': [{'round': 1, 'asked': 0, 'added': 0}], 'added': 0}
+    """
     tmpl = Template("persona-to-persona", PERSONA_TO_PERSONA)
     frontier = [dict(s, id=s.get("id") or persona_id(s["text"])) for s in seeds]
     per_round = []

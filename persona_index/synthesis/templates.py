@@ -72,6 +72,24 @@ class _Row(dict):
 
 @dataclass
 class Template:
+    """A prompt template: ``text`` in ``str.format`` syntax, rendered per
+    persona row (see the module docstring).
+
+    Examples
+    --------
+    The persona enters as a quoted string; a missing attribute as ``unspecified``:
+
+    >>> t = Template("ask", "As {persona}, from {country}: ask one question.")
+    >>> sorted(t.fields())
+    ['country', 'persona']
+    >>> t.render({"text": "a nurse", "country": None})
+    'As "a nurse", from unspecified: ask one question.'
+    >>> t.validate(["region"])
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.InvalidQueryError: template 'ask' uses unknown field(s) ['country']; personas have ['region']
+    """
+
     name: str
     text: str
     granularity: str = "text"
@@ -110,7 +128,24 @@ class Template:
 
 def load_template(name_or_path: str, *, granularity: str = "text",
                   attributes: Sequence[str] = ()) -> Template:
-    """A preset by name, or a user template from a file (``str.format`` syntax)."""
+    """A preset by name, or a user template from a file (``str.format`` syntax).
+
+    Examples
+    --------
+    >>> t = load_template("math", granularity="text+attrs", attributes=["country"])
+    >>> t.render({"text": "a nurse", "country": "Kenya"}).splitlines()[2:5]
+    ['"a nurse"', '</persona>', 'Attributes (data): {"country": "Kenya"}']
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "haiku.txt")
+    >>> with open(path, "w") as fh:
+    ...     _ = fh.write("Write a haiku by {persona}.")
+    >>> load_template(path).render({"text": "a beekeeper"})
+    'Write a haiku by "a beekeeper".'
+    >>> load_template("poem")
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.InvalidQueryError: unknown template 'poem': presets are instruction, knowledge, math, npc, reasoning, tool, or give a file path
+    """
     if name_or_path in PRESETS:
         return Template(name_or_path, PRESETS[name_or_path], granularity, tuple(attributes))
     p = Path(name_or_path)
