@@ -559,7 +559,12 @@ class _Blocks:
 
 
 class _StoreIndex:
-    """Ids and vectors already in the store, for dedup; grows as batches land."""
+    """Ids and vectors already in the store, for dedup; grows as batches land.
+
+    It never builds the snapshot's warm query matrix. Below ``blocking_min``
+    stored rows the store's vectors are streamed from the snapshot the ingest
+    started from on every lookup (memory: one scan batch); from there on they
+    are read once into the k-means blocks (memory: the vectors, once)."""
 
     def __init__(self, index: PersonaIndex, need_vectors: bool, blocking_min: int = BLOCKING_MIN):
         self.ids: set = set()
@@ -568,16 +573,20 @@ class _StoreIndex:
         self.preexisting = 0
         self._new: set = set()
         self.blocks: _Blocks | None = None
+        self._stream = None  # the dataset version whose vectors are streamed
         if index.exists:
-            m = index.snapshot()  # the version the ingest starts from
-            self.id_list = m.ids.to_pylist()
+            snap = index.snapshot()  # the version the ingest starts from
+            ds = snap.dataset
+            self.id_list = ds.to_table(columns=["id"]).column("id").to_pylist()  # scan order
             self.ids = set(self.id_list)
             self.preexisting = len(self.id_list)
-            if need_vectors:
+            if need_vectors and self.preexisting:
                 if self.preexisting >= blocking_min:
-                    self.blocks = _Blocks(m.vectors)
+                    from .snapshot import load_matrix
+
+                    self.blocks = _Blocks(load_matrix(ds, snap.dim)[1])
                 else:
-                    self.chunks = [m.vectors]
+                    self._stream = (ds, snap.dim)
 
     @property
     def method(self) -> str:
@@ -608,7 +617,17 @@ class _StoreIndex:
             best = np.full(len(q), -np.inf, dtype=np.float32)
             arg = np.full(len(q), -1, dtype=np.int64)
             offset = 0
-        for c in self.chunks:
+        chunks = self.chunks
+        if self._stream is not None:
+            ds, dim = self._stream
+
+            def stored():  # the same scan order as id_list
+                for b in ds.to_batches(columns=["vector"], batch_size=block):
+                    yield b.column(0).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+            import itertools
+
+            chunks = itertools.chain(stored(), self.chunks)
+        for c in chunks:
             for s in range(0, len(c), block):
                 sims = q @ c[s:s + block].T
                 j = sims.argmax(axis=1)

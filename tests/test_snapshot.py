@@ -112,3 +112,17 @@ def test_a_draw_reads_one_version_even_when_a_commit_lands_midway(tmp_path, monk
     assert not any(r["text"].startswith("late") for r in b.rows)
     assert [r["id"] for r in b.rows] == b.ids
     assert replay(b.manifest).ids == b.ids
+
+
+@pytest.mark.parametrize("blocking_min", [10**9, 10])  # exact (streamed) and blocked dedup
+def test_ingest_dedups_against_the_store_without_its_warm_matrix(tmp_path, blocking_min):
+    from persona_index.ingest import ingest_records
+
+    idx = _store(tmp_path)
+    other = PersonaIndex(idx.path, HashEmbedder(dim=DIM))
+    start = other.snapshot()  # the view the ingest starts from
+    s = ingest_records(other, [{"persona": "persona 0"}, {"persona": "a brand-new persona"}],
+                       blocking_min=blocking_min)
+    assert s.exact_duplicates == 1 and s.added == 1
+    assert s.near_dedup_method.startswith("exact" if blocking_min > 40 else "blocked")
+    assert start.nbytes == 0 and other.snapshot().nbytes == 0  # no warm matrix was built
