@@ -428,14 +428,15 @@ class Snapshot:
                 where: str | None = None) -> Hits:
         """The ``k`` personas most similar to a stored persona (``id``, left
         out of its own results) or a unit ``vector``."""
-        return self._query(id, vector, k, where, +1)
+        return self.query(id, vector, k, where, +1)
 
     def distant(self, *, id: str | None = None, vector=None, k: int = 10,
                 where: str | None = None) -> Hits:
         """The ``k`` personas least similar to ``id`` or ``vector``."""
-        return self._query(id, vector, k, where, -1)
+        return self.query(id, vector, k, where, -1)
 
-    def _query(self, id, vector, k, where, sign) -> Hits:
+    def query(self, id, vector, k, where, sign) -> Hits:
+        """``similar`` (``sign=+1``) or ``distant`` (``-1``) by id or vector."""
         if (id is None) == (vector is None):
             raise InvalidQueryError("give one of a query text, an id or a vector")
         if id is not None:

@@ -567,7 +567,7 @@ class PersonaIndex:
             if not isinstance(query, str) or not query.strip():
                 raise InvalidQueryError(f"query text must be a non-empty string, got {query!r}")
             vector = self.embed_query([query])[0]
-        return snap._query(id, vector, k, where, sign)
+        return snap.query(id, vector, k, where, sign)
 
     def get(self, ids: Sequence[str] | str) -> list[dict]:
         """The personas with these ids (unknown ids are left out), no vectors."""
