@@ -42,6 +42,14 @@ def test_attributes_match_the_text_and_count_two_to_four():
         # the profession plus one to four of country, age, expertise and a
         # goal or pastime (README), never a template slot left unfilled
         assert 1 <= named + goal_or_pastime <= 4, (text, named, goal_or_pastime)
+        # and every attribute it carries is one the text names (a stratum never
+        # claims what the text does not say)
+        t = tables()
+        if p["age_band"]:
+            forms = t["age_bands"][p["age_band"]]
+            assert any(f.lower() in low for f in forms["pre"] + forms["post"]), (text, p["age_band"])
+        if p["expertise"]:
+            assert any(w.lower() in low for w in t["expertise"][p["expertise"]]), (text, p["expertise"])
         assert "{" not in text and "  " not in text
 
 
