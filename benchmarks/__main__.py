@@ -17,7 +17,8 @@ import numpy as np
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "personahub" / "tools-dev.jsonl"
 CHAT_DATA = DEFAULT_DATA.parents[1] / "persona-chat" / "chat-dev.jsonl"
-SECTIONS = ("sampler", "dedup", "latency", "embedders", "coverage", "speed", "store", "scale", "synth", "ray", "demo", "pool")
+SECTIONS = ("sampler", "dedup", "latency", "embedders", "coverage", "speed", "store", "scale", "synth", "ray", "demo", "pool", "population",
+            "gpu")
 
 
 def main(argv=None) -> int:
@@ -172,10 +173,22 @@ def main(argv=None) -> int:
 
         res["pool"] = run_pool(args.data)
 
+    if "population" in sections:
+        from .population import run_population
+
+        res["population"] = run_population()
+
     if "demo" in sections:
         from .demo import run_demo
 
         res["demo"] = run_demo()
+
+    if "gpu" in sections:  # runs on a CPU too (small sizes); see benchmarks/gpu.py
+        from .gpu import run_gpu
+
+        res["gpu"] = run_gpu(args.data, quick=quick)
+        (out / "gpu.json").write_text(json.dumps({**res["gpu"], "environment": res["environment"]},
+                                                 indent=1, default=str), encoding="utf-8")
 
     if "scale" in sections:
         from .scale import run_scale

@@ -177,6 +177,38 @@ def render(name: str, res: dict) -> str:
                     f"{r['real_vendi']:.1f} for the {r['real_size']:,} real Persona Hub personas "
                     "in `../shared` (same model, same size).")
         return txt + "\n\n" + _provenance(res, "pool")
+    if name == "population":
+        r = res["population"]
+        w, fl, t = r["weights"], r["noise_floor"], r["targets"]
+        L = [f"Total variation distance of `generate --count {r['n']:,} --seed {r['seed']}` to the "
+             "population targets, among the personas that name a country or an age (0 = the "
+             "targets exactly):", "",
+             "| `--weights` | country | age band | personas naming a country / an age | "
+             f"mean ± s.d. over seeds 0-{w['population']['over_seeds']['country']['seeds'] - 1}: "
+             "country / age band |", "|---|---|---|---|---|"]
+        for name_ in ("uniform", "population"):
+            e, o = w[name_]["tv_to_population"], w[name_]["over_seeds"]
+            L.append(f"| `{name_}` | {e['country']:.3f} | {e['age_band']:.3f} | "
+                     f"{w[name_]['named']['country']:,} / {w[name_]['named']['age_band']:,} | "
+                     f"{o['country']['mean']:.3f} ± {o['country']['sd']:.3f} / "
+                     f"{o['age_band']['mean']:.3f} ± {o['age_band']['sd']:.3f} |")
+        L.append(f"| sampling noise alone (exact draws of the same sizes from the targets) | "
+                 f"{fl['country']['mean']:.3f} | {fl['age_band']['mean']:.3f} | | 95th percentile "
+                 f"of {fl['country']['draws']} draws: {fl['country']['p95']:.3f} / "
+                 f"{fl['age_band']['p95']:.3f} |")
+        cs, ag = t["country_source"], t["age_source"]
+        shares = ", ".join(f"{b} {100 * v:.1f}%" for b, v in t["age_band_shares"].items())
+        L += ["", f"Targets: the {t['countries']} countries in proportion to their {cs['year']} "
+              f"population (World Bank `SP.POP.TOTL`, from `datasets/population` "
+              f"`{cs['file']}` at {cs['commit'][:7]}; CC BY 4.0), which puts "
+              + ", ".join(f"{c} at {100 * v:.1f}%" for c, v in t["top_countries"][:2])
+              + f" (the pool's countries hold {100 * t['pool_share_of_world_population']:.1f}% of "
+              f"the world's people; none is missing from the source); the {t['age_bands']} age "
+              f"bands in proportion to the world's adults in {ag['year']} (UN World Population "
+              f"Prospects 2024, medium variant, from `PPgp/wpp2024` at {ag['commit'][:7]}; "
+              f"CC BY 3.0 IGO): {shares}, where 18-24 takes two fifths of the 15-19 group.",
+              "", _provenance(res, "population")]
+        return "\n".join(L)
     if name == "demo":
         r = res["demo"]
         L = [f"On a fresh clone (2 cores): `make setup` (the install) took {r['install_seconds']:.0f} s "
@@ -185,6 +217,10 @@ def render(name: str, res: dict) -> str:
              "| step | s |", "|---|---|"]
         L += [f"| {s['step']} | {s['seconds']:.1f} |" for s in r["steps"]]
         return "\n".join(L + ["", _provenance(res, "demo")])
+    if name == "gpu":
+        from .gpu import markdown as gpu_markdown
+
+        return "\n".join(gpu_markdown(res["gpu"]) + ["", _provenance(res, "gpu")])
     raise KeyError(f"no renderer for generated section {name!r}")
 
 

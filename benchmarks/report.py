@@ -151,6 +151,9 @@ def write_report(results: dict, out: Path) -> None:
     if "synth" in r:
         L += ["## Synthesis client against the local test server", "", "```",
               json.dumps(r["synth"], indent=1), "```", ""]
+    if "population" in r:
+        L += ["## Generated pool: marginals against the population targets (total variation)", "",
+              "```", json.dumps(r["population"], indent=1), "```", ""]
     if "scale" in r:
         L += ["## Scale: a real Lance store of synthetic vectors", "",
               "| N | write rows/s | warm load s (MB) | similar ms (numpy ms) | similar+where | distant | distant+where | ingest 5k into it, personas/s excl. embedding |",
@@ -173,6 +176,10 @@ def write_report(results: dict, out: Path) -> None:
                 L.append(f"| {row['n']} | {s_} | {e['store_seconds']:.2f} | {e['store_extra_mb']:.0f} | "
                          f"{e['array_seconds']:.2f} | {e['array_extra_mb']:.0f} |")
         L.append("")
+    if "gpu" in r:
+        from .gpu import markdown as gpu_markdown
+
+        L += ["## GPU kernels and fast embedding", ""] + gpu_markdown(r["gpu"]) + [""]
     for note in r.get("notes", []):
         L.append(f"- {note}")
     (out / "report.md").write_text("\n".join(L) + "\n", encoding="utf-8")

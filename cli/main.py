@@ -17,7 +17,7 @@ import numpy as np
 from persona_index.outputs import output_file
 from persona_index.errors import InvalidFilterError, PersonaIndexError, StrategyParameterError
 from persona_index.samplers.registry import DEFAULT_STRATEGY, STRATEGIES as _SPECS
-from persona_index.samplers.registry import strategy_names, validate_params
+from persona_index.samplers.registry import DEVICES, strategy_names, validate_params
 
 
 def strict_json(obj):
@@ -345,18 +345,23 @@ def ingest(ctx, path, fmt, text_field, attrs, licence, schema, template, bands, 
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Write the personas to this jsonl file instead of the store.")
+@click.option("--weights", type=click.Choice(["uniform", "population"]), default="uniform",
+              show_default=True,
+              help="How countries and age bands are drawn: equally, or in proportion to "
+                   "population (World Bank 2024) and world age structure (UN WPP 2024); see "
+                   "persona_index/data/population.json.")
 @ingest_options
 @output_options
 @click.pass_context
-def generate(ctx, count, seed, out, near_dup_threshold, no_near_dedup, batch_size, report,
-             progress, as_json):
+def generate(ctx, count, seed, out, weights, near_dup_threshold, no_near_dedup, batch_size,
+             report, progress, as_json):
     """Compose personas from the built-in attribute tables and add them to the store."""
     from persona_index import generate as gen
 
     if out:
         n = 0
         with output_file(out) as fh:
-            for rec in gen.generate(count, seed=seed):
+            for rec in gen.generate(count, seed=seed, weights=weights):
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 n += 1
         emit({"written": n, "out": out}, as_json)
@@ -364,8 +369,9 @@ def generate(ctx, count, seed, out, near_dup_threshold, no_near_dedup, batch_siz
     from persona_index.ingest import ingest_records
 
     idx = open_index(ctx, must_exist=False)
-    s = ingest_records(idx, list(gen.generate(count, seed=seed)),
-                       source=f"generated:seed={seed}", licence=gen.LICENCE,
+    source = f"generated:seed={seed}" + ("" if weights == "uniform" else f",weights={weights}")
+    s = ingest_records(idx, list(gen.generate(count, seed=seed, weights=weights)),
+                       source=source, licence=gen.LICENCE,
                        attrs=list(gen.ATTRIBUTES), near_dedup=not no_near_dedup,
                        near_dup_threshold=near_dup_threshold, batch_size=batch_size,
                        report=report, progress=progress)
@@ -379,12 +385,15 @@ def query_command(name, doc):
     @click.option("-k", type=click.IntRange(1), default=10, show_default=True,
                   help="How many results.")
     @click.option("--where", help="LanceDB SQL filter on attributes, e.g. \"region = 'Africa'\".")
+    @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+                  help="Rank in numpy or torch (auto: numpy unless torch is already loaded and "
+                       "sees a GPU; $PERSONA_INDEX_DEVICE sets it).")
     @output_options
     @row_format_option
     @click.pass_context
-    def cmd(ctx, text, pid, k, where, as_json):
+    def cmd(ctx, text, pid, k, where, device, as_json):
         idx = open_index(ctx)
-        hits = getattr(idx, name)(text, id=pid, k=k, where=where)
+        hits = getattr(idx, name)(text, id=pid, k=k, where=where, device=device)
         rows = [h.to_dict() for h in hits]
         cols = ["similarity", "id", "text"] + [a for a in idx.attributes[:3]]
         emit(rows, as_json, rows=rows, columns=cols)
@@ -489,6 +498,9 @@ def strategies(as_json):
 @click.option("--beta", type=float, help="herding: weight of the spread term (default 0.5).")
 @click.option("--tau", type=float, help="herding, blend: kernel width.")
 @click.option("--param", "extra", multiple=True, help="Any other strategy parameter NAME=VALUE.")
+@click.option("--device", type=click.Choice(DEVICES),
+              help="farthest, herding, inverse-density: run the kernel in numpy or torch "
+                   "(default auto: numpy unless torch is already loaded and sees a GPU).")
 @click.option("--where", help="SQL filter: draw only from matching personas.")
 @click.option("--near", help="Draw among the personas nearest to this text (with --within).")
 @click.option("--within", type=click.IntRange(1), help="Neighbourhood size for --near.")
@@ -505,7 +517,7 @@ def strategies(as_json):
 @row_format_option
 @click.pass_context
 def sample(ctx, n, strategy, by, allocation, target, stratum_method, alpha, n_cells, trim, lam,
-           beta, tau, extra,
+           beta, tau, extra, device,
            where, near, within, seed, session, exclude, replay_path, out, manifest_out, as_json):
     """Draw a batch of personas that covers the persona space."""
     from persona_index.sampling import (batch_rows, draw, load_manifest, replay, sampling_params,
@@ -524,6 +536,8 @@ def sample(ctx, n, strategy, by, allocation, target, stratum_method, alpha, n_ce
         params = sampling_params(by=by, allocation=allocation, target=target,
                                  stratum_method=stratum_method, extra=extra, alpha=alpha,
                                  n_cells=n_cells, trim=trim, lam=lam, beta=beta, tau=tau)
+        if device is not None:
+            params["device"] = device
         strategy = strategy or ("stratified" if params.get("by") else DEFAULT_STRATEGY)
         params = validate_params(strategy, params)  # exit 2 before the store is opened
         if near is not None and not near.strip():

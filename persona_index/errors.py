@@ -180,12 +180,34 @@ class SynthesisError(PersonaIndexError, RuntimeError):
     """
 
 
+class DeviceError(PersonaIndexError, ValueError):
+    """An unknown compute device, or one that is not there (``cuda`` with no
+    GPU that torch can see).
+
+    Examples
+    --------
+    >>> issubclass(DeviceError, ValueError)
+    True
+    """
+
+
 class MissingDependencyError(PersonaIndexError, ImportError):
     """An optional dependency is not installed; the message says which extra.
 
     Examples
     --------
     >>> issubclass(MissingDependencyError, ImportError)
+    True
+    """
+
+
+class UnknownWeightsError(PersonaIndexError, ValueError):
+    """An unknown ``weights`` name for the generated pool; the message lists
+    the valid names.
+
+    Examples
+    --------
+    >>> issubclass(UnknownWeightsError, ValueError)
     True
     """
 

@@ -8,6 +8,14 @@ attributes, the granularity Persona Hub recommends, and carries the
 attributes it names as columns (``profession``, ``domain``, ``country``,
 ``region``, ``age_band``, ``expertise``); an attribute the text does not name
 is left null, so a stratum never claims what the text does not say.
+
+By default every country and age band is equally likely. With
+``weights="population"`` countries are drawn in proportion to their population
+(World Bank 2024) and age bands in proportion to the world's adult age
+structure (UN World Population Prospects 2024); the figures, their sources
+and licences are in ``data/population.json``. The weights apply to the
+personas whose text names a country or an age; ``marginal_errors`` measures
+how far a drawn pool is from the target shares.
 """
 
 from __future__ import annotations
@@ -21,8 +29,12 @@ from typing import Iterator
 
 import numpy as np
 
+from .errors import UnknownWeightsError
+
 ATTRIBUTES = ("profession", "domain", "country", "region", "age_band", "expertise")
 LICENCE = "Apache-2.0 (persona-index generated pool)"
+WEIGHTS = ("uniform", "population")
+WEIGHTED = ("country", "age_band")  # the attributes that weights apply to
 
 
 @lru_cache(maxsize=1)
@@ -40,6 +52,136 @@ def tables() -> dict:
     return json.loads(raw)
 
 
+@lru_cache(maxsize=1)
+def population_tables() -> dict:
+    """The population figures (``data/population.json``), read once.
+
+    Country populations (``countries.population``: name -> ISO code, the
+    source's name and its count) and world population by 5-year age group
+    (``age_bands.groups``, thousands) with the groups that make each of the
+    pool's age bands (``age_bands.bands``); each part names its ``source``:
+    repository, file, commit, year and licence.
+
+    Examples
+    --------
+    >>> t = population_tables()
+    >>> t["countries"]["source"]["year"], t["countries"]["population"]["India"]["iso3"]
+    (2024, 'IND')
+    >>> t["age_bands"]["source"]["licence"].split(" (")[0]
+    'CC BY 3.0 IGO'
+    >>> t["countries"]["missing"]  # every pool country is in the source
+    []
+    """
+    raw = resources.files("persona_index").joinpath("data/population.json").read_text("utf-8")
+    return json.loads(raw)
+
+
+def _check_weights(weights) -> str:
+    if weights not in WEIGHTS:
+        raise UnknownWeightsError(f"unknown weights {weights!r}; valid: {', '.join(WEIGHTS)}")
+    return weights
+
+
+@lru_cache(maxsize=None)
+def _targets(weights: str) -> tuple:
+    t = tables()
+    countries = [c for cs in t["regions"].values() for c in cs]
+    bands = list(t["age_bands"])
+    if weights == "uniform":
+        cw = np.ones(len(countries))
+        aw = np.ones(len(bands))
+    else:
+        pop = population_tables()
+        cw = np.array([pop["countries"]["population"][c]["population"] for c in countries], float)
+        groups = pop["age_bands"]["groups"]
+        aw = np.array([sum(f * groups[g] for g, f in pop["age_bands"]["bands"][b].items())
+                       for b in bands], float)
+    return (tuple(zip(countries, (cw / cw.sum()).tolist())),
+            tuple(zip(bands, (aw / aw.sum()).tolist())))
+
+
+def target_shares(weights: str = "population") -> dict[str, dict[str, float]]:
+    """The target share of each country and age band under ``weights``.
+
+    Parameters
+    ----------
+    weights : {"population", "uniform"}
+        ``"population"``: country populations and world adult age structure
+        from ``data/population.json``, normalised over the pool's 79
+        countries and 6 bands; ``"uniform"``: equal shares.
+
+    Returns
+    -------
+    dict
+        ``{"country": {name: share}, "age_band": {band: share}}``, in the
+        order of ``tables()``; each part sums to 1.
+
+    Examples
+    --------
+    >>> s = target_shares()
+    >>> len(s["country"]), len(s["age_band"]), round(sum(s["country"].values()), 9)
+    (79, 6, 1.0)
+    >>> max(s["country"], key=s["country"].get), round(s["country"]["India"], 3)
+    ('India', 0.211)
+    >>> {b: round(v, 3) for b, v in s["age_band"].items()}
+    {'18-24': 0.152, '25-34': 0.206, '35-44': 0.196, '45-54': 0.162, '55-64': 0.136, '65+': 0.147}
+    >>> target_shares("uniform")["age_band"]["65+"] == 1 / 6
+    True
+    """
+    countries, bands = _targets(_check_weights(weights))
+    return {"country": dict(countries), "age_band": dict(bands)}
+
+
+def marginal_errors(records, weights: str = "population") -> dict[str, float]:
+    """Total variation distance between drawn and target marginals.
+
+    For ``country`` and ``age_band``: half the sum over values of
+    |drawn share - target share|, among the records that name the attribute
+    (the others leave it null and are not counted). 0 is a perfect match, 1
+    means no overlap; a value the target does not know counts in full.
+
+    Parameters
+    ----------
+    records : iterable of dict
+        Personas as ``generate`` yields them (or any dicts with those keys).
+    weights : {"population", "uniform"}
+        The targets to compare with (``target_shares(weights)``).
+
+    Returns
+    -------
+    dict
+        ``{"country": tv, "age_band": tv}``; NaN for an attribute that no
+        record names.
+
+    Examples
+    --------
+    >>> pop = list(generate(4000, seed=0, weights="population"))
+    >>> {a: round(v, 3) for a, v in marginal_errors(pop).items()}
+    {'country': 0.05, 'age_band': 0.018}
+    >>> uni = list(generate(4000, seed=0))
+    >>> {a: round(v, 3) for a, v in marginal_errors(uni).items()}
+    {'country': 0.573, 'age_band': 0.051}
+    >>> marginal_errors([{"country": "Kenya", "age_band": None}], "uniform")["age_band"]
+    nan
+    """
+    targets = target_shares(weights)
+    counts: dict[str, dict] = {a: {} for a in WEIGHTED}
+    for rec in records:
+        for a in WEIGHTED:
+            v = rec.get(a)
+            if v is not None:
+                counts[a][v] = counts[a].get(v, 0) + 1
+    out = {}
+    for a in WEIGHTED:
+        n = sum(counts[a].values())
+        if n == 0:
+            out[a] = float("nan")
+            continue
+        keys = set(targets[a]) | set(counts[a])
+        out[a] = 0.5 * sum(abs(counts[a].get(k, 0) / n - targets[a].get(k, 0.0)) for k in keys)
+    return out
+
+
 _FIELDS_CACHE: dict = {}
 
 
@@ -54,7 +196,7 @@ def _article(text: str) -> str:
     return re.sub(r"\b([Aa]) (?=[aeiouAEIOU])", lambda m: m.group(1) + "n ", text)
 
 
-def generate(count: int, seed=None) -> Iterator[dict]:
+def generate(count: int, seed=None, weights: str = "uniform") -> Iterator[dict]:
     """Yield ``count`` generated personas as dicts (``persona`` plus attributes).
 
     Parameters
@@ -63,7 +205,13 @@ def generate(count: int, seed=None) -> Iterator[dict]:
         How many to compose (duplicates are possible but rare; the store's
         dedup drops them).
     seed : None, int or numpy Generator
-        Same seed, same personas.
+        Same seed (and weights), same personas.
+    weights : {"uniform", "population"}
+        How countries and age bands are drawn, for the personas whose
+        template names them: ``"uniform"`` (default) equally;
+        ``"population"`` in proportion to ``target_shares("population")``
+        (see ``data/population.json``). An unknown name raises
+        ``UnknownWeightsError`` at the call, before anything is drawn.
 
     Examples
     --------
@@ -76,15 +224,33 @@ def generate(count: int, seed=None) -> Iterator[dict]:
     ('Czechia', 'Europe', True)
     >>> list(generate(5, seed=1)) == list(generate(5, seed=1))
     True
+    >>> [p["country"] for p in generate(8, seed=0, weights="population") if p["country"]]
+    ['Malaysia', 'Nigeria', 'China', 'China', 'Pakistan', 'Bangladesh']
     """
-    rng = np.random.default_rng(seed)
+    _check_weights(weights)
+    return _compose(int(count), np.random.default_rng(seed), weights)
+
+
+def _pick(rng, n: int, cdf) -> int:
+    if cdf is None:
+        return int(rng.integers(n))
+    # the last cumulative share may round just below 1
+    return min(int(np.searchsorted(cdf, rng.random(), side="right")), n - 1)
+
+
+def _compose(count: int, rng, weights: str) -> Iterator[dict]:
     t = tables()
     prof = [(p, dom) for dom, ps in t["professions"].items() for p in ps]
     ctry = [(c, reg) for reg, cs in t["regions"].items() for c in cs]
     ages = list(t["age_bands"].items())
     exps = list(t["expertise"].items())
     goals, hobbies, places, templates = t["goals"], t["hobbies"], t["places"], t["templates"]
-    for _ in range(int(count)):
+    c_cdf = a_cdf = None  # uniform keeps its integer draws, so its personas do not change
+    if weights == "population":
+        share = target_shares("population")
+        c_cdf = np.cumsum([share["country"][c] for c, _ in ctry])
+        a_cdf = np.cumsum([share["age_band"][b] for b, _ in ages])
+    for _ in range(count):
         tpl = templates[rng.integers(len(templates))]
         fields = {f.lower() for f in _fields(tpl)}
         p, dom = prof[rng.integers(len(prof))]
@@ -92,13 +258,13 @@ def generate(count: int, seed=None) -> Iterator[dict]:
                "age_band": None, "expertise": None}
         vals = {"profession": p}
         if "country" in fields:
-            c, reg = ctry[rng.integers(len(ctry))]
+            c, reg = ctry[_pick(rng, len(ctry), c_cdf)]
             rec["country"], rec["region"] = c, reg
             vals["country"] = c
         if "place" in fields:
             vals["place"] = places[rng.integers(len(places))]
         if "age_pre" in fields or "age_post" in fields:
-            band, forms = ages[rng.integers(len(ages))]
+            band, forms = ages[_pick(rng, len(ages), a_cdf)]
             rec["age_band"] = band
             vals["age_pre"] = forms["pre"][rng.integers(len(forms["pre"]))]
             vals["age_post"] = forms["post"][rng.integers(len(forms["post"]))]

@@ -220,6 +220,7 @@ class Snapshot:
         self._filters: OrderedDict = OrderedDict()
         self._attrs: dict = {}
         self._rows = None
+        self._resident: dict = {}  # device -> the matrix kept there (persona_index.kernels)
 
     # -- what the version holds ----------------------------------------------
     @property
@@ -395,19 +396,30 @@ class Snapshot:
 
     # -- queries -------------------------------------------------------------
     def rank(self, vector, k: int, *, where: str | None = None, sign: int = +1,
-             leave_out: int | None = None) -> Hits:
+             leave_out: int | None = None, device: str = "auto") -> Hits:
         """The ``k`` rows most (``sign=+1``) or least (``-1``) cosine-similar to a
-        unit ``vector``, ties broken by position; ``leave_out`` a position."""
+        unit ``vector``, ties broken by position; ``leave_out`` a position.
+        ``device`` (see :mod:`persona_index.kernels`): the torch kernels keep
+        the matrix resident on the device for the snapshot's life."""
+        from .kernels import resolve_device
+
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
             raise InvalidQueryError(f"k must be a positive integer, got {k!r}")
         q = np.asarray(vector, dtype=np.float32).reshape(-1)
         if q.shape[0] != self.dim:
             raise InvalidQueryError(f"query vector has dim {q.shape[0]}, the store {self.dim}")
-        sims = self.vectors @ q
+        dev = resolve_device(device, self.vectors.size)
         cand = self.positions(where) if where else None
         if leave_out is not None:
-            cand = np.arange(len(sims)) if cand is None else cand
+            cand = np.arange(len(self.vectors)) if cand is None else cand
             cand = cand[cand != leave_out]
+        if dev != "numpy":
+            from .kernels import top_k_torch
+
+            pos, s = top_k_torch(self.vectors, q, k, sign=sign, candidates=cand, device=dev,
+                                 cache=self._resident)
+            return self.hits(pos, s) if len(pos) else Hits()
+        sims = self.vectors @ q
         scores = sims if cand is None else sims[cand]
         k_eff = min(int(k), len(scores))
         if k_eff == 0:
@@ -425,24 +437,25 @@ class Snapshot:
         return pos
 
     def similar(self, *, id: str | None = None, vector=None, k: int = 10,
-                where: str | None = None) -> Hits:
+                where: str | None = None, device: str = "auto") -> Hits:
         """The ``k`` personas most similar to a stored persona (``id``, left
         out of its own results) or a unit ``vector``."""
-        return self.query(id, vector, k, where, +1)
+        return self.query(id, vector, k, where, +1, device=device)
 
     def distant(self, *, id: str | None = None, vector=None, k: int = 10,
-                where: str | None = None) -> Hits:
+                where: str | None = None, device: str = "auto") -> Hits:
         """The ``k`` personas least similar to ``id`` or ``vector``."""
-        return self.query(id, vector, k, where, -1)
+        return self.query(id, vector, k, where, -1, device=device)
 
-    def query(self, id, vector, k, where, sign) -> Hits:
+    def query(self, id, vector, k, where, sign, *, device: str = "auto") -> Hits:
         """``similar`` (``sign=+1``) or ``distant`` (``-1``) by id or vector."""
         if (id is None) == (vector is None):
             raise InvalidQueryError("give one of a query text, an id or a vector")
         if id is not None:
             pos = self._by_id(id)
-            return self.rank(self.vectors[pos], k, where=where, sign=sign, leave_out=pos)
-        return self.rank(vector, k, where=where, sign=sign)
+            return self.rank(self.vectors[pos], k, where=where, sign=sign, leave_out=pos,
+                             device=device)
+        return self.rank(vector, k, where=where, sign=sign, device=device)
 
     def hits(self, positions, similarities) -> Hits:
         rows = self.take(positions).to_pylist()

@@ -542,21 +542,22 @@ class PersonaIndex:
 
     # -- reading (each call reads one snapshot) ------------------------------
     def similar(self, query: str | None = None, *, id: str | None = None, k: int = 10,
-                where: str | None = None, vector=None) -> Hits:
+                where: str | None = None, vector=None, device: str = "auto") -> Hits:
         """The ``k`` personas most similar (cosine) to a text, a stored persona
         (``id``) or a unit ``vector``.
 
         Exact. By ``id`` the persona itself is left out of its own results.
-        ``where`` is a LanceDB SQL filter on the attribute columns.
+        ``where`` is a LanceDB SQL filter on the attribute columns. ``device``
+        runs the ranking in numpy or torch (see :mod:`persona_index.kernels`).
         """
-        return self._query(query, id, vector, k, where, +1)
+        return self._query(query, id, vector, k, where, +1, device)
 
     def distant(self, query: str | None = None, *, id: str | None = None, k: int = 10,
-                where: str | None = None, vector=None) -> Hits:
+                where: str | None = None, vector=None, device: str = "auto") -> Hits:
         """The ``k`` personas least similar (cosine) to a text, id or vector."""
-        return self._query(query, id, vector, k, where, -1)
+        return self._query(query, id, vector, k, where, -1, device)
 
-    def _query(self, query, id, vector, k, where, sign) -> Hits:
+    def _query(self, query, id, vector, k, where, sign, device="auto") -> Hits:
         given = sum(x is not None for x in (query, id, vector))
         if given != 1:
             raise InvalidQueryError("give one of a query text, an id or a vector")
@@ -567,7 +568,7 @@ class PersonaIndex:
             if not isinstance(query, str) or not query.strip():
                 raise InvalidQueryError(f"query text must be a non-empty string, got {query!r}")
             vector = self.embed_query([query])[0]
-        return snap.query(id, vector, k, where, sign)
+        return snap.query(id, vector, k, where, sign, device=device)
 
     def get(self, ids: Sequence[str] | str) -> list[dict]:
         """The personas with these ids (unknown ids are left out), no vectors."""

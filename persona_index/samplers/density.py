@@ -85,8 +85,10 @@ def knn_distance(X: np.ndarray, n_neighbors: int = 10, *, reference: int | None 
 
 @register("inverse-density", "weights density^-alpha from k-NN distances: rare personas more often")
 def inverse_density(X, k, *, rng, prior=None, attributes=None, alpha=3.0, n_neighbors=10,
-                    reference=None):
-    """Draw ``k`` rows with weights ``knn_distance ** alpha`` (see the module docstring).
+                    reference=None, device="auto"):
+    """Draw ``k`` rows with weights ``knn_distance ** alpha`` (see the module docstring);
+    ``device`` picks numpy or the torch twin of the k-NN distances
+    (:mod:`persona_index.kernels`).
 
     Examples
     --------
@@ -100,6 +102,15 @@ def inverse_density(X, k, *, rng, prior=None, attributes=None, alpha=3.0, n_neig
     ...                        n_neighbors=3).tolist())
     [8, 9]
     """
-    r = np.maximum(knn_distance(X, n_neighbors, reference=reference, rng=rng), 1e-6)
+    from ..kernels import resolve_device
+
+    dev = resolve_device(device, X.size)
+    if dev != "numpy":
+        from ..kernels import knn_distance_torch
+
+        r = knn_distance_torch(X, n_neighbors, reference=reference, rng=rng, device=dev)
+    else:
+        r = knn_distance(X, n_neighbors, reference=reference, rng=rng)
+    r = np.maximum(r, 1e-6)
     w = r.astype(np.float64) ** float(alpha)
     return weighted_without_replacement(rng, w, k)

@@ -131,9 +131,10 @@ def farthest_point(X: np.ndarray, k: int, *, start: int | None = None,
 
 
 @register("farthest", "greedy k-center: each pick the persona farthest from all chosen so far")
-def farthest(X, k, *, rng, prior=None, attributes=None, start=None, front=None):
+def farthest(X, k, *, rng, prior=None, attributes=None, start=None, front=None, device="auto"):
     """Greedy k-center via :func:`farthest_point`; ``rng`` picks the start
-    when neither ``start`` nor ``prior`` is given.
+    when neither ``start`` nor ``prior`` is given. ``device`` picks numpy or
+    the torch twin (:mod:`persona_index.kernels`), which makes the same picks.
 
     Examples
     --------
@@ -144,4 +145,12 @@ def farthest(X, k, *, rng, prior=None, attributes=None, start=None, front=None):
     >>> len(set(farthest(X, 5, rng=np.random.default_rng(1)).tolist()))
     5
     """
+    from ..kernels import resolve_device
+
+    dev = resolve_device(device, X.size)
+    if dev != "numpy":
+        from ..kernels import farthest_point_torch
+
+        return farthest_point_torch(X, k, start=start, prior=prior, rng=rng, front=front,
+                                    device=dev)
     return farthest_point(X, k, start=start, prior=prior, rng=rng, front=front)

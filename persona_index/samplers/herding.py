@@ -157,8 +157,9 @@ def herding_select(X: np.ndarray, k: int, *, tau: float = 0.2, beta: float = 0.5
 @register("herding", "kernel herding plus a standardised spread term: typical personas from "
           "distinct regions (the default)")
 def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=0.5, reference=REFERENCE,
-            candidates=None):
-    """The registered strategy: :func:`herding_select` with the registry's defaults.
+            candidates=None, device="auto"):
+    """The registered strategy: :func:`herding_select` with the registry's defaults;
+    ``device`` picks numpy or its torch twin (:mod:`persona_index.kernels`).
 
     Examples
     --------
@@ -173,5 +174,13 @@ def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=0.5, refere
     >>> bool((idx < 8).all()), len(set(idx.tolist()))
     (True, 3)
     """
+    from ..kernels import resolve_device
+
+    dev = resolve_device(device, X.size)
+    if dev != "numpy":
+        from ..kernels import herding_select_torch
+
+        return herding_select_torch(X, k, tau=tau, beta=beta, rng=rng, prior=prior,
+                                    reference=reference, candidates=candidates, device=dev)
     return herding_select(X, k, tau=tau, beta=beta, rng=rng, prior=prior, reference=reference,
                           candidates=candidates)

@@ -17,7 +17,7 @@ Examples
 >>> validate_params("herding", {"alpha": 2})
 Traceback (most recent call last):
 ...
-persona_index.errors.StrategyParameterError: strategy 'herding' takes no parameter 'alpha'; its parameters: tau, beta, reference, candidates
+persona_index.errors.StrategyParameterError: strategy 'herding' takes no parameter 'alpha'; its parameters: tau, beta, reference, candidates, device
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ from ..errors import StrategyParameterError, UnknownStrategyError
 
 #: the strategy ``sample`` and ``draw`` use when none is named
 DEFAULT_STRATEGY = "herding"
+#: where a kernel runs (see :mod:`persona_index.kernels`): ``auto`` (numpy,
+#: unless torch is already loaded and sees a GPU), ``numpy``, ``torch-cpu``, ``cuda``
+DEVICES = ("auto", "numpy", "torch-cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,9 @@ class StrategySpec:
 _NEIGHBORS = Param("n_neighbors", "int", 10, "neighbours in the k-NN density estimate", 1, 1000)
 _REFERENCE = Param("reference", "int", None, "reference rows for the density estimate (default "
                    "4096, fewer above 122k personas)", 16, 10**7, nullable=True)
+_DEVICE = Param("device", "choice", "auto", "where the kernel runs: auto (numpy, or CUDA when "
+                "torch is already loaded, sees a GPU and the pool is large), numpy, torch-cpu, "
+                "cuda", choices=DEVICES)
 
 STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
     StrategySpec("herding", "herding", "herding",
@@ -131,6 +137,7 @@ STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
                            "averaged over", 16, 10**7),
                      Param("candidates", "int", None, "candidate subsample for large pools "
                            "(default max(16384, 32 k))", 1, 10**9, nullable=True),
+                     _DEVICE,
                  )),
     StrategySpec("uniform", "uniform", "uniform", "every persona equally likely: the baseline"),
     StrategySpec("stratified", "stratified", "stratified",
@@ -154,11 +161,12 @@ STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
                            nullable=True),
                      Param("front", "int", None, "front-runners kept exact between passes", 1,
                            10**9, nullable=True),
+                     _DEVICE,
                  )),
     StrategySpec("inverse-density", "density", "inverse_density",
                  "weights (k-NN distance)^alpha: rare personas drawn more often", (
                      Param("alpha", "float", 3.0, "exponent (0 = uniform)", 0.0, 20.0),
-                     _NEIGHBORS, _REFERENCE,
+                     _NEIGHBORS, _REFERENCE, _DEVICE,
                  )),
     StrategySpec("core-farthest", "core", "core_farthest",
                  "farthest-point over the densest (1 - trim) share of the pool", (
