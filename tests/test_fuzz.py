@@ -85,13 +85,16 @@ def test_fuzz_ingest_is_consistent_or_refused_cleanly(tmp_path_factory, first, s
             seen_here.add(pid)
             if "age" in r and isinstance(r["age"], bool) and "age" in stored[pid]:
                 v = stored[pid]["age"]
-                assert v == r["age"] or v in ("True", "False", "true", "false")
+                assert v in (r["age"], str(r["age"]), str(r["age"]).lower())
 
 
 def test_fuzz_figures():
     """Prints what the fuzz test generated (runs after it in file order)."""
+    if not COUNTS["files"]:
+        pytest.skip("the ingest fuzz test did not run")
     print("fuzz figures:", json.dumps(COUNTS))
-    assert COUNTS["tracebacks"] == 0
+    # both outcomes occur: an ingest that refused (or accepted) everything fails here
+    assert COUNTS["ingested"] > 0 and COUNTS["refused"] > 0 and COUNTS["tracebacks"] == 0
 
 
 @pytest.fixture(scope="module")

@@ -94,6 +94,12 @@ def test_near_dedup_within_batch_and_against_store(new_store, tmp_path):
     assert (s2.added, s2.near_duplicates) == (0, 1)
     e2 = json.loads(open(tmp_path / "r2.jsonl").readline())
     assert e2["matched_in"] == "store" and e2["matched_id"] == persona_id(a)
+    # the same lookup through the k-means blocks (used from 200k stored rows on)
+    s_b = ingest_records(new_store, [{"persona": b.replace("volunteers.", "volunteers !")}],
+                         blocking_min=1, report=str(tmp_path / "r3.jsonl"))
+    assert (s_b.added, s_b.near_duplicates) == (0, 1) and s_b.near_dedup_method.startswith("blocked")
+    e3 = json.loads(open(tmp_path / "r3.jsonl").readline())
+    assert e3["matched_in"] == "store" and e3["matched_id"] == persona_id(a)
     # turned off, the near duplicate is kept
     s3 = ingest_file(new_store, f2, near_dedup=False)
     assert s3.added == 1

@@ -58,7 +58,9 @@ def test_cell_grid_coverage():
     pool = rng.standard_normal((5000, 16)).astype(np.float32)
     pool /= np.linalg.norm(pool, axis=1, keepdims=True)
     g = CellGrid(pool, dims=3, bins=4)
-    assert len(g.occupied) <= 64
+    assert len(g.occupied) == 64  # 5,000 gaussian rows reach every cell
+    for j in range(3):  # equal-mass bins: each quarter of each axis holds a quarter of the pool
+        assert np.bincount((g.pool_cells // 4 ** (2 - j)) % 4, minlength=4).tolist() == [1250] * 4
     assert g.coverage(pool) == pytest.approx((1.0, 1.0))
     one = g.coverage(pool[:1])
     assert one[0] == pytest.approx(1 / len(g.occupied))
