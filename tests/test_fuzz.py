@@ -47,7 +47,7 @@ def _state(idx):
     return {k: i[k] for k in ("count", "table_version", "columns", "attributes")}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(first=rows, second=rows)
 def test_fuzz_ingest_is_consistent_or_refused_cleanly(tmp_path_factory, first, second):
     d = tmp_path_factory.mktemp("fuzz")
