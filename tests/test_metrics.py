@@ -89,3 +89,11 @@ def test_coverage_report_has_every_metric():
         assert np.isfinite(rep[key])
     assert 0 < rep["attribute_balance"]["region"] <= 1
     assert 0 < rep["target_divergence"]["region"]["tv"] < 1
+    # each key is its own metric, not a neighbour's
+    from persona_index.metrics import kcenter_radius, mean_pairwise_distance, vendi_score
+
+    rmax, rmean = kcenter_radius(pool[:50], pool)
+    assert rep["kcenter_radius"] == pytest.approx(rmax) and rep["mean_nearest_distance"] == pytest.approx(rmean)
+    assert rep["vendi"] == pytest.approx(vendi_score(pool[:50]))
+    assert rep["mean_pairwise_distance"] == pytest.approx(mean_pairwise_distance(pool[:50]))
+    assert rep["target_divergence"]["region"]["tv"] == pytest.approx((reg[:50] == "y").mean())

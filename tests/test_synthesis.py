@@ -167,5 +167,7 @@ def test_text_to_persona_and_expansion_ingest_with_provenance(tmp_path, embedder
     assert all(x["added"] >= 1 for x in e["rounds"]) and e["rounds"][0]["added"] == 2
     exp = [x for x in idx.get(idx.vectors()[0]) if x["source"] == "persona-to-persona"]
     assert len(exp) == e["added"] and {x["round"] for x in exp} == {1, 2, 3}
-    parents = {x["id"] for x in rows_} | {x["id"] for x in exp}
-    assert all(x["parent_id"] in parents for x in exp)
+    # a round-1 persona descends from a seed, a round-r one from round r-1, never itself
+    round_of = {x["id"]: x["round"] for x in exp} | {x["id"]: 0 for x in rows_}
+    assert all(x["parent_id"] != x["id"] and round_of.get(x["parent_id"]) == x["round"] - 1
+               for x in exp)
