@@ -18,7 +18,7 @@ import numpy as np
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "personahub" / "tools-dev.jsonl"
 CHAT_DATA = DEFAULT_DATA.parents[1] / "persona-chat" / "chat-dev.jsonl"
 SECTIONS = ("sampler", "dedup", "latency", "embedders", "coverage", "speed", "store", "scale", "synth", "ray", "demo", "pool", "population",
-            "gpu")
+            "gpu", "minhash")
 
 
 def main(argv=None) -> int:
@@ -95,6 +95,19 @@ def main(argv=None) -> int:
             texts = [p.strip() for p in personas]
             dsets[name] = (texts, cached_embeddings(texts, f"{name}-personas-stripped"))
         res["dedup"] = run_dedup(dsets)
+
+    if "minhash" in sections:
+        from .minhash import run_minhash
+
+        msets = {}
+        for name, path in (("tools", args.data), ("chat", str(CHAT_DATA))):
+            if not path or not Path(path).exists():
+                continue
+            personas, _ = load_pairs(path)
+            texts = [p.strip() for p in personas]
+            msets[name] = (texts, cached_embeddings(texts, f"{name}-personas-stripped"))
+        res["minhash"] = run_minhash(msets, n_generated=10_000 if quick else 100_000,
+                                     subset=2_000 if quick else 10_000)
 
     if "embedders" in sections and args.data:
         from .embedders import run_embedders

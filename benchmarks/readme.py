@@ -221,6 +221,10 @@ def render(name: str, res: dict) -> str:
         from .gpu import markdown as gpu_markdown
 
         return "\n".join(gpu_markdown(res["gpu"]) + ["", _provenance(res, "gpu")])
+    if name == "minhash":
+        from .minhash import markdown as minhash_markdown
+
+        return "\n".join(minhash_markdown(res["minhash"]) + ["", _provenance(res, "minhash")])
     raise KeyError(f"no renderer for generated section {name!r}")
 
 

@@ -176,6 +176,11 @@ def write_report(results: dict, out: Path) -> None:
                 L.append(f"| {row['n']} | {s_} | {e['store_seconds']:.2f} | {e['store_extra_mb']:.0f} | "
                          f"{e['array_seconds']:.2f} | {e['array_extra_mb']:.0f} |")
         L.append("")
+    if "minhash" in r:
+        from .minhash import markdown as minhash_markdown
+
+        L += ["## MinHash at ingest: beyond the embedding stage, and its cost", ""]
+        L += minhash_markdown(r["minhash"]) + [""]
     if "gpu" in r:
         from .gpu import markdown as gpu_markdown
 

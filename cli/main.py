@@ -248,11 +248,16 @@ def _summary_out(summary, as_json):
         return
     keys = ["source", "read", "added", "exact_duplicates", "near_duplicates", "rejected",
             "over_token_window", "batches", "seconds", "personas_per_s", "version_after"]
+    if d.get("minhash"):  # the MinHash stage ran
+        keys[4:4] = ["minhash_duplicates"]
+        keys[-2:-2] = ["minhash_seconds"]
     emit({k: (round(d[k], 2) if isinstance(d[k], float) else d[k]) for k in keys}, False)
     if d["examples"]:
         click.echo("examples of dropped rows:")
-        click.echo(format_table(d["examples"][:6], ["line", "reason", "matched_id", "matched_in",
-                                                    "similarity", "detail"]))
+        cols = ["line", "reason", "matched_id", "matched_in", "similarity", "detail"]
+        if any("jaccard" in e for e in d["examples"]):
+            cols[5:5] = ["jaccard"]
+        click.echo(format_table(d["examples"][:6], cols))
 
 
 def ingest_options(fn):
@@ -285,9 +290,10 @@ def _schema_option(check):
 
 
 @cli.command()
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet", "txt"]),
-              help="Input format (default: from the file's suffix).")
+              help="Input format (default: from the file's suffix; a folder: a datasets "
+                   "save_to_disk folder, else its parquet shards).")
 @click.option("--text-field", help="The field holding the persona text "
                                    "(default: persona, input persona, text or description).")
 @click.option("--attr", "attrs", multiple=True,
@@ -306,6 +312,14 @@ def _schema_option(check):
               help="Derive attribute NAME_band from numeric field NAME, e.g. age=18,25,35,50,65 "
                    "(repeatable).")
 @click.option("--strict", is_flag=True, help="Refuse the whole file if any row is unusable.")
+@click.option("--minhash", is_flag=True,
+              help="Drop lexical near duplicates (MinHash over words) before embedding, against "
+                   "the file and the store (the 'minhash' extra).")
+@click.option("--minhash-threshold", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Estimated Jaccard of the word sets at or above which --minhash drops a "
+                   "persona.  [default: 0.9]")
+@click.option("--minhash-perms", type=click.IntRange(1, 4096), default=None,
+              help="MinHash permutations for --minhash.  [default: 128]")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="ray: embed on a Ray Data actor pool (the 'ray' extra).")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
@@ -314,28 +328,39 @@ def _schema_option(check):
 @ingest_options
 @output_options
 @click.pass_context
-def ingest(ctx, path, fmt, text_field, attrs, licence, schema, template, bands, strict, engine,
-           workers, gpu, near_dup_threshold, no_near_dedup, batch_size, report, progress, as_json):
-    """Ingest a jsonl, csv, parquet or txt file of personas (validate, embed, dedup)."""
+def ingest(ctx, path, fmt, text_field, attrs, licence, schema, template, bands, strict, minhash,
+           minhash_threshold, minhash_perms, engine, workers, gpu, near_dup_threshold,
+           no_near_dedup, batch_size, report, progress, as_json):
+    """Ingest a jsonl, csv, parquet or txt file of personas (validate, embed, dedup).
+
+    PATH may also be a folder of parquet shards, or a folder written by
+    datasets' save_to_disk (the 'hf' extra); nothing is downloaded.
+    """
     from persona_index.ingest import ingest_file
 
     if template and schema not in ("auto", "profiles"):
         raise click.UsageError(f"--template composes a profile's text: it goes with "
                                f"--schema profiles (or auto), not {schema}")
+    if not minhash and (minhash_threshold is not None or minhash_perms is not None):
+        raise click.UsageError("--minhash-threshold and --minhash-perms go with --minhash")
+    mh = False
+    if minhash:
+        mh = {k: v for k, v in (("threshold", minhash_threshold), ("num_perm", minhash_perms))
+              if v is not None}
     idx = open_index(ctx, must_exist=False)
     kw = dict(fmt=fmt, licence=licence, text_field=text_field, attrs=list(attrs) or None,
               near_dedup=not no_near_dedup, near_dup_threshold=near_dup_threshold,
               batch_size=batch_size, report=report, progress=progress)
     if engine == "ray":
-        if strict or template or bands:
-            raise click.UsageError("--strict, --template and --bands are not supported with "
-                                   "--engine ray yet")
+        if strict or template or bands or minhash:
+            raise click.UsageError("--strict, --template, --bands and --minhash are not "
+                                   "supported with --engine ray yet")
         from persona_index.distributed import ingest_file_ray
 
         s = ingest_file_ray(idx, path, num_workers=workers, use_gpu=gpu, **kw)
     else:
         s = ingest_file(idx, path, strict=strict, schema=schema, template=template, bands=bands,
-                        **kw)
+                        minhash=mh, **kw)
     _summary_out(s, as_json)
 
 

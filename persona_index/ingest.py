@@ -3,10 +3,17 @@
 Two passes over the input. The first is cheap (parsing only) and checks the
 whole file before anything is written: a malformed file raises
 :class:`InputFileError` naming the file and line, and the store is untouched.
-The second streams batches: embed, drop exact and near duplicates (within the
-batch and against the store, first occurrence kept), write one commit per
-batch. Ids are content hashes, so re-running an interrupted ingest skips what
-was committed and adds only the rest.
+The second streams batches: drop exact duplicates, then (with ``minhash``)
+lexical near duplicates by MinHash (:mod:`persona_index.minhash`), embed, drop
+near duplicates by cosine (within the batch and against the store, first
+occurrence kept), write one commit per batch. Ids are content hashes, so
+re-running an interrupted ingest skips what was committed and adds only the
+rest.
+
+Inputs: jsonl, csv, parquet and txt files; a folder of parquet shards; a
+folder written by ``datasets``' ``save_to_disk`` (the ``hf`` extra); and, in
+Python, records, Arrow tables, pandas frames and ``datasets.Dataset`` /
+``IterableDataset`` objects (read in batches, never downloaded by this code).
 """
 
 from __future__ import annotations
@@ -101,7 +108,8 @@ def _detect_format(path: str, fmt: str | None) -> str:
 
 
 def iter_file(path: str | Path, fmt: str | None = None) -> Iterator[tuple[int, dict]]:
-    """Yield ``(line, record)`` from a jsonl, csv, parquet or txt file.
+    """Yield ``(line, record)`` from a jsonl, csv, parquet or txt file, or from
+    a folder (parquet shards or a ``save_to_disk`` folder: :func:`iter_folder`).
 
     ``line`` is the 1-based line (jsonl, txt, csv) or row (parquet) number.
     Raises :class:`InputFileError` on the first malformed line.
@@ -121,6 +129,9 @@ def iter_file(path: str | Path, fmt: str | None = None) -> Iterator[tuple[int, d
     persona_index.errors.InputFileError: .../p.jsonl:2: malformed JSON (...)
     """
     path = str(path)
+    if Path(path).is_dir():
+        yield from iter_folder(path, fmt)
+        return
     fmt = _detect_format(path, fmt)
     if not Path(path).is_file():
         raise InputFileError(path, None, "no such file")
@@ -214,6 +225,101 @@ def _iter_parquet(path):
     n = 0
     for batch in pf.iter_batches(batch_size=8192):
         for rec in batch.to_pylist():
+            n += 1
+            yield n, rec
+
+
+def _datasets_kind(obj) -> str | None:
+    """The class name when ``obj`` is a ``datasets`` Dataset, IterableDataset
+    or one of their dicts of splits (told by its class, without importing
+    ``datasets``), else None."""
+    for cls in type(obj).__mro__:
+        if cls.__module__.split(".")[0] == "datasets" and cls.__name__ in (
+                "Dataset", "IterableDataset", "DatasetDict", "IterableDatasetDict"):
+            return cls.__name__
+    return None
+
+
+def iter_dataset(ds, batch_size: int = DEFAULT_BATCH, *,
+                 path: str = "<dataset>") -> Iterator[tuple[int, dict]]:
+    """Yield ``(row, record)`` from a ``datasets.Dataset`` or ``IterableDataset``,
+    reading ``batch_size`` rows at a time as Arrow (no feature decoding).
+
+    Row numbers are 1-based. Nothing is downloaded here; iterating an
+    ``IterableDataset`` reads whatever it was built on. A ``DatasetDict`` (a
+    dict of splits) is refused with the names of its splits.
+
+    Examples
+    --------
+    >>> import datasets
+    >>> ds = datasets.Dataset.from_list([{"text": "a nurse"}, {"text": "a baker"}])
+    >>> list(iter_dataset(ds, batch_size=1))
+    [(1, {'text': 'a nurse'}), (2, {'text': 'a baker'})]
+    """
+    kind = _datasets_kind(ds)
+    if kind in ("DatasetDict", "IterableDatasetDict"):
+        splits = list(ds) or ["train"]
+        hint = (f"its folder {Path(path) / splits[0]}" if Path(path).is_dir()
+                else f"ds[{splits[0]!r}]")
+        raise InputFileError(path, None, f"a {kind} of splits {list(ds)}: ingest one split, "
+                                         f"e.g. {hint}")
+    n = 0
+    for batch in ds.with_format("arrow").iter(batch_size=batch_size):
+        for rec in batch.to_pylist():
+            n += 1
+            yield n, rec
+
+
+def iter_folder(path: str | Path, fmt: str | None = None) -> Iterator[tuple[int, dict]]:
+    """Yield ``(row, record)`` from a folder: a ``datasets`` ``save_to_disk``
+    folder (read with ``datasets.load_from_disk``, the ``hf`` extra; memory
+    mapped), or else every ``*.parquet`` file under it (pyarrow only), in
+    path order, skipping hidden folders. Rows are numbered 1, 2, ... across the
+    shards; an unreadable shard raises :class:`InputFileError` naming it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pyarrow as pa, pyarrow.parquet as pq
+    >>> from pathlib import Path
+    >>> d = Path(tempfile.mkdtemp())
+    >>> (d / "data").mkdir()
+    >>> pq.write_table(pa.table({"text": ["a nurse", "a baker"]}), d / "data" / "train-0.parquet")
+    >>> pq.write_table(pa.table({"text": ["a welder"]}), d / "data" / "train-1.parquet")
+    >>> list(iter_folder(d))
+    [(1, {'text': 'a nurse'}), (2, {'text': 'a baker'}), (3, {'text': 'a welder'})]
+    >>> list(iter_folder(d / "data" / "empty"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.InputFileError: .../empty: no such folder
+    """
+    root = Path(path)
+    path = str(path)
+    if not root.is_dir():
+        raise InputFileError(path, None, "no such folder")
+    if fmt not in (None, "parquet", "hf"):
+        raise InputFileError(path, None, f"a folder is read as parquet shards or a datasets "
+                                         f"save_to_disk folder, not as {fmt}")
+    saved = (root / "state.json").is_file() or (root / "dataset_dict.json").is_file()
+    if fmt == "hf" or (fmt is None and saved):
+        from ._lazy import attempt_import
+
+        datasets = attempt_import("datasets", "hf")
+        try:
+            ds = datasets.load_from_disk(path)
+        except (FileNotFoundError, ValueError, OSError) as exc:
+            raise InputFileError(path, None, f"not a readable datasets folder ({exc})") from None
+        yield from iter_dataset(ds, path=path)
+        return
+    shards = sorted(p for p in root.rglob("*.parquet")
+                    if p.is_file() and not any(part.startswith(".")
+                                               for part in p.relative_to(root).parts))
+    if not shards:
+        raise InputFileError(path, None, "a folder with neither parquet shards (*.parquet) nor "
+                                         "a datasets save_to_disk layout (state.json)")
+    n = 0
+    for shard in shards:
+        for _, rec in _iter_parquet(str(shard)):
             n += 1
             yield n, rec
 
@@ -469,6 +575,8 @@ class IngestSummary:
     added: int = 0
     exact_duplicates: int = 0
     near_duplicates: int = 0
+    #: dropped by the MinHash stage (``minhash``), before embedding
+    minhash_duplicates: int = 0
     #: near-identical vectors for texts that differ (kept; see LEXICAL_MIN)
     embedder_collisions: int = 0
     rejected: int = 0
@@ -476,8 +584,12 @@ class IngestSummary:
     batches: int = 0
     seconds: float = 0.0
     embed_seconds: float = 0.0
+    #: the MinHash stage's share of ``seconds``, the store's sketches included
+    minhash_seconds: float = 0.0
     load_seconds: float = 0.0
     near_dedup_method: str = "exact"
+    #: the MinHash settings (:meth:`MinHashParams.to_dict`), None when the stage is off
+    minhash: dict | None = None
     version_before: int | None = None
     version_after: int | None = None
     text_field: str | None = None
@@ -639,6 +751,62 @@ class _StoreIndex:
         return best, arg
 
 
+class _LexicalIndex:
+    """MinHash sketches of the stored texts and of the rows this ingest has let
+    through, for the MinHash stage.
+
+    The store's ``id`` and ``text`` columns are streamed once, from the
+    snapshot the ingest starts from, in batches of ``batch`` rows: memory is
+    one batch of texts plus, for each stored persona, its sketch, its LSH
+    entries and its id (about 2.5 KB at 128 permutations and 16 bands; the
+    ``minhash`` benchmark measures it)."""
+
+    def __init__(self, index: PersonaIndex, params, batch: int = 8192):
+        from .minhash import MinHashIndex
+
+        self.mh = MinHashIndex(params)
+        self.ids: list = []  # key -> persona id
+        self.lines: dict = {}  # key -> input line, for rows of this ingest
+        self.preexisting = 0
+        if index.exists:
+            ds = index.snapshot().dataset
+            for b in ds.to_batches(columns=["id", "text"], batch_size=batch):
+                self.mh.add(self.mh.sketch(b.column("text").to_pylist()))
+                self.ids.extend(b.column("id").to_pylist())
+            self.preexisting = len(self.ids)
+
+    def check(self, lines, ids, texts, rep, summary) -> tuple[list, list]:
+        """Drop the rows whose words match an indexed text or an earlier row
+        (keep-first, reported as ``minhash-duplicate``); index the others.
+        Returns the positions kept and their keys."""
+        kept, keys = [], []
+        for i, m in enumerate(self.mh.sketch(texts)):
+            key, jac = self.mh.best(m)
+            if key >= 0:
+                summary.minhash_duplicates += 1
+                entry = {"line": lines[i], "id": ids[i], "reason": "minhash-duplicate",
+                         "matched_id": self.ids[key],
+                         "matched_in": "store" if key < self.preexisting else "input"}
+                if key in self.lines:
+                    entry["matched_line"] = self.lines[key]
+                entry["jaccard"] = round(float(jac), 6)
+                rep.add(entry)
+                continue
+            key = self.mh.add([m])[0]
+            self.ids.append(ids[i])
+            self.lines[key] = lines[i]
+            kept.append(i)
+            keys.append(key)
+        return kept, keys
+
+    def forget(self, keys) -> None:
+        """Rows a later stage dropped: they are not in the store, so nothing
+        should match them."""
+        for k in keys:
+            self.mh.remove(k)
+            self.lines.pop(k, None)
+
+
 #: a pair the embedder scores as a near duplicate is only dropped when the texts
 #: also share this much (Jaccard of character 3-grams of the normalised text):
 #: MiniLM maps whole Thai sentences to one [UNK] token and most Chinese to
@@ -711,17 +879,30 @@ def ingest_records(index: PersonaIndex, records: Iterable[tuple[int, dict]] | An
                    strict: bool = False, batch_size: int = DEFAULT_BATCH,
                    report: str | None = None, progress: bool = False,
                    extra_columns: dict | None = None,
-                   blocking_min: int = BLOCKING_MIN) -> IngestSummary:
+                   blocking_min: int = BLOCKING_MIN, minhash=False) -> IngestSummary:
     """Embed, deduplicate and write records into ``index``.
 
     Parameters
     ----------
-    records : iterable of dict, or of ``(line, dict)``, a pyarrow Table or a
-        pandas DataFrame. Plain iterables are materialised (the Python API);
-        files stream through :func:`ingest_file` instead.
+    records : iterable of dict, or of ``(line, dict)``, a pyarrow Table, a
+        pandas DataFrame, or a ``datasets.Dataset`` / ``IterableDataset``.
+        Plain iterables are materialised (the Python API); files stream
+        through :func:`ingest_file` instead. A Hugging Face dataset is not:
+        it is read twice (the validation pass, then the write pass), in
+        batches of ``batch_size`` rows as Arrow, with its row numbers as lines;
+        this code never downloads anything (an ``IterableDataset`` reads
+        whatever it was built on, each pass).
     near_dup_threshold : float
         Cosine similarity at or above which a persona is a near duplicate of an
         earlier one (in the batch, in the file so far, or in the store).
+    minhash : bool, dict or MinHashParams, default False
+        Drop lexical near duplicates before embedding: MinHash over word
+        1-grams, Persona Hub's defaults with ``True`` (128 permutations,
+        estimated Jaccard >= 0.9), or ``{"threshold": ..., "num_perm": ...,
+        "bands": ...}`` (see :mod:`persona_index.minhash`). Checked against
+        earlier rows and the store; each drop is reported as
+        ``minhash-duplicate`` with the matched id and the estimated Jaccard.
+        Needs the ``minhash`` extra.
     strict : bool
         Refuse everything if any row is unusable (instead of rejecting the row).
     extra_columns : dict, optional
@@ -742,16 +923,34 @@ def ingest_records(index: PersonaIndex, records: Iterable[tuple[int, dict]] | An
     1
     >>> idx.info()["count"]
     3
+
+    With ``minhash``, a reworded copy (same words, other punctuation and order)
+    goes before it is embedded:
+
+    >>> s = ingest_records(idx, ["A welder, and a baker!", "a welder and a baker"], minhash=True)
+    >>> s.added, s.minhash_duplicates, s.examples[0]["reason"], s.examples[0]["jaccard"]
+    (1, 1, 'minhash-duplicate', 1.0)
     """
-    rows = _as_numbered(records)
+    minhash = _check_minhash(minhash)
+    if _datasets_kind(records):
+        ds = records
+
+        def make_iter():
+            return iter_dataset(ds, batch_size, path=source)
+    else:
+        rows = _as_numbered(records)
+
+        def make_iter():
+            return iter(rows)
     if plan is None:
-        plan = plan_records(rows, path=source, text_field=text_field, attrs=attrs)
+        plan = plan_records(make_iter(), path=source, text_field=text_field, attrs=attrs)
     if strict:
-        check_strict(rows, plan.text_field, source)
-    return _write_pass(index, lambda: iter(rows), plan, source=source, licence=licence,
+        check_strict(make_iter(), plan.text_field, source)
+    return _write_pass(index, make_iter, plan, source=source, licence=licence,
                        near_dedup=near_dedup, threshold=near_dup_threshold,
                        batch_size=batch_size, report=report, progress=progress,
-                       extra_columns=extra_columns or {}, blocking_min=blocking_min)
+                       extra_columns=extra_columns or {}, blocking_min=blocking_min,
+                       minhash=minhash)
 
 
 def _as_numbered(records) -> list[tuple[int, dict]]:
@@ -778,12 +977,15 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
                 near_dup_threshold: float = DEFAULT_NEAR_DUP, strict: bool = False,
                 batch_size: int = DEFAULT_BATCH, report: str | None = None,
                 progress: bool = False, schema: str | None = None, template: str | None = None,
-                bands: dict | None = None) -> IngestSummary:
-    """Ingest a jsonl, csv, parquet or txt file into ``index``.
+                bands: dict | None = None, minhash=False) -> IngestSummary:
+    """Ingest a jsonl, csv, parquet or txt file into ``index``, or a folder:
+    parquet shards, or a ``datasets`` ``save_to_disk`` folder (:func:`iter_folder`).
 
     The whole file is validated before the first write; a malformed file
     raises :class:`InputFileError` (file and line) and writes nothing. Then
     rows stream through in batches of ``batch_size`` with one commit each.
+    ``minhash``: the MinHash stage before embedding (off by default; ``True``
+    for Persona Hub's settings; see :func:`ingest_records`).
     ``schema``: a published data set's layout (:mod:`persona_index.schemas`),
     ``"auto"`` to detect it from the columns, or None for a generic file.
     ``template``: the text of a ``profiles`` row, e.g. ``"A {age}-year-old
@@ -820,6 +1022,7 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
     from . import schemas as S
 
     path = str(path)
+    minhash = _check_minhash(minhash)
     bands = S.check_bands(bands)
     if template is not None:
         S.check_template(template)
@@ -866,19 +1069,36 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
         check_strict(records(), plan.text_field, path)
     return _write_pass(index, records, plan, source=path, licence=licence,
                        near_dedup=near_dedup, threshold=near_dup_threshold,
-                       batch_size=batch_size, report=report, progress=progress, extra_columns={})
+                       batch_size=batch_size, report=report, progress=progress, extra_columns={},
+                       minhash=minhash)
+
+
+def _check_minhash(minhash):
+    """The MinHash settings (None: off), with the library imported, so that a
+    bad setting or a missing ``minhash`` extra fails before any reading."""
+    from .minhash import minhash_params
+
+    params = minhash_params(minhash)
+    if params is not None:
+        from ._lazy import attempt_import
+
+        attempt_import("rensa", "minhash")
+    return params
 
 
 def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, threshold,
                 batch_size, report, progress, extra_columns,
-                blocking_min: int = BLOCKING_MIN, embedder=None, rep=None) -> IngestSummary:
-    """One pass over the records: embed (``embedder`` or the store's), dedup,
-    commit batch by batch. ``rep``: an open report to append to (the caller
-    closes it), instead of opening ``report``."""
+                blocking_min: int = BLOCKING_MIN, embedder=None, rep=None,
+                minhash=None) -> IngestSummary:
+    """One pass over the records: MinHash stage (``minhash``: settings as for
+    :func:`persona_index.minhash.minhash_params`), embed (``embedder`` or the
+    store's), dedup, commit batch by batch. ``rep``: an open report to append
+    to (the caller closes it), instead of opening ``report``."""
     from tqdm.auto import tqdm
 
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"near_dup_threshold must be in (0, 1], got {threshold}")
+    minhash = _check_minhash(minhash)
     check_against_store(index, plan, make_iter(), source)
     embedder = embedder or index.embedder
     tl = time.perf_counter()
@@ -890,6 +1110,12 @@ def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, th
     summary.version_before = index.version if index.exists else None
     known = _StoreIndex(index, near_dedup, blocking_min)
     summary.near_dedup_method = known.method if near_dedup else "off"
+    lex = None
+    if minhash is not None:
+        tm = time.perf_counter()
+        lex = _LexicalIndex(index, minhash)
+        summary.minhash = minhash.to_dict()
+        summary.minhash_seconds = time.perf_counter() - tm
     own_report = rep is None
     rep = _Report(report) if own_report else rep
     bar = tqdm(total=plan.rows, disable=not progress, file=sys.stderr, unit="persona",
@@ -901,12 +1127,12 @@ def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, th
             batch.append(item)
             if len(batch) >= batch_size:
                 _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence,
-                          near_dedup, threshold, extra_columns)
+                          near_dedup, threshold, extra_columns, lex)
                 bar.update(len(batch))
                 batch = []
         if batch:
             _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence,
-                      near_dedup, threshold, extra_columns)
+                      near_dedup, threshold, extra_columns, lex)
             bar.update(len(batch))
     finally:
         bar.close()
@@ -927,7 +1153,7 @@ def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, th
 
 
 def _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence, near_dedup,
-              threshold, extra_columns):
+              threshold, extra_columns, lex=None):
     import pyarrow as pa
 
     summary.read += len(batch)
@@ -950,6 +1176,12 @@ def _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence
             continue
         seen[pid] = n
         lines.append(n); recs.append(rec); texts.append(text); ids.append(pid)
+    lex_keys: list = []
+    if lex is not None and texts:  # lexical near duplicates go before they cost an embedding
+        tm = time.perf_counter()
+        pos, lex_keys = lex.check(lines, ids, texts, rep, summary)
+        lines, recs, texts, ids = ([x[i] for i in pos] for x in (lines, recs, texts, ids))
+        summary.minhash_seconds += time.perf_counter() - tm
     if not texts:
         return
     te = time.perf_counter()
@@ -986,6 +1218,8 @@ def _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence
                      "similarity": round(float(msim[local]), 6)})
         keep[sub[~kept_sub]] = False
         summary.near_duplicates += int((~keep).sum())
+        if lex_keys:
+            lex.forget([lex_keys[i] for i in np.flatnonzero(~keep)])
     idx = np.flatnonzero(keep)
     if idx.size == 0:
         return
