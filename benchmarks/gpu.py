@@ -140,14 +140,7 @@ def fps_case(X, k: int, variants, *, Xt=None, repeats: int = 1, start: int = 0) 
             sizes[v] = 2 if half else 4
             run = (lambda M=M: K.farthest_point_torch(M, k, start=start, device="cuda"))
             run()  # warm-up: CUDA context, cuBLAS handles, kernels
-        best = float("inf")
-        for _ in range(repeats):
-            _sync(torch)
-            t0 = time.perf_counter()
-            idx = run()
-            _sync(torch)
-            best = min(best, time.perf_counter() - t0)
-        secs[v], picks[v] = best, idx
+        secs[v], picks[v] = _timed(torch, run, repeats)
     first = variants[0]
     out = {"n": int(n), "d": int(d), "k": int(k), "seconds": secs,
            "effective_GBps": {v: k * n * d * sizes[v] / secs[v] / 1e9 for v in variants},

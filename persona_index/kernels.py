@@ -399,17 +399,13 @@ def knn_distance_torch(X, n_neighbors: int = 10, *, reference: int | None = None
     >>> bool(np.allclose(knn_distance_torch(X, 5), knn_distance(X, 5), atol=1e-6))
     True
     """
-    from .samplers.density import reference_size
+    from .samplers.density import reference_rows
 
     torch = _torch()
     dev = _torch_device(device)
     Xt = as_tensor(X, device, torch.float32)
     n = int(Xt.shape[0])
-    reference = reference_size(n, reference)
-    if n <= reference:
-        ref_idx = np.arange(n)
-    else:
-        ref_idx = np.sort((rng or np.random.default_rng(0)).choice(n, reference, replace=False))
+    ref_idx = reference_rows(n, reference, rng)
     kk = min(n_neighbors, len(ref_idx) - 1)
     if kk < 1:
         return np.ones(n, dtype=np.float32)

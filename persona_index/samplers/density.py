@@ -22,6 +22,26 @@ REFERENCE = 4096
 BUDGET = 5e8
 
 
+def reference_rows(n: int, reference: int | None, rng=None) -> np.ndarray:
+    """The sorted rows k-NN distances are measured against: all ``n`` when
+    they fit in :func:`reference_size`, else a draw of that many (``rng``,
+    default seed 0). The numpy and torch kernels share it, so both measure
+    against the same rows.
+
+    Examples
+    --------
+    >>> reference_rows(5, 10).tolist()  # all of them fit
+    [0, 1, 2, 3, 4]
+    >>> r = reference_rows(100, 8)  # a seeded draw of 8, sorted, distinct
+    >>> len(r), bool((np.diff(r) > 0).all()), np.array_equal(r, reference_rows(100, 8))
+    (8, True, True)
+    """
+    reference = reference_size(n, reference)
+    if n <= reference:
+        return np.arange(n)
+    return np.sort((rng or np.random.default_rng(0)).choice(n, reference, replace=False))
+
+
 def reference_size(n: int, reference: int | None) -> int:
     """``reference`` if given, else 4,096 lowered to keep ``n x reference``
     under 5e8, never below 512.
@@ -59,11 +79,7 @@ def knn_distance(X: np.ndarray, n_neighbors: int = 10, *, reference: int | None 
     array([1.], dtype=float32)
     """
     n = len(X)
-    reference = reference_size(n, reference)
-    if n <= reference:
-        ref_idx = np.arange(n)
-    else:
-        ref_idx = np.sort((rng or np.random.default_rng(0)).choice(n, reference, replace=False))
+    ref_idx = reference_rows(n, reference, rng)
     kk = min(n_neighbors, len(ref_idx) - 1)
     if kk < 1:  # a single persona: no neighbours, no density to speak of
         return np.ones(n, dtype=np.float32)
