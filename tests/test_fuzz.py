@@ -328,7 +328,7 @@ def _argv(name, base, picks, group, raw, env):
 
 
 @pytest.mark.parametrize("name", COMMANDS)
-@settings(max_examples=20, deadline=None,
+@settings(max_examples=20, deadline=None, derandomize=True,  # the same cases every run
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_fuzz_cli_bad_options_never_trace(fuzz_env, name, data):
