@@ -19,14 +19,11 @@ Python, records, Arrow tables, pandas frames and ``datasets.Dataset`` /
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
-import re
 import sys
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -34,9 +31,9 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from .errors import IngestOptionError, InputFileError, RowRejected
-from .store import RESERVED, PersonaIndex
+from .store import PersonaIndex
+from .text import RESERVED, TEXT_FIELDS, as_text, column_name, normalize_text, persona_id  # noqa: F401 (re-exported)
 
-TEXT_FIELDS = ("persona", "input persona", "text", "description")
 #: rows whose text is longer than this (UTF-8 bytes) are rejected
 MAX_TEXT_BYTES = 1_000_000
 DEFAULT_NEAR_DUP = 0.95
@@ -48,48 +45,6 @@ ATTR_MAX_DISTINCT = 1000
 ATTR_MAX_LEN = 64
 ATTR_SMALL = 20
 _DISTINCT_CAP = ATTR_MAX_DISTINCT + 1
-
-
-def normalize_text(text: str) -> str:
-    """NFKC, collapsed whitespace, case-folded: what counts as 'the same text'.
-
-    Examples
-    --------
-    >>> normalize_text("  \\uff23af\\u00e9\\tTEACHER  ")  # a full-width C, a tab
-    'café teacher'
-    """
-    return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()
-
-
-def persona_id(text: str) -> str:
-    """Stable 80-bit id of a persona: sha256 of its normalised text.
-
-    Examples
-    --------
-    >>> persona_id("A Nurse")
-    '19ec70d333f07585822c'
-    >>> persona_id("a   nurse") == persona_id("A Nurse")
-    True
-    >>> persona_id("a nurse!") == persona_id("A Nurse")
-    False
-    """
-    return hashlib.sha256(normalize_text(text).encode("utf-8")).hexdigest()[:20]
-
-
-def column_name(name: str) -> str:
-    """A field name as a safe SQL column name (lower case, [a-z0-9_]).
-
-    Examples
-    --------
-    >>> [column_name(n) for n in ("Age Band", "2nd job", "  ", "id", "vector")]
-    ['age_band', 'f_2nd_job', 'field', 'field_id', 'field_vector']
-    """
-    out = re.sub(r"[^0-9a-z_]+", "_", str(name).strip().lower()).strip("_") or "field"
-    if out[0].isdigit():
-        out = "f_" + out
-    if out in RESERVED:
-        out = "field_" + out
-    return out
 
 
 # -- readers -----------------------------------------------------------------
@@ -1235,11 +1190,11 @@ def _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence
         "licence": pa.array([licence] * len(idx), pa.string()),
     }
     for f, col in plan.attributes.items():
-        cols[col] = pa.array([_as_str(r.get(f)) for r in sel], pa.string())
+        cols[col] = pa.array([as_text(r.get(f)) for r in sel], pa.string())
     for f, (col, typ) in plan.plain.items():
         vals = [r.get(f) for r in sel]
         if typ == "string":
-            vals = [_as_str(v) for v in vals]
+            vals = [as_text(v) for v in vals]
         elif typ == "float64":
             vals = [None if v is None else float(v) for v in vals]
         cols[col] = pa.array(vals, _ARROW_TYPES[typ]())
@@ -1275,16 +1230,3 @@ def _collision(rep, summary, line, pid, matched, sim):
     summary.embedder_collisions += 1
     rep.add({"line": line, "id": pid, "reason": "embedder-collision (kept)", "matched_id": matched,
              "similarity": round(float(sim), 6)})
-
-
-def _as_str(v):
-    if v is None or isinstance(v, str):
-        return v
-    if isinstance(v, (dict, list, tuple)):  # nested values as JSON text (timestamps as ISO)
-        return json.dumps(v, ensure_ascii=False, default=_json_default)
-    return _json_default(v)
-
-
-def _json_default(v):
-    iso = getattr(v, "isoformat", None)
-    return iso() if iso else str(v)

@@ -32,6 +32,7 @@ import numpy as np
 
 from ._lazy import attempt_import
 from .errors import IngestOptionError
+from .text import normalize_text
 
 DEFAULT_THRESHOLD = 0.9
 DEFAULT_NUM_PERM = 128
@@ -54,8 +55,6 @@ def word_shingles(text: str) -> list[str]:
     >>> word_shingles("...!")
     []
     """
-    from .ingest import normalize_text
-
     return sorted(set(_WORD.findall(normalize_text(text))))
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pyarrow is imported where it is used
 from .errors import (ConcurrencyError, EmbedderMismatchError, FormatVersionError,
                      InvalidQueryError, StoreNotFoundError, clean_error)
 from .snapshot import META_KEY, ROWS_CACHE_MAX, Hit, Hits, Snapshot, read_meta
+from .text import RESERVED, as_text, persona_id
 
 __all__ = ["PersonaIndex", "Snapshot", "Hit", "Hits", "Written", "resolve_db", "clean_error"]
 
@@ -43,8 +44,6 @@ FORMAT_VERSION = 1
 TABLE = "personas"
 ENV_DB = "PERSONA_INDEX_DB"
 DEFAULT_DB = "personas.lance"
-#: columns every store has; everything else is an attribute or a plain column
-RESERVED = ("id", "text", "vector", "source", "source_line", "licence")
 
 
 def resolve_db(path: str | os.PathLike | None) -> str:
@@ -491,8 +490,6 @@ class PersonaIndex:
         """
         import pyarrow as pa
 
-        from .ingest import _as_str, persona_id
-
         texts, extra, seen = [], [], {}
         for i, r in enumerate(records):
             t = r.get("text", r.get("persona"))
@@ -521,7 +518,7 @@ class PersonaIndex:
                 "licence": pa.array([licence] * len(keep), pa.string())}
         names = sorted({k for e in extra for k in e})
         for name in names:
-            cols[name] = pa.array([_as_str(extra[i].get(name)) for i in keep], pa.string())
+            cols[name] = pa.array([as_text(extra[i].get(name)) for i in keep], pa.string())
         w = self.write(pa.table(cols), attributes=[a for a in attributes if a in names])
         return {"added": w.added, "skipped": len(texts) - w.added, "table_version": w.table_version}
 

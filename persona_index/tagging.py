@@ -14,8 +14,8 @@ from typing import Sequence
 import numpy as np
 
 from .errors import InvalidQueryError
-from .ingest import column_name
-from .store import RESERVED, PersonaIndex
+from .store import PersonaIndex
+from .text import RESERVED, column_name
 
 
 def tag(index: PersonaIndex, name: str, labels: Sequence[str], *, template: str = "{label}",

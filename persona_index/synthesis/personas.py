@@ -8,7 +8,8 @@ import re
 from typing import Sequence
 
 from ..errors import InputFileError
-from ..ingest import ingest_records, iter_file, persona_id
+from ..ingest import ingest_records, iter_file
+from ..text import persona_id
 from ..store import PersonaIndex
 from .client import ClientConfig
 from .run import complete_all

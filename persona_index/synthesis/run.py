@@ -84,7 +84,8 @@ def read_personas(path: str) -> list[dict]:
     >>> [(r["id"], r["text"]) for r in read_personas(str(p))]
     [('19ec70d333f07585822c', 'A Nurse'), ('x7', 'a baker')]
     """
-    from ..ingest import iter_file, persona_id
+    from ..ingest import iter_file
+    from ..text import persona_id
 
     out = []
     for n, rec in iter_file(path, "jsonl"):
