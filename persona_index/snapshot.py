@@ -418,17 +418,11 @@ class Snapshot:
 
             pos, s = top_k_torch(self.vectors, q, k, sign=sign, candidates=cand, device=dev,
                                  cache=self._resident)
-            return self.hits(pos, s) if len(pos) else Hits()
-        sims = self.vectors @ q
-        scores = sims if cand is None else sims[cand]
-        k_eff = min(int(k), len(scores))
-        if k_eff == 0:
-            return Hits()
-        key = -sign * scores
-        top = np.argpartition(key, k_eff - 1)[:k_eff] if k_eff < len(key) else np.arange(len(key))
-        top = top[np.lexsort((top, key[top]))]  # by score, ties by position
-        pos = top if cand is None else cand[top]
-        return self.hits(pos, sims[pos])
+        else:  # the one numpy top-k (its tie rule: by score, then by position)
+            from .kernels import top_k_numpy
+
+            pos, s = top_k_numpy(self.vectors, q, k, sign=sign, candidates=cand)
+        return self.hits(pos, s) if len(pos) else Hits()
 
     def _by_id(self, id: str) -> int:
         pos = self.position_of_id(id)

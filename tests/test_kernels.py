@@ -239,6 +239,29 @@ def test_top_k_breaks_ties_by_position(device):
         assert K.top_k_torch(X, q, k, sign=sign, device=device)[0].tolist() == want
 
 
+@pytest.mark.parametrize("device", ["numpy", *DEVICES])
+def test_snapshot_rank_uses_the_one_top_k_and_its_tie_rule(tmp_path, device):
+    """Snapshot.rank on the tie fixture above gives the documented order on
+    every device (it once had its own argpartition and returned [0, 2, 7])."""
+    pytest.importorskip("lancedb", exc_type=ImportError)
+    from persona_index import PersonaIndex
+    from persona_index.embed import HashEmbedder
+
+    a = np.array([0.5, 0.25, 0.5, 0.0, 0.5, 0.25, 0.0, 0.5, 0.25, 0.0, 0.5, 0.25], dtype=np.float32)
+    X = np.zeros((12, 4), dtype=np.float32)
+    X[:, 0], X[:, 1] = a, np.sqrt(1 - a * a)  # unit rows; equal a -> identical rows, exact ties
+    idx = PersonaIndex(tmp_path / "t.lance", HashEmbedder(dim=4))
+    idx.add([{"text": f"persona {i}"} for i in range(12)], vectors=X)
+    snap = idx.snapshot()
+    pos_of = {snap.ids[i].as_py(): i for i in range(12)}
+    q = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
+    want_all = {(+1, 3): [0, 2, 4], (+1, 6): [0, 2, 4, 7, 10, 1], (-1, 2): [3, 6]}
+    for (sign, k), want in want_all.items():
+        got = [pos_of[h.id] for h in snap.rank(q, k, sign=sign, device=device)]
+        assert got == want, (sign, k, got)
+        assert got == K.top_k_numpy(snap.vectors, q, k, sign=sign)[0].tolist()
+
+
 def test_snapshot_queries_and_the_cli_take_a_device(tmp_path):
     pytest.importorskip("lancedb", exc_type=ImportError)
     from click.testing import CliRunner
