@@ -546,12 +546,15 @@ def sample(ctx, n, strategy, by, allocation, target, stratum_method, alpha, n_ce
            where, near, within, seed, session, exclude, replay_path, out, manifest_out, as_json):
     """Draw a batch of personas that covers the persona space."""
     from persona_index.sampling import (batch_rows, draw, load_manifest, replay, sampling_params,
-                                        write_batch)
+                                        upgrade_manifest, write_batch)
 
     if replay_path:
         # the manifest's own store, unless --db (or $PERSONA_INDEX_DB) names one
         db = ctx.obj["db"] if ctx.obj.get("db_given") else None
-        b = replay(load_manifest(replay_path), path=db)
+        manifest, notes = upgrade_manifest(load_manifest(replay_path))
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+        b = replay(manifest, path=db)
         click.echo(f"replayed on {db or b.manifest['store']}", err=True)
     else:
         if n is None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -303,6 +304,9 @@ def replay(manifest: dict, *, path: str | None = None) -> Batch:
     True
     """
     check_manifest(manifest)
+    manifest, notes = upgrade_manifest(manifest)
+    for note in notes:
+        warnings.warn(note, FutureWarning, stacklevel=2)
     idx = PersonaIndex(path or manifest["store"], version=manifest["table_version"], must_exist=True)
     b = draw(idx, manifest["n"], manifest["strategy"], seed=manifest["seed"],
              where=manifest.get("where"), near=manifest.get("near"), within=manifest.get("within"),
@@ -387,7 +391,7 @@ def sampling_params(*, by: Sequence[str] = (), allocation: str | None = None,
     if allocation:
         params["allocation"] = allocation
     if stratum_method:
-        params["within"] = stratum_method
+        params["method"] = stratum_method
     params.update({k: v for k, v in named.items() if v is not None})
     for kv in extra:
         if "=" not in kv:
@@ -398,6 +402,32 @@ def sampling_params(*, by: Sequence[str] = (), allocation: str | None = None,
         except json.JSONDecodeError:
             params[k] = v
     return params
+
+
+#: strategy parameters renamed since a manifest may have been written:
+#: (strategy, old name, new name); old manifests replay for one release
+RENAMED_PARAMS = (("stratified", "within", "method"),)
+
+
+def upgrade_manifest(manifest: dict) -> tuple[dict, list[str]]:
+    """``manifest`` with today's parameter names, and one note per rename made
+    (the input is not changed).
+
+    Examples
+    --------
+    >>> m, notes = upgrade_manifest({"strategy": "stratified", "params": {"within": "farthest"}})
+    >>> m["params"], notes
+    ({'method': 'farthest'}, ["manifest parameter 'within' of stratified is now 'method' (read as method='farthest'); old manifests replay until the next release"])
+    >>> upgrade_manifest({"strategy": "uniform", "params": {}})[1]
+    []
+    """
+    params, notes = dict(manifest.get("params") or {}), []
+    for strategy, old, new in RENAMED_PARAMS:
+        if manifest.get("strategy") == strategy and old in params and new not in params:
+            params[new] = params.pop(old)
+            notes.append(f"manifest parameter {old!r} of {strategy} is now {new!r} "
+                         f"(read as {new}={params[new]!r}); old manifests replay until the next release")
+    return ({**manifest, "params": params} if notes else manifest), notes
 
 
 def load_manifest(path) -> dict:

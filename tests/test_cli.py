@@ -269,14 +269,14 @@ def test_stratum_method_and_the_old_within_stratum(cli_db):
     base = ["--db", cli_db, "sample", "-n", "6", "--by", "region", "--seed", "4", "--json"]
     new = run(base + ["--stratum-method", "farthest"])
     assert new.exit_code == 0, new.output
-    assert json.loads(new.stdout)["manifest"]["params"]["within"] == "farthest"
+    assert json.loads(new.stdout)["manifest"]["params"]["method"] == "farthest"
     old = run(base + ["--within-stratum", "farthest"])
     assert old.exit_code == 0
     assert "note: --within-stratum is deprecated; use --stratum-method" in old.stderr
     assert json.loads(old.stdout)["personas"] == json.loads(new.stdout)["personas"]
-    assert json.loads(old.stdout)["manifest"]["params"]["within"] == "farthest"
+    assert json.loads(old.stdout)["manifest"]["params"]["method"] == "farthest"
     plain = json.loads(run(base).stdout)["manifest"]["params"]
-    assert plain.get("within", "uniform") == "uniform"
+    assert plain.get("method", "uniform") == "uniform" and "within" not in plain
     r = run(base + ["--within-stratum", "farthest", "--stratum-method", "farthest"])
     assert r.exit_code == 0
     assert json.loads(r.stdout)["personas"] == json.loads(new.stdout)["personas"]
@@ -431,3 +431,25 @@ def test_replay_uses_the_manifest_store_unless_db_names_another(cli_db, tmp_path
 def test_get_from_stdin_refuses_a_line_without_an_id(cli_db):
     r = CliRunner().invoke(cli, ["--db", cli_db, "get", "-"], input='{"text": "no id"}\n')
     assert r.exit_code == 1 and "<stdin>:1" in r.output
+
+
+def test_a_manifest_with_the_old_within_parameter_replays_with_a_note(cli_db, tmp_path):
+    """The stratified in-stratum method was the parameter 'within' (also the
+    --near neighbourhood); manifests written then replay, with one note."""
+    out = tmp_path / "b.jsonl"
+    r = run(["--db", cli_db, "sample", "-n", "6", "--by", "region", "--stratum-method", "farthest",
+             "--seed", "4", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    mpath = tmp_path / "b.manifest.json"
+    m = json.loads(mpath.read_text())
+    assert m["params"]["method"] == "farthest"
+    m["params"]["within"] = m["params"].pop("method")  # as the older release wrote it
+    mpath.write_text(json.dumps(m))
+    r = run(["--db", cli_db, "sample", "--replay", str(mpath), "--json"])
+    assert r.exit_code == 0, r.output
+    assert "note: manifest parameter 'within' of stratified is now 'method'" in r.stderr
+    assert [p["id"] for p in json.loads(r.stdout)["personas"]] == m["ids"]
+    m["params"]["within"] = "sideways"  # the old name's value reaches the new parameter's check
+    mpath.write_text(json.dumps(m))
+    r = run(["--db", cli_db, "sample", "--replay", str(mpath), "--json"])
+    assert r.exit_code == 2 and "method='sideways'" in r.stderr, r.stderr

@@ -156,7 +156,7 @@ def test_stratified_quotas_within_one():
             assert abs(counts[v] - 97 * share) < 1 + 1e-9
     # crossed strata, equal allocation: 8 strata, 80 picks -> 10 each
     idx = sample(X, 80, "stratified", seed=0, attributes={"region": region, "age": age},
-                 by=["region", "age"], within="farthest")
+                 by=["region", "age"], method="farthest")
     pairs = list(zip(region[idx], age[idx]))
     assert all(pairs.count(p) == 10 for p in set(pairs)) and len(set(pairs)) == 8
 

@@ -147,7 +147,7 @@ STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
                            choices=("equal", "proportional")),
                      Param("target", "target", None, "target distribution ATTR=VALUE:WEIGHT",
                            nullable=True),
-                     Param("within", "choice", "uniform", "draw inside a stratum",
+                     Param("method", "choice", "uniform", "draw inside a stratum",
                            choices=("uniform", "farthest")),
                  )),
     StrategySpec("cells", "cells", "cells",

@@ -193,7 +193,7 @@ def target_weights(labels, by, sizes, target: Mapping[str, Mapping[str, float]])
 
 @register("stratified", "balance attribute strata: proportional, equal, or a target distribution")
 def stratified(X, k, *, rng, prior=None, attributes=None, by=None, allocation="equal",
-               target=None, within="uniform"):
+               target=None, method="uniform"):
     """Quotas per stratum of ``by`` (default: every attribute), then a draw
     inside each stratum (see the module docstring).
 
@@ -215,8 +215,8 @@ def stratified(X, k, *, rng, prior=None, attributes=None, by=None, allocation="e
     missing = [b for b in by if b not in attributes]
     if missing:
         raise SamplingError(f"unknown attribute(s) {missing}; available: {sorted(attributes)}")
-    if within not in ("uniform", "farthest"):
-        raise SamplingError(f"within must be 'uniform' or 'farthest', got {within!r}")
+    if method not in ("uniform", "farthest"):
+        raise SamplingError(f"method must be 'uniform' or 'farthest', got {method!r}")
     inv, labels = strata_codes(attributes, by)
     sizes = np.bincount(inv, minlength=len(labels))
     if target:
@@ -234,7 +234,7 @@ def stratified(X, k, *, rng, prior=None, attributes=None, by=None, allocation="e
     for s in np.flatnonzero(quota):
         members = order[bounds[s]:bounds[s + 1]]
         q = int(quota[s])
-        if within == "farthest" and q > 1:
+        if method == "farthest" and q > 1:
             local = farthest_point(X[members], q, prior=prior, rng=rng)
         else:
             local = rng.choice(len(members), size=q, replace=False)
