@@ -1,10 +1,12 @@
-"""Rewrite the README's generated sections from committed results.
+"""Rewrite the generated sections of the README and the docs/ pages from
+committed results.
 
 A generated section sits between ``<!-- generated: NAME from PATH -->`` and
 ``<!-- /generated: NAME -->``; PATH is a results.json under benchmarks/results.
-``python -m benchmarks.readme`` rewrites every section; ``--check`` only
-reports the sections that differ from what their results give (exit 1), which
-is what tests/test_readme_figures.py runs.
+``python -m benchmarks.readme`` rewrites every section of every page
+(README.md and docs/**/*.md); ``--check`` only reports the sections that
+differ from what their results give (exit 1), which is what
+tests/test_readme_figures.py runs.
 """
 
 from __future__ import annotations
@@ -248,12 +250,22 @@ def rewrite(readme: Path = ROOT / "README.md", check: bool = False) -> list[str]
     return stale
 
 
+def pages() -> list[Path]:
+    """Every page that may hold generated sections: the README and docs/."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def rewrite_all(check: bool = False) -> list[str]:
+    """:func:`rewrite` over :func:`pages`; stale sections as ``PAGE:NAME``."""
+    return [f"{p.relative_to(ROOT)}:{name}" for p in pages() for name in rewrite(p, check=check)]
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     check = "--check" in argv
-    stale = rewrite(check=check)
+    stale = rewrite_all(check=check)
     if check and stale:
-        print("README sections differ from their results: " + ", ".join(stale))
+        print("generated sections differ from their results: " + ", ".join(stale))
         return 1
     print(("stale: " if check else "rewrote: ") + (", ".join(stale) or "nothing"))
     return 0
