@@ -199,10 +199,10 @@ def kernels_case(X, Xt, device: str, numpy_too: bool, k: int = 1000) -> dict:
 
     M = Xt if Xt is not None else X
     out = {"herding_k": k}
-    K.herding_select_torch(M[:20000], 10, rng=0, device=device)  # warm-up
-    t_h, h_t = _timed(torch, lambda: K.herding_select_torch(M, k, rng=0, device=device))
-    t_k, r_t = _timed(torch, lambda: K.knn_distance_torch(M, 10, rng=np.random.default_rng(0),
-                                                          device=device))
+    herding_select(M[:20000], 10, rng=0, device=device)  # warm-up
+    t_h, h_t = _timed(torch, lambda: herding_select(M, k, rng=0, device=device))
+    t_k, r_t = _timed(torch, lambda: knn_distance(M, 10, rng=np.random.default_rng(0),
+                                                  device=device))
     out["herding_seconds"] = {device: t_h}
     out["knn_seconds"] = {device: t_k}
     if numpy_too:

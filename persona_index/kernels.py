@@ -1,15 +1,17 @@
 """Torch kernels for the heavy array work, and the choice of numpy or torch per call.
 
 Four kernels have a torch twin here that mirrors the numpy one step by step
-(same algorithm, same seeded draws, same tie rule), so that on a CPU the picks
+(same algorithm, same tie rule). Kernels take rows; the strategies choose
+them: the seeded candidate and reference draws happen once, in the strategy's
+module, and both kernels get the same rows, so nothing here imports a sampler, so that on a CPU the picks
 are identical to numpy's wherever the data has no float near-ties:
 
 * :func:`farthest_point_torch`: the blocked greedy k-center of
   :func:`persona_index.samplers.farthest.farthest_point`;
-* :func:`herding_select_torch`: the default strategy,
-  :func:`persona_index.samplers.herding.herding_select`;
-* :func:`knn_distance_torch`: inverse-density's k-NN distances,
-  :func:`persona_index.samplers.density.knn_distance`;
+* :func:`herding_torch`: the default strategy's kernel
+  (:func:`persona_index.samplers.herding.herding_select` draws its rows);
+* :func:`knn_distance_torch`: inverse-density's k-NN distances
+  (:func:`persona_index.samplers.density.knn_distance` draws the reference rows);
 * :func:`top_k_torch`: exact similar / distant over a matrix kept resident on
   the device (:meth:`persona_index.snapshot.Snapshot.rank`).
 
@@ -67,7 +69,7 @@ DEVICE_ENV = "PERSONA_INDEX_DEVICE"
 _CUDA_BLOCK_ELEMENTS = 1 << 29
 
 __all__ = ["DEVICES", "AUTO_CUDA_MIN_ELEMENTS", "DEVICE_ENV", "resolve_device", "cuda_available",
-           "farthest_point_torch", "herding_select_torch", "knn_distance_torch", "top_k_torch",
+           "farthest_point_torch", "herding_torch", "knn_distance_torch", "top_k_torch",
            "top_k_numpy", "as_tensor"]
 
 
@@ -312,38 +314,37 @@ def _masked_mean_std(torch, v, free, count: int):
     return mean, torch.where(sd > 0, sd, torch.ones_like(sd))
 
 
-def herding_select_torch(X, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=None,
-                         prior=None, reference: int | None = None, candidates: int | None = None,
-                         device: str = "torch-cpu", stats: dict | None = None) -> np.ndarray:
-    """Kernel herding with a spread term in torch:
-    :func:`~persona_index.samplers.herding.herding_select` step by step.
+def herding_torch(X, cand: np.ndarray, ref: np.ndarray, k: int, *, tau: float = 0.2,
+                  beta: float = 0.5, prior=None, device: str = "torch-cpu") -> np.ndarray:
+    """Kernel herding with a spread term in torch, on rows the caller chose:
+    the twin of herding's numpy kernel, step by step.
 
-    The reference and candidate rows come from ``rng`` exactly as there, so
-    both draw the same subsamples; each pick then runs on the device with no
-    host round trip (the picks come back once, at the end). Ties break by the
-    lowest index, as ``argmax`` does in both.
+    Parameters
+    ----------
+    X : (n, d) float32 unit vectors, numpy or a torch tensor.
+    cand, ref : sorted int row arrays (candidates, reference rows), as
+        :func:`persona_index.samplers.herding.herding_rows` draws them.
+    k, tau, beta, prior : as in :func:`~persona_index.samplers.herding.herding_select`.
+
+    Returns
+    -------
+    (k,) int64 numpy array of positions into ``cand``, in pick order. Each
+    pick runs on the device with no host round trip (the picks come back
+    once, at the end). Ties break by the lowest index, as ``argmax`` does.
 
     Examples
     --------
-    >>> from persona_index.samplers.herding import herding_select
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((200, 8)).astype(np.float32)
     >>> X /= np.linalg.norm(X, axis=1, keepdims=True)
-    >>> idx = herding_select_torch(X, 10, rng=0)
-    >>> idx[:5].tolist(), np.array_equal(idx, herding_select(X, 10, rng=0))
-    ([111, 136, 40, 64, 10], True)
+    >>> rows = np.arange(200)
+    >>> herding_torch(X, rows, rows, 10)[:5].tolist()
+    [111, 136, 40, 64, 10]
     """
-    from .samplers.herding import REFERENCE, candidate_rows
-
     torch = _torch()
     dev = _torch_device(device)
-    rng = np.random.default_rng(rng)
-    reference = REFERENCE if reference is None else reference
     Xt = as_tensor(X, device)
     n = int(Xt.shape[0])
-    cand = candidate_rows(n, k, candidates, rng)
-    r = min(n, reference)
-    ref = np.arange(n) if r >= n else np.sort(rng.choice(n, r, replace=False))
     Xc = Xt if len(cand) == n else Xt[_index(torch, cand, dev)]
     R = Xt if len(ref) == n else Xt[_index(torch, ref, dev)]
     mu = _mean_kernel(torch, Xc, R, tau)
@@ -379,33 +380,26 @@ def herding_select_torch(X, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=
         torch.minimum(d, 1.0 - sim, out=d)
         K += _kernel(torch, sim, tau)
         t += 1
-    if stats is not None:
-        stats.update(candidates=int(m), reference=int(len(ref)))
-    return cand[picks.cpu().numpy()]
+    return picks.cpu().numpy()
 
 
-def knn_distance_torch(X, n_neighbors: int = 10, *, reference: int | None = None, rng=None,
+def knn_distance_torch(X, ref_idx: np.ndarray, n_neighbors: int = 10, *,
                        block: int | None = None, device: str = "torch-cpu") -> np.ndarray:
-    """Mean cosine distance to the ``n_neighbors`` nearest others in torch:
-    :func:`~persona_index.samplers.density.knn_distance` (the same reference
-    rows from ``rng``), as a float32 numpy array.
+    """Mean cosine distance of each row to its ``n_neighbors`` nearest rows
+    among ``ref_idx`` (itself excluded), in torch: the twin of inverse-density's
+    numpy kernel, on reference rows the caller chose
+    (:func:`persona_index.samplers.density.reference_rows`). Float32 numpy out.
 
     Examples
     --------
-    >>> from persona_index.samplers.density import knn_distance
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.standard_normal((300, 8)).astype(np.float32)
-    >>> X /= np.linalg.norm(X, axis=1, keepdims=True)
-    >>> bool(np.allclose(knn_distance_torch(X, 5), knn_distance(X, 5), atol=1e-6))
-    True
+    >>> X = np.eye(3, dtype=np.float32)
+    >>> knn_distance_torch(X, np.arange(3), 1).tolist()  # orthogonal rows: distance 1
+    [1.0, 1.0, 1.0]
     """
-    from .samplers.density import reference_rows
-
     torch = _torch()
     dev = _torch_device(device)
     Xt = as_tensor(X, device, torch.float32)
     n = int(Xt.shape[0])
-    ref_idx = reference_rows(n, reference, rng)
     kk = min(n_neighbors, len(ref_idx) - 1)
     if kk < 1:
         return np.ones(n, dtype=np.float32)

@@ -114,7 +114,7 @@ def test_herding_exact_ties_go_to_the_lowest_index(device):
     X = dyadic(150, 8, 14)
     X = np.vstack([X, X[::-1]])  # every row twice, exactly: the lower copy must win
     a = herding_select(X, 40, rng=0)
-    b = K.herding_select_torch(X, 40, rng=0, device=device)
+    b = herding_select(X, 40, rng=0, device=device)
     assert np.array_equal(a, b)
     assert a[0] < 150  # the first pick's copies tie exactly: the lower one won
 
@@ -152,7 +152,7 @@ def test_herding_torch_makes_the_numpy_picks(device, n, d, k, kw, seed):
     X = unit(n, d, seed)
     sa, sb = {}, {}
     a = herding_select(X, k, rng=seed, stats=sa, **kw)
-    b = K.herding_select_torch(X, k, rng=seed, device=device, stats=sb, **kw)
+    b = herding_select(X, k, rng=seed, device=device, stats=sb, **kw)
     assert sa == sb and len(set(b.tolist())) == k
     same_or_close(a, b, lambda i: herding_objective(X, i, kw.get("tau", 0.2)), device)
 
@@ -163,7 +163,7 @@ def test_herding_torch_continues_a_prior(device):
     prior = X[:25] + 0.01
     prior /= np.linalg.norm(prior, axis=1, keepdims=True)
     a = herding_select(X, 30, rng=0, prior=prior)
-    b = K.herding_select_torch(X, 30, rng=0, prior=prior, device=device)
+    b = herding_select(X, 30, rng=0, prior=prior, device=device)
     same_or_close(a, b, lambda i: herding_objective(X, i), device)
     assert not np.array_equal(a, herding_select(X, 30, rng=0))  # the prior changes the picks
 
@@ -176,13 +176,13 @@ def test_knn_distances_agree(device, n, reference):
     X = unit(n, 16, 8)
     ra, rb = np.random.default_rng(1), np.random.default_rng(1)
     a = knn_distance(X, 7, reference=reference, rng=ra)
-    b = K.knn_distance_torch(X, 7, reference=reference, rng=rb, device=device)
+    b = knn_distance(X, 7, reference=reference, rng=rb, device=device)
     assert b.dtype == np.float32 and b.shape == (n,)
     np.testing.assert_allclose(a, b, atol=2e-6, rtol=1e-5)
     assert ra.random() == rb.random()
     # and it is not trivially close: the self match left in would change every value
-    assert np.abs(a - K.knn_distance_torch(X, 6, reference=reference,
-                                           rng=np.random.default_rng(1), device=device)).max() > 1e-3
+    assert np.abs(a - knn_distance(X, 6, reference=reference,
+                                     rng=np.random.default_rng(1), device=device)).max() > 1e-3
 
 
 @pytest.mark.parametrize("strategy,kw", [("inverse-density", {"n_neighbors": 5}),

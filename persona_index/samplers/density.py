@@ -25,8 +25,8 @@ BUDGET = 5e8
 def reference_rows(n: int, reference: int | None, rng=None) -> np.ndarray:
     """The sorted rows k-NN distances are measured against: all ``n`` when
     they fit in :func:`reference_size`, else a draw of that many (``rng``,
-    default seed 0). The numpy and torch kernels share it, so both measure
-    against the same rows.
+    default seed 0). :func:`knn_distance` draws them once and hands them to
+    the numpy or the torch kernel, so both measure against the same rows.
 
     Examples
     --------
@@ -56,12 +56,15 @@ def reference_size(n: int, reference: int | None) -> int:
     return max(512, min(REFERENCE, int(BUDGET // max(n, 1))))
 
 
-def knn_distance(X: np.ndarray, n_neighbors: int = 10, *, reference: int | None = None,
-                 rng=None, block: int = 8192) -> np.ndarray:
+def knn_distance(X, n_neighbors: int = 10, *, reference: int | None = None,
+                 rng=None, block: int = 8192, device: str = "numpy") -> np.ndarray:
     """Mean cosine distance of each row to its ``n_neighbors`` nearest others.
 
     Exact when ``len(X) <= reference``; otherwise against a random subsample of
     ``reference`` rows (``rng`` chooses it; by default see :func:`reference_size`).
+    The rows are drawn once, here (:func:`reference_rows`); then the numpy
+    kernel or its torch twin (:func:`persona_index.kernels.knn_distance_torch`,
+    ``device`` ``"torch-cpu"`` or ``"cuda"``) measures against them.
     Memory: ``block x reference``.
 
     Examples
@@ -78,8 +81,17 @@ def knn_distance(X: np.ndarray, n_neighbors: int = 10, *, reference: int | None 
     >>> knn_distance(X[:1])  # one persona: no neighbours
     array([1.], dtype=float32)
     """
+    ref_idx = reference_rows(len(X), reference, rng)
+    if device != "numpy":
+        from ..kernels import knn_distance_torch
+
+        return knn_distance_torch(X, ref_idx, n_neighbors, device=device)
+    return _knn_distance(X, ref_idx, n_neighbors, block)
+
+
+def _knn_distance(X: np.ndarray, ref_idx: np.ndarray, n_neighbors: int, block: int) -> np.ndarray:
+    """The numpy kernel of :func:`knn_distance`, on reference rows already drawn."""
     n = len(X)
-    ref_idx = reference_rows(n, reference, rng)
     kk = min(n_neighbors, len(ref_idx) - 1)
     if kk < 1:  # a single persona: no neighbours, no density to speak of
         return np.ones(n, dtype=np.float32)
@@ -120,13 +132,8 @@ def inverse_density(X, k, *, rng, prior=None, attributes=None, alpha=3.0, n_neig
     """
     from ..kernels import resolve_device
 
-    dev = resolve_device(device, X.size)
-    if dev != "numpy":
-        from ..kernels import knn_distance_torch
-
-        r = knn_distance_torch(X, n_neighbors, reference=reference, rng=rng, device=dev)
-    else:
-        r = knn_distance(X, n_neighbors, reference=reference, rng=rng)
+    r = knn_distance(X, n_neighbors, reference=reference, rng=rng,
+                     device=resolve_device(device, X.size))
     r = np.maximum(r, 1e-6)
     w = r.astype(np.float64) ** float(alpha)
     return weighted_without_replacement(rng, w, k)

@@ -85,40 +85,38 @@ def candidate_rows(n: int, k: int, candidates: int | None, rng) -> np.ndarray:
     return np.sort(rng.choice(n, m, replace=False))
 
 
-def herding_select(X: np.ndarray, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=None,
-                   prior: np.ndarray | None = None, reference: int = REFERENCE,
-                   candidates: int | None = None, stats: dict | None = None) -> np.ndarray:
-    """Kernel herding with a standardised spread term (see the module docstring).
+def herding_rows(n: int, k: int, *, candidates: int | None = None, reference: int = REFERENCE,
+                 rng=None) -> tuple[np.ndarray, np.ndarray]:
+    """The rows herding works on: ``(candidate rows, reference rows)``, sorted.
 
-    Parameters
-    ----------
-    X : (n, d) float32 unit vectors.
-    k : picks to make, 1 <= k <= n (not checked here: see :func:`herding`).
-    tau : kernel width; beta : weight of the standardised spread term.
-    rng : numpy Generator: it draws the reference and candidate subsamples of
-        large pools; small pools involve no randomness at all.
-    prior : (m, d) vectors already chosen: the batch continues their herding
-        sequence, filling what they left uncovered.
-    stats : if a dict, receives ``candidates`` and ``reference`` (row counts).
+    The candidates are :func:`candidate_rows`; the reference, the rows ``mu``
+    is averaged over, all ``n`` up to ``reference``, else a seeded draw of
+    that many. Both come from ``rng`` in that order, once per call, so the
+    numpy and torch kernels work on the same rows by construction.
 
     Examples
     --------
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.standard_normal((200, 8)).astype(np.float32)
-    >>> X /= np.linalg.norm(X, axis=1, keepdims=True)
-    >>> idx = herding_select(X, 10, rng=0)
-    >>> len(set(idx.tolist()))
-    10
-    >>> np.array_equal(idx, herding_select(X, 10, rng=1))  # a small pool: no randomness
-    True
+    >>> c, r = herding_rows(100, 5)  # a small pool: every row, no randomness
+    >>> len(c), len(r)
+    (100, 100)
+    >>> c, r = herding_rows(50_000, 10, reference=1000, rng=0)
+    >>> len(c), len(r), bool((np.diff(r) > 0).all())
+    (16384, 1000, True)
     """
     rng = np.random.default_rng(rng)
-    n = len(X)
     cand = candidate_rows(n, k, candidates, rng)
-    r = min(n, reference)
+    r = min(n, int(reference))
     ref = np.arange(n) if r >= n else np.sort(rng.choice(n, r, replace=False))
+    return cand, ref
+
+
+def _herding(X: np.ndarray, cand: np.ndarray, ref: np.ndarray, k: int, tau: float, beta: float,
+             prior: np.ndarray | None) -> np.ndarray:
+    """The numpy kernel: ``k`` positions into ``cand``, in pick order. Assumes
+    valid input (unit rows, ``k <= len(cand)``); no randomness."""
+    n = len(X)
     Xc = X if len(cand) == n else X[cand]
-    mu = mean_kernel(Xc, X[ref], tau)
+    mu = mean_kernel(Xc, X if len(ref) == n else X[ref], tau)
     m = len(cand)
     K = np.zeros(m, dtype=np.float32)
     d = np.full(m, np.inf, dtype=np.float32)
@@ -149,9 +147,52 @@ def herding_select(X: np.ndarray, k: int, *, tau: float = 0.2, beta: float = 0.5
         np.minimum(d, 1.0 - sim, out=d)
         K += _kernel_(sim, tau)
         t += 1
+    return picks
+
+
+def herding_select(X, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=None,
+                   prior: np.ndarray | None = None, reference: int = REFERENCE,
+                   candidates: int | None = None, stats: dict | None = None,
+                   device: str = "numpy") -> np.ndarray:
+    """Kernel herding with a standardised spread term (see the module docstring).
+
+    Draws the candidate and reference rows once (:func:`herding_rows`), then
+    runs the numpy kernel or its torch twin
+    (:func:`persona_index.kernels.herding_torch`) on them.
+
+    Parameters
+    ----------
+    X : (n, d) float32 unit vectors (a torch tensor for the torch kernels).
+    k : picks to make, 1 <= k <= n (not checked here: see :func:`herding`).
+    tau : kernel width; beta : weight of the standardised spread term.
+    rng : seed or numpy Generator: it draws the reference and candidate
+        subsamples of large pools; small pools involve no randomness at all.
+    prior : (m, d) vectors already chosen: the batch continues their herding
+        sequence, filling what they left uncovered.
+    stats : if a dict, receives ``candidates`` and ``reference`` (row counts).
+    device : ``"numpy"``, ``"torch-cpu"`` or ``"cuda"`` (already resolved).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((200, 8)).astype(np.float32)
+    >>> X /= np.linalg.norm(X, axis=1, keepdims=True)
+    >>> idx = herding_select(X, 10, rng=0)
+    >>> len(set(idx.tolist()))
+    10
+    >>> np.array_equal(idx, herding_select(X, 10, rng=1))  # a small pool: no randomness
+    True
+    """
+    cand, ref = herding_rows(len(X), k, candidates=candidates, reference=reference, rng=rng)
+    if device == "numpy":
+        pos = _herding(X, cand, ref, k, tau, beta, prior)
+    else:
+        from ..kernels import herding_torch
+
+        pos = herding_torch(X, cand, ref, k, tau=tau, beta=beta, prior=prior, device=device)
     if stats is not None:
-        stats.update(candidates=int(m), reference=int(len(ref)))
-    return cand[picks]
+        stats.update(candidates=int(len(cand)), reference=int(len(ref)))
+    return cand[pos]
 
 
 @register("herding", "kernel herding plus a standardised spread term: typical personas from "
@@ -176,11 +217,5 @@ def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=0.5, refere
     """
     from ..kernels import resolve_device
 
-    dev = resolve_device(device, X.size)
-    if dev != "numpy":
-        from ..kernels import herding_select_torch
-
-        return herding_select_torch(X, k, tau=tau, beta=beta, rng=rng, prior=prior,
-                                    reference=reference, candidates=candidates, device=dev)
     return herding_select(X, k, tau=tau, beta=beta, rng=rng, prior=prior, reference=reference,
-                          candidates=candidates)
+                          candidates=candidates, device=resolve_device(device, X.size))
