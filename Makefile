@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEMO_DB ?= demo.lance
 DEMO_OUT ?= demo-out
 
-.PHONY: setup demo test bench bench-quick clean
+.PHONY: setup demo test test-fast docs bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# the subset to run while working (tests marked slow in tests/conftest.py left out)
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+docs: setup
+	$(VENV)/bin/mkdocs build --strict
 
 bench-quick: setup
 	$(PY) -m benchmarks --quick

@@ -62,3 +62,29 @@ def write_jsonl(path, rows):
         for r in rows:
             fh.write((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n")
     return path
+
+
+# -- the fast subset (`make test-fast`, `pytest -m "not slow"`) -------------------
+# Whole modules and single tests that take seconds each (subprocesses, Ray,
+# kills, the fuzzers, the ONNX export): marked slow here, in one list, so the
+# subset developers run while working stays under a minute on 2 cores. The
+# default run (`make test`, CI) runs everything.
+SLOW_MODULES = {"test_fuzz.py", "test_concurrency.py", "test_distributed.py", "test_scale.py",
+                "test_onnx_query.py", "test_readme_walkthrough.py", "test_model_folder.py"}
+SLOW_TESTS = {
+    "tests/test_kernels.py::test_fast_encoder_matches_encode_on_cpu",
+    "tests/test_ingest.py::test_interrupted_ingest_completes_without_duplicates",
+    "tests/test_samplers.py::test_uniform_misses_small_clusters_and_inverse_density_favours_them",
+    "tests/test_sampling.py::test_two_processes_drawing_one_session_never_collide",
+    "tests/test_store.py::test_delete_keeps_queries_consistent",
+    "tests/test_synthesis.py::test_text_to_persona_and_expansion_ingest_with_provenance",
+    "tests/test_cli.py::test_synthesize_requests_only_and_against_a_server",
+    "tests/test_cli.py::test_llm_commands_refuse_bad_urls_and_values_before_calling",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        base = item.nodeid.split("[", 1)[0]
+        if item.path.name in SLOW_MODULES or base in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
