@@ -23,6 +23,15 @@ def cli_db(tmp_path_factory, embedder):
     return db
 
 
+@pytest.fixture
+def own_db(cli_db, tmp_path):
+    """A private copy of the module's store, for tests that write sessions:
+    whatever such a test leaves behind, even when it fails, is its own."""
+    import shutil
+
+    return shutil.copytree(cli_db, tmp_path / "own.lance")
+
+
 def test_every_command_has_help():
     def walk(group, prefix):
         for name, cmd in group.commands.items():
@@ -100,9 +109,9 @@ def test_reembed_copies_with_another_model(cli_db, tmp_path):
     assert info["attributes"] == src["attributes"]
 
 
-def test_sample_out_coverage_replay_and_sessions(cli_db, tmp_path):
+def test_sample_out_coverage_replay_and_sessions(own_db, tmp_path):
     out = tmp_path / "b.jsonl"
-    r = run(["--db", cli_db, "sample", "-n", "12", "--seed", "3", "--session", "s1",
+    r = run(["--db", own_db, "sample", "-n", "12", "--seed", "3", "--session", "s1",
              "--out", str(out), "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
@@ -110,21 +119,21 @@ def test_sample_out_coverage_replay_and_sessions(cli_db, tmp_path):
     assert len(set(ids)) == 12 and doc["manifest"]["strategy"] == "herding"
     assert [json.loads(l)["id"] for l in open(out)] == ids
     manifest = tmp_path / "b.manifest.json"
-    r = run(["--db", cli_db, "sample", "--replay", str(manifest), "--json"])
+    r = run(["--db", own_db, "sample", "--replay", str(manifest), "--json"])
     assert [p["id"] for p in json.loads(r.stdout)["personas"]] == ids
-    r2 = json.loads(run(["--db", cli_db, "sample", "-n", "12", "--seed", "3", "--session", "s1",
+    r2 = json.loads(run(["--db", own_db, "sample", "-n", "12", "--seed", "3", "--session", "s1",
                          "--json"]).stdout)
     assert not {p["id"] for p in r2["personas"]} & set(ids)
-    cov = json.loads(run(["--db", cli_db, "coverage", "--ids", str(out), "--compare-uniform", "2",
+    cov = json.loads(run(["--db", own_db, "coverage", "--ids", str(out), "--compare-uniform", "2",
                           "--json"]).stdout)
     assert cov["sample"]["n"] == 12 and "vendi" in cov["uniform_mean"]
-    cov_s = json.loads(run(["--db", cli_db, "coverage", "--session", "s1", "--json"]).stdout)
+    cov_s = json.loads(run(["--db", own_db, "coverage", "--session", "s1", "--json"]).stdout)
     assert cov_s["sample"]["n"] == 24
-    lst = json.loads(run(["--db", cli_db, "sessions", "list", "--json"]).stdout)
+    lst = json.loads(run(["--db", own_db, "sessions", "list", "--json"]).stdout)
     assert lst == [{"session": "s1", "personas": 24, "batches": 2, "last": lst[0]["last"]}]
-    show = json.loads(run(["--db", cli_db, "sessions", "show", "s1", "--json"]).stdout)
+    show = json.loads(run(["--db", own_db, "sessions", "show", "s1", "--json"]).stdout)
     assert [m["batch"] for m in show] == [1, 2]
-    assert json.loads(run(["--db", cli_db, "sessions", "reset", "s1", "--json"]).stdout)["forgotten"] == 24
+    assert json.loads(run(["--db", own_db, "sessions", "reset", "s1", "--json"]).stdout)["forgotten"] == 24
 
 
 def test_sample_stratified_target_and_errors(cli_db):
