@@ -42,22 +42,23 @@ def run_dedup(sets: dict) -> dict:
     import json
 
     from persona_index import PersonaIndex
+    from persona_index import dedup as D
     from persona_index import ingest as I
 
     out = {}
     for name, (texts, vecs) in sets.items():
         emb = _Cached(texts, vecs)
-        res = {"personas": len(texts), "lexical_min": I.LEXICAL_MIN}
-        for label, lex in (("embedding_only", 0.0), ("with_lexical_check", I.LEXICAL_MIN)):
-            saved = I.LEXICAL_MIN
-            I.LEXICAL_MIN = lex
+        res = {"personas": len(texts), "lexical_min": D.LEXICAL_MIN}
+        for label, lex in (("embedding_only", 0.0), ("with_lexical_check", D.LEXICAL_MIN)):
+            saved = D.LEXICAL_MIN  # read by the near-dup check at call time
+            D.LEXICAL_MIN = lex
             try:
                 with tempfile.TemporaryDirectory() as d:
                     idx = PersonaIndex(f"{d}/p.lance", emb)
                     s = I.ingest_records(idx, [{"persona": t} for t in texts], report=f"{d}/r.jsonl")
                     rep = [json.loads(l) for l in open(f"{d}/r.jsonl", encoding="utf-8")]
             finally:
-                I.LEXICAL_MIN = saved
+                D.LEXICAL_MIN = saved
             dropped = [r for r in rep if r["reason"] == "near-duplicate"]
             res[label] = {
                 "added": s.added, "near_duplicates": s.near_duplicates,

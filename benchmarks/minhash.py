@@ -104,14 +104,14 @@ _STORE_COST = """
 import json, sys
 from benchmarks.common import measure, rss_bytes
 from persona_index import PersonaIndex
-from persona_index.ingest import _LexicalIndex
+from persona_index.dedup import LexicalIndex
 from persona_index.minhash import minhash_params
 import rensa  # imported before the measurement
 idx = PersonaIndex(sys.argv[1])
 idx.snapshot().dataset
 before = rss_bytes()
 with measure() as m:
-    lex = _LexicalIndex(idx, minhash_params(True))
+    lex = LexicalIndex(idx.snapshot(), minhash_params(True))
 kept = rss_bytes() - before
 print(json.dumps({"stored": len(lex.ids), "seconds": m["seconds"], "peak_extra_mb": m["extra_mb"],
                   "retained_mb": kept / 2**20, "bytes_per_persona": kept / len(lex.ids)}))

@@ -137,14 +137,14 @@ def run_scale(ns, k: int = 1000, strategies=("uniform", "herding", "stratified",
             row["coverage_seconds"] = m["seconds"]
             row["coverage_extra_mb"] = m["extra_mb"]
             # recall of the blocked near-dup check on planted near duplicates
-            from persona_index.ingest import BLOCKING_MIN, _Blocks
+            from persona_index.dedup import BLOCKING_MIN, KMeansBlocks
 
             rng = np.random.default_rng(5)
             src = rng.choice(len(V), 1000, replace=False)
             noisy = V[src] + (0.15 / np.sqrt(V.shape[1])) * rng.standard_normal((1000, V.shape[1])).astype(np.float32)
             noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
             with measure() as mb:
-                blocks = _Blocks(V)
+                blocks = KMeansBlocks(V)
             with measure() as mq:
                 _, arg = blocks.nearest(noisy)
             cos_src = (noisy * V[src]).sum(axis=1)

@@ -15,6 +15,7 @@ import click
 import numpy as np
 
 from persona_index.outputs import output_file
+from persona_index_cli.messages import as_flags, library_warnings
 from persona_index.errors import InvalidFilterError, PersonaIndexError, StrategyParameterError
 from persona_index.samplers.registry import DEFAULT_STRATEGY, STRATEGIES as _SPECS
 from persona_index.samplers.registry import DEVICES, strategy_names, validate_params
@@ -49,7 +50,8 @@ class _Group(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with library_warnings(ctx):
+                return super().invoke(ctx)
         except click.exceptions.Exit:
             raise
         except click.Abort:
@@ -61,13 +63,13 @@ class _Group(click.Group):
             self._json_error(ctx, exc.format_message(), "data")
             raise
         except (StrategyParameterError, InvalidFilterError) as exc:  # usage errors: exit 2
-            msg = _one_line(exc)
+            msg = as_flags(ctx, _one_line(exc))
             self._json_error(ctx, msg, "usage")
             raise click.UsageError(msg, ctx=ctx) from None
         except BrokenPipeError:  # `| head` closed stdout: end quietly
             raise
         except (PersonaIndexError, ValueError, OSError) as exc:
-            msg = _one_line(exc)
+            msg = as_flags(ctx, _one_line(exc))
             self._json_error(ctx, msg, "data")
             raise click.ClickException(msg) from None
 

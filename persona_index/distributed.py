@@ -13,12 +13,17 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import dataclasses
+import itertools
+import os
+import warnings
 
 import numpy as np
 
 from ._lazy import attempt_import
-from .ingest import DEFAULT_BATCH, DEFAULT_NEAR_DUP, _Report, _write_pass, iter_file, plan_records
+from .errors import IngestWarning
+from .ingest import IngestOptions, IngestSummary, ingest_records
+from .plan import prepare_file, warn
 from .samplers.farthest import farthest_point
 from .store import PersonaIndex
 
@@ -58,17 +63,19 @@ def _ray(num_workers):
     return ray
 
 
-def ingest_file_ray(index: PersonaIndex, path: str, *, num_workers: int = 2, use_gpu: bool = False,
-                    window: int = 65536, fmt: str | None = None, licence: str | None = None,
-                    text_field: str | None = None, attrs: Sequence[str] | None = None,
-                    near_dedup: bool = True, near_dup_threshold: float = DEFAULT_NEAR_DUP,
-                    batch_size: int = DEFAULT_BATCH, report: str | None = None, progress: bool = False):
+def ingest_file_ray(index: PersonaIndex, path: str, options: IngestOptions | None = None, *,
+                    num_workers: int = 2, use_gpu: bool = False, window: int = 65536,
+                    **overrides) -> IngestSummary:
     """Like :func:`persona_index.ingest.ingest_file`, embedding on Ray actors.
 
-    The file is processed in windows of ``window`` rows (bounded memory): each
+    The file is validated once, as a whole (:func:`persona_index.plan.prepare_file`),
+    then processed in windows of ``window`` rows (bounded memory): each
     window's distinct texts are embedded in chunks by a pool of
     ``num_workers`` actors (created once, the model loaded once per actor),
-    then deduplicated and committed in file order by the driver.
+    then ingested in file order by the driver through the public
+    :func:`persona_index.ingest.ingest_records`, with the actors' vectors as its
+    embedder. The windows' summaries add up with :meth:`IngestSummary.merge`.
+    ``options`` and ``overrides``: as for ``ingest_file``.
 
     Needs the ``ray`` extra; without it the call fails before reading anything.
 
@@ -88,12 +95,14 @@ def ingest_file_ray(index: PersonaIndex, path: str, *, num_workers: int = 2, use
     """
     ray = _ray(num_workers)
     from ray.util import ActorPool
+
     path = str(path)
-    plan = plan_records(iter_file(path, fmt), path=path, text_field=text_field, attrs=attrs)
+    prep = prepare_file(index, path, options, **overrides)
+    # the windows are read as the plan read them: schema, template and bands applied once
+    opts = dataclasses.replace(prep.options, schema=None, template=None, bands=None)
     embedder = index.embedder
     model = None if embedder.name == "all-MiniLM-L6-v2" else embedder.name
-    tf = plan.text_field
-
+    tf = prep.plan.text_field
     actor = ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)(_EmbedActor)
     pool = ActorPool([actor.remote(model) for _ in range(num_workers)])
 
@@ -105,36 +114,28 @@ def ingest_file_ray(index: PersonaIndex, path: str, *, num_workers: int = 2, use
             out.update(zip(chunk, vecs))
         return out
 
-    def windows():
-        buf = []
-        for item in iter_file(path, fmt):
-            buf.append(item)
-            if len(buf) >= window:
-                yield buf
-                buf = []
-        if buf:
-            yield buf
-
     summary = None
-    rep = _Report(report)  # one report for the whole run, not one per window
+    own = isinstance(opts.report, (str, os.PathLike))
+    report = open(opts.report, "w", encoding="utf-8") if own else opts.report  # one for the run
     try:
-        for rows in windows():
-            pre = _Precomputed(embedder, embed_window(rows))
-            s = _write_pass(index, lambda: iter(rows), plan, source=path, licence=licence,
-                            near_dedup=near_dedup, threshold=near_dup_threshold,
-                            batch_size=batch_size, report=None, progress=progress,
-                            extra_columns={}, embedder=pre, rep=rep)
-            if summary is None:
-                summary = s
-            else:
-                for f in ("read", "added", "exact_duplicates", "near_duplicates", "rejected",
-                          "over_token_window", "batches", "seconds", "embed_seconds"):
-                    setattr(summary, f, getattr(summary, f) + getattr(s, f))
-                summary.version_after = s.version_after
+        with warnings.catch_warnings():  # warned once below, for the whole run
+            warnings.simplefilter("ignore", IngestWarning)
+            for rows in _windows(prep.records(), window):
+                s = ingest_records(index, rows, opts, plan=prep.plan, source=path, report=report,
+                                   embedder=_Precomputed(embedder, embed_window(rows)))
+                summary = s if summary is None else summary.merge(s)
     finally:
-        rep.close()
-    summary.examples = rep.examples
+        if own:
+            report.close()
+    for message in summary.warnings():
+        warn(message)
     return summary
+
+
+def _windows(records, size: int):
+    it = iter(records)
+    while rows := list(itertools.islice(it, size)):
+        yield rows
 
 
 def distributed_farthest(X: np.ndarray, k: int, *, partitions: int = 8, seed=None,

@@ -63,6 +63,23 @@ class IngestOptionError(PersonaIndexError, ValueError):
     """
 
 
+class IngestWarning(UserWarning):
+    """Something an ingest did that the caller should know of: rows kept
+    although the embedder could not tell them apart, texts embedded truncated.
+    The CLI prints it as ``warning: ...``.
+
+    Examples
+    --------
+    >>> issubclass(IngestWarning, UserWarning), issubclass(IngestNote, IngestWarning)
+    (True, True)
+    """
+
+
+class IngestNote(IngestWarning):
+    """Information rather than a problem, e.g. the schema detected under
+    ``schema="auto"``. The CLI prints it as ``note: ...``."""
+
+
 class StoreNotFoundError(PersonaIndexError, FileNotFoundError):
     """A query or export on a store that does not exist.
 

@@ -1,519 +1,71 @@
-"""Ingest: read and validate a file, then embed, deduplicate and write in batches.
+"""Ingest: plan -> check -> write.
 
-Two passes over the input. The first is cheap (parsing only) and checks the
-whole file before anything is written: a malformed file raises
+Two reads of the input. The first, the validation pass
+(:func:`persona_index.plan.prepare_file`), parses everything once: it detects
+a published schema, chooses the columns and under ``strict`` finds the first
+unusable row; the values are then checked against the store's columns on one
+snapshot of the store, before anything is written. A malformed file raises
 :class:`InputFileError` naming the file and line, and the store is untouched.
-The second streams batches: drop exact duplicates, then (with ``minhash``)
-lexical near duplicates by MinHash (:mod:`persona_index.minhash`), embed, drop
-near duplicates by cosine (within the batch and against the store, first
+The second read streams batches: drop exact duplicates, then (with
+``minhash``) lexical near duplicates, embed, drop near duplicates by cosine
+(:mod:`persona_index.dedup`: within the batch and against the store, first
 occurrence kept), write one commit per batch. Ids are content hashes, so
 re-running an interrupted ingest skips what was committed and adds only the
 rest.
 
-Inputs: jsonl, csv, parquet and txt files; a folder of parquet shards; a
-folder written by ``datasets``' ``save_to_disk`` (the ``hf`` extra); and, in
-Python, records, Arrow tables, pandas frames and ``datasets.Dataset`` /
-``IterableDataset`` objects (read in batches, never downloaded by this code).
+Where things live: readers in :mod:`persona_index.readers`, planning and
+checks in :mod:`persona_index.plan`, the dedup indexes in
+:mod:`persona_index.dedup`, identity in :mod:`persona_index.text`. Their
+public names stay importable from here for one release.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import dataclasses
+import itertools
 import json
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 
-from .errors import IngestOptionError, InputFileError, RowRejected
+from .dedup import (BLOCKING_MIN, LEXICAL_MIN, PROBES, LexicalIndex, StoreIndex, drop_near,
+                    lexical_similarity, shingles)
+from .errors import IngestNote, IngestWarning, InputFileError
+from .plan import (ATTR_MAX_DISTINCT, ATTR_MAX_LEN, ATTR_SMALL, DEFAULT_NEAR_DUP, MAX_TEXT_BYTES, FieldStats, IngestOptions, Plan, Prepared, check_against_store,
+                   check_strict, plan_records, prepare_file, prepare_records, resolve_options,
+                   row_problem, warn)
+from .readers import DEFAULT_BATCH, datasets_kind, iter_dataset, iter_file, iter_folder, numbered
 from .store import PersonaIndex
-from .text import RESERVED, TEXT_FIELDS, as_text, column_name, normalize_text, persona_id  # noqa: F401 (re-exported)
+from .text import RESERVED, TEXT_FIELDS, as_text, column_name, normalize_text, persona_id
 
-#: rows whose text is longer than this (UTF-8 bytes) are rejected
-MAX_TEXT_BYTES = 1_000_000
-DEFAULT_NEAR_DUP = 0.95
-DEFAULT_BATCH = 1024
-#: a string field is an attribute (a stratum) when it has at most this many
-#: distinct values, values of at most ATTR_MAX_LEN characters, and either at
-#: most ATTR_SMALL distinct values or at most half as many as there are rows
-ATTR_MAX_DISTINCT = 1000
-ATTR_MAX_LEN = 64
-ATTR_SMALL = 20
-_DISTINCT_CAP = ATTR_MAX_DISTINCT + 1
+__all__ = [  # the ingest API; the names from readers, plan, dedup and text are kept for old callers
+    "ingest_file", "ingest_records", "IngestOptions", "IngestSummary", "IngestWarning", "IngestNote",
+    "prepare_file", "prepare_records", "resolve_options", "Plan", "Prepared", "FieldStats",
+    "plan_records", "check_strict", "check_against_store", "row_problem", "iter_file",
+    "iter_folder", "iter_dataset", "InputFileError", "normalize_text", "persona_id",
+    "column_name", "as_text", "RESERVED", "TEXT_FIELDS", "shingles", "lexical_similarity",
+    "LEXICAL_MIN", "BLOCKING_MIN", "PROBES", "MAX_TEXT_BYTES", "DEFAULT_NEAR_DUP",
+    "DEFAULT_BATCH", "ATTR_MAX_DISTINCT", "ATTR_MAX_LEN", "ATTR_SMALL", "EXAMPLES",
+    "EXAMPLES_PER_KIND", "SUMMED",
+]
 
-
-# -- readers -----------------------------------------------------------------
-
-def _detect_format(path: str, fmt: str | None) -> str:
-    if fmt:
-        return fmt
-    p = path.lower()
-    for suffix, name in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"),
-                         (".csv", "csv"), (".parquet", "parquet"), (".pq", "parquet"),
-                         (".txt", "txt")):
-        if p.endswith(suffix):
-            return name
-    raise InputFileError(path, None, "unknown file type: use .jsonl, .csv, .parquet or .txt "
-                                     "(or give the format)")
+#: the summary keeps the first EXAMPLES_PER_KIND report entries of each kind,
+#: EXAMPLES in all
+EXAMPLES = 20
+EXAMPLES_PER_KIND = 5
 
 
-def iter_file(path: str | Path, fmt: str | None = None) -> Iterator[tuple[int, dict]]:
-    """Yield ``(line, record)`` from a jsonl, csv, parquet or txt file, or from
-    a folder (parquet shards or a ``save_to_disk`` folder: :func:`iter_folder`).
-
-    ``line`` is the 1-based line (jsonl, txt, csv) or row (parquet) number.
-    Raises :class:`InputFileError` on the first malformed line.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> p = Path(tempfile.mkdtemp()) / "p.jsonl"
-    >>> _ = p.write_text('{"text": "a nurse", "city": "Lyon"}\\n\\n{"text": "a baker"}\\n')
-    >>> list(iter_file(p))  # blank lines are skipped, line numbers kept
-    [(1, {'text': 'a nurse', 'city': 'Lyon'}), (3, {'text': 'a baker'})]
-    >>> _ = p.write_text('{"text": "a nurse"}\\n{oops\\n')
-    >>> list(iter_file(p))  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-        ...
-    persona_index.errors.InputFileError: .../p.jsonl:2: malformed JSON (...)
-    """
-    path = str(path)
-    if Path(path).is_dir():
-        yield from iter_folder(path, fmt)
-        return
-    fmt = _detect_format(path, fmt)
-    if not Path(path).is_file():
-        raise InputFileError(path, None, "no such file")
-    if fmt == "jsonl":
-        yield from _iter_jsonl(path)
-    elif fmt == "txt":
-        with open(path, "rb") as fh:
-            for n, raw in enumerate(fh, 1):
-                line = _decode(path, n, raw).strip()
-                if line:
-                    yield n, {"text": line}
-    elif fmt == "csv":
-        yield from _iter_csv(path)
-    elif fmt == "parquet":
-        yield from _iter_parquet(path)
-    else:
-        raise InputFileError(path, None, f"unknown format {fmt!r}")
-
-
-def _decode(path, n, raw: bytes) -> str:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputFileError(path, n, f"invalid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    return text[1:] if n == 1 and text.startswith("\ufeff") else text  # a byte-order mark
-
-
-def _iter_jsonl(path):
-    with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            line = _decode(path, n, raw).strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputFileError(path, n, f"malformed JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(rec, dict):
-                raise InputFileError(path, n, f"expected a JSON object, got {type(rec).__name__}")
-            yield n, rec
-
-
-def _bad_utf8_line(path) -> None:
-    """Raise the decode error of the first line that is not UTF-8 (the CSV
-    reader decodes in chunks, so its own position names the wrong line)."""
-    with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            _decode(path, n, raw)
-
-
-def _iter_csv(path):
-    with open(path, "rb") as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
-        reader = csv.reader(text, strict=True)
-        start = 1
-        try:
-            header = next(reader, None)
-            if header is None:
-                return
-            width = len(header)
-            if len(set(header)) != width:
-                raise InputFileError(path, 1, f"duplicate column names in header {header}")
-            while True:
-                start = reader.line_num + 1
-                row = next(reader, None)
-                if row is None:
-                    break
-                n = reader.line_num
-                if not row:
-                    continue
-                if len(row) != width:
-                    raise InputFileError(path, n, f"ragged row: {len(row)} fields, header has {width}")
-                yield start, dict(zip(header, row))
-        except UnicodeDecodeError as exc:
-            _bad_utf8_line(path)
-            raise InputFileError(path, None, f"invalid UTF-8 ({exc.reason})") from None
-        except csv.Error as exc:
-            if "unexpected end of data" in str(exc):
-                raise InputFileError(path, start, "malformed CSV: a quote opened on this line is "
-                                                  "never closed") from None
-            raise InputFileError(path, reader.line_num, f"malformed CSV ({exc})") from None
-
-
-def _iter_parquet(path):
-    import pyarrow.parquet as pq
-
-    try:
-        pf = pq.ParquetFile(path)
-    except Exception as exc:
-        raise InputFileError(path, None, f"not a readable parquet file ({exc})") from None
-    n = 0
-    for batch in pf.iter_batches(batch_size=8192):
-        for rec in batch.to_pylist():
-            n += 1
-            yield n, rec
-
-
-def _datasets_kind(obj) -> str | None:
-    """The class name when ``obj`` is a ``datasets`` Dataset, IterableDataset
-    or one of their dicts of splits (told by its class, without importing
-    ``datasets``), else None."""
-    for cls in type(obj).__mro__:
-        if cls.__module__.split(".")[0] == "datasets" and cls.__name__ in (
-                "Dataset", "IterableDataset", "DatasetDict", "IterableDatasetDict"):
-            return cls.__name__
-    return None
-
-
-def iter_dataset(ds, batch_size: int = DEFAULT_BATCH, *,
-                 path: str = "<dataset>") -> Iterator[tuple[int, dict]]:
-    """Yield ``(row, record)`` from a ``datasets.Dataset`` or ``IterableDataset``,
-    reading ``batch_size`` rows at a time as Arrow (no feature decoding).
-
-    Row numbers are 1-based. Nothing is downloaded here; iterating an
-    ``IterableDataset`` reads whatever it was built on. A ``DatasetDict`` (a
-    dict of splits) is refused with the names of its splits.
-
-    Examples
-    --------
-    >>> import datasets
-    >>> ds = datasets.Dataset.from_list([{"text": "a nurse"}, {"text": "a baker"}])
-    >>> list(iter_dataset(ds, batch_size=1))
-    [(1, {'text': 'a nurse'}), (2, {'text': 'a baker'})]
-    """
-    kind = _datasets_kind(ds)
-    if kind in ("DatasetDict", "IterableDatasetDict"):
-        splits = list(ds) or ["train"]
-        hint = (f"its folder {Path(path) / splits[0]}" if Path(path).is_dir()
-                else f"ds[{splits[0]!r}]")
-        raise InputFileError(path, None, f"a {kind} of splits {list(ds)}: ingest one split, "
-                                         f"e.g. {hint}")
-    n = 0
-    for batch in ds.with_format("arrow").iter(batch_size=batch_size):
-        for rec in batch.to_pylist():
-            n += 1
-            yield n, rec
-
-
-def iter_folder(path: str | Path, fmt: str | None = None) -> Iterator[tuple[int, dict]]:
-    """Yield ``(row, record)`` from a folder: a ``datasets`` ``save_to_disk``
-    folder (read with ``datasets.load_from_disk``, the ``hf`` extra; memory
-    mapped), or else every ``*.parquet`` file under it (pyarrow only), in
-    path order, skipping hidden folders. Rows are numbered 1, 2, ... across the
-    shards; an unreadable shard raises :class:`InputFileError` naming it.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> import pyarrow as pa, pyarrow.parquet as pq
-    >>> from pathlib import Path
-    >>> d = Path(tempfile.mkdtemp())
-    >>> (d / "data").mkdir()
-    >>> pq.write_table(pa.table({"text": ["a nurse", "a baker"]}), d / "data" / "train-0.parquet")
-    >>> pq.write_table(pa.table({"text": ["a welder"]}), d / "data" / "train-1.parquet")
-    >>> list(iter_folder(d))
-    [(1, {'text': 'a nurse'}), (2, {'text': 'a baker'}), (3, {'text': 'a welder'})]
-    >>> list(iter_folder(d / "data" / "empty"))  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    persona_index.errors.InputFileError: .../empty: no such folder
-    """
-    root = Path(path)
-    path = str(path)
-    if not root.is_dir():
-        raise InputFileError(path, None, "no such folder")
-    if fmt not in (None, "parquet", "hf"):
-        raise InputFileError(path, None, f"a folder is read as parquet shards or a datasets "
-                                         f"save_to_disk folder, not as {fmt}")
-    saved = (root / "state.json").is_file() or (root / "dataset_dict.json").is_file()
-    if fmt == "hf" or (fmt is None and saved):
-        from ._lazy import attempt_import
-
-        datasets = attempt_import("datasets", "hf")
-        try:
-            ds = datasets.load_from_disk(path)
-        except (FileNotFoundError, ValueError, OSError) as exc:
-            raise InputFileError(path, None, f"not a readable datasets folder ({exc})") from None
-        yield from iter_dataset(ds, path=path)
-        return
-    shards = sorted(p for p in root.rglob("*.parquet")
-                    if p.is_file() and not any(part.startswith(".")
-                                               for part in p.relative_to(root).parts))
-    if not shards:
-        raise InputFileError(path, None, "a folder with neither parquet shards (*.parquet) nor "
-                                         "a datasets save_to_disk layout (state.json)")
-    n = 0
-    for shard in shards:
-        for _, rec in _iter_parquet(str(shard)):
-            n += 1
-            yield n, rec
-
-
-# -- validation pass ---------------------------------------------------------
-
-@dataclass
-class FieldStats:
-    """What the validation pass saw of one field: value kinds (``str``,
-    ``int``, ...), distinct strings (capped), the longest string, non-null count.
-
-    Examples
-    --------
-    >>> FieldStats()
-    FieldStats(kinds=set(), distinct=set(), max_len=0, present=0)
-    >>> FieldStats().kinds is FieldStats().kinds  # no shared defaults
-    False
-    """
-
-    kinds: set = field(default_factory=set)
-    distinct: set = field(default_factory=set)
-    max_len: int = 0
-    present: int = 0
-
-
-@dataclass
-class Plan:
-    """What the validation pass decided: the text field and the columns.
-
-    Examples
-    --------
-    >>> plan = plan_records([(1, {"text": "a nurse", "city": "Lyon", "age": 34})])
-    >>> plan.text_field, plan.attributes, plan.plain, plan.rows
-    ('text', {'city': 'city'}, {'age': ('age', 'int64')}, 1)
-    """
-
-    text_field: str
-    attributes: dict  # source field -> column name
-    plain: dict  # source field -> (column name, arrow type name)
-    rows: int
-    schema: str | None = None
-
-
-def _kind(v) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int" if -2**63 <= v < 2**63 else "bigint"
-    if isinstance(v, float):
-        return "float"
-    if isinstance(v, str):
-        return "str"
-    return "json"
-
-
-def row_problem(rec: dict, text_field: str) -> str | None:
-    """Why a record cannot be a persona, or None.
-
-    Examples
-    --------
-    >>> row_problem({"text": "a nurse"}, "text") is None
-    True
-    >>> [row_problem(r, "text") for r in ({"text": "  "}, {"text": 3}, {})]
-    ['empty text', "'text' is int, not text", "no 'text' field"]
-    """
-    if text_field not in rec:
-        return f"no '{text_field}' field"
-    t = rec[text_field]
-    if not isinstance(t, str):
-        return f"'{text_field}' is {type(t).__name__}, not text"
-    if not t.strip():
-        return "empty text"
-    if len(t) > MAX_TEXT_BYTES // 4 and len(t.encode("utf-8")) > MAX_TEXT_BYTES:
-        return f"text over {MAX_TEXT_BYTES} bytes"
-    return None
-
-
-def plan_records(records: Iterable[tuple[int, dict]], *, path: str = "<records>",
-                 text_field: str | None = None, attrs: Sequence[str] | None = None) -> Plan:
-    """The cheap first pass: parse everything, check rows, choose columns.
-
-    The text field is ``text_field`` or the first of :data:`TEXT_FIELDS`
-    present; short categorical strings become attributes (``attrs`` to choose
-    them), the rest plain columns typed from their values.
-
-    Examples
-    --------
-    >>> recs = [(1, {"persona": "a nurse", "sex": "f", "age": 34, "bio": None}),
-    ...         (2, {"persona": "a baker", "sex": "m", "age": 51.5, "bio": "x" * 80})]
-    >>> plan = plan_records(recs)
-    >>> plan.text_field, plan.attributes, plan.rows
-    ('persona', {'sex': 'sex'}, 2)
-    >>> plan.plain  # typed from the values; a long text is not a stratum
-    {'age': ('age', 'float64'), 'bio': ('bio', 'string')}
-    >>> plan_records([(1, {"name": "x"})], path="p.jsonl")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-        ...
-    persona_index.errors.InputFileError: p.jsonl: no text field: none of ['persona', ...] found ...
-    """
-    stats: dict[str, FieldStats] = {}
-    rows = 0
-    for _, rec in records:
-        rows += 1
-        for k, v in rec.items():
-            s = stats.get(k)
-            if s is None:
-                s = stats[k] = FieldStats()
-            if v is None:
-                continue
-            s.present += 1
-            kind = _kind(v)
-            s.kinds.add(kind)
-            if kind == "str":
-                if len(v) > s.max_len:
-                    s.max_len = len(v)
-                if len(s.distinct) < _DISTINCT_CAP:
-                    s.distinct.add(v)
-    if rows == 0:
-        raise InputFileError(path, None, "empty file: no records")
-    if text_field is None:
-        text_field = next((f for f in TEXT_FIELDS if f in stats), None)
-        if text_field is None:
-            raise InputFileError(path, None, f"no text field: none of {list(TEXT_FIELDS)} found "
-                                             f"(fields: {sorted(stats)}); name one with --text-field")
-    elif text_field not in stats:
-        raise InputFileError(path, None, f"unknown text field {text_field!r}; fields: {sorted(stats)}")
-    others = [f for f in stats if f != text_field]
-    if attrs is not None:
-        unknown = [a for a in attrs if a not in stats]
-        if unknown:
-            raise InputFileError(path, None, f"unknown attribute field(s) {unknown}; fields: {sorted(stats)}")
-        attr_fields = list(attrs)
-    else:
-        attr_fields = []
-        for f in others:
-            s = stats[f]
-            nd = len(s.distinct)
-            if (s.kinds == {"str"} and s.max_len <= ATTR_MAX_LEN and nd <= ATTR_MAX_DISTINCT
-                    and (nd <= ATTR_SMALL or nd <= rows / 2)):
-                attr_fields.append(f)
-    used: set = set()
-
-    def unique(name):
-        base, i = name, 2
-        while name in used:
-            name, i = f"{base}_{i}", i + 1
-        used.add(name)
-        return name
-
-    attributes = {f: unique(column_name(f)) for f in attr_fields}
-    plain = {}
-    for f in others:
-        if f in attributes:
-            continue
-        kinds = stats[f].kinds
-        typ = ("int64" if kinds == {"int"} else "float64" if kinds <= {"int", "float"} and kinds
-               else "bool" if kinds == {"bool"} else "string")
-        plain[f] = (unique(column_name(f)), typ)
-    return Plan(text_field, attributes, plain, rows)
-
-
-#: which value kinds fit a stored column of each type (values are cast)
-_FITS = {"string": None, "double": {"int", "float"}, "int64": {"int"}, "bool": {"bool"}}
-
-
-def check_against_store(index: PersonaIndex, plan: Plan, records: Iterable[tuple[int, dict]],
-                        path: str) -> None:
-    """Refuse, before any write, a file whose values do not fit the store's
-    existing columns: ``FILE:LINE: field NAME: ...`` naming both types.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from persona_index import PersonaIndex
-    >>> from persona_index.embed import HashEmbedder
-    >>> idx = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(dim=16))
-    >>> ingest_records(idx, [{"text": "a nurse", "age": 34}]).added  # age: an int64 column
-    1
-    >>> recs = [(1, {"text": "a cook", "age": 40}), (2, {"text": "a poet", "age": "old"})]
-    >>> check_against_store(idx, plan_records(recs), recs, "q.jsonl")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-        ...
-    persona_index.errors.InputFileError: q.jsonl:2: field 'age': str value 'old' ... type int64
-    >>> check_against_store(idx, plan_records(recs[:1]), recs[:1], "q.jsonl") is None
-    True
-    """
-    if not index.exists:
-        return
-    schema = index.snapshot().schema
-    have = {f.name: f.type for f in schema}
-    checks = {}
-    for f, col in plan.attributes.items():
-        if col in have:
-            checks[f] = (col, "string")
-    for f, (col, typ) in plan.plain.items():
-        if col in have:
-            checks[f] = (col, typ)
-    bad = {f: (col, str(have[col])) for f, (col, _) in checks.items()
-           if _FITS.get(str(have[col]), set()) is not None}
-    if not bad:
-        return
-    for n, rec in records:
-        for f, (col, stored) in bad.items():
-            v = rec.get(f)
-            if v is None:
-                continue
-            kind = _kind(v)
-            if kind not in _FITS.get(stored, set()):
-                shown = repr(v) if len(repr(v)) <= 40 else repr(v)[:37] + "..."
-                raise InputFileError(path, n, f"field {f!r}: {kind} value {shown} does not fit "
-                                              f"the store's column {col!r} of type {stored}")
-
-
-def check_strict(records: Iterable[tuple[int, dict]], text_field: str, path: str) -> None:
-    """Under ``strict``: refuse the whole input, before any write, if a row is unusable.
-
-    Examples
-    --------
-    >>> check_strict([(1, {"text": "a nurse"})], "text", "p.jsonl") is None
-    True
-    >>> check_strict([(1, {"text": "a nurse"}), (2, {"text": ""})], "text", "p.jsonl")
-    Traceback (most recent call last):
-        ...
-    persona_index.errors.RowRejected: p.jsonl:2: empty text (strict refuses the whole input)
-    """
-    for n, rec in records:
-        why = row_problem(rec, text_field)
-        if why:
-            raise RowRejected(f"{path}:{n}: {why} (strict refuses the whole input)")
-
-
-# -- the write pass ----------------------------------------------------------
+# -- the summary -------------------------------------------------------------
 
 @dataclass
 class IngestSummary:
-    """What an ingest did. ``dropped`` holds the first examples of each kind;
-    the full list goes to the report file when one is given.
+    """What an ingest did. ``examples`` holds the first report entries of
+    each kind; the full list goes to the report file when one is given.
 
     Examples
     --------
@@ -557,11 +109,60 @@ class IngestSummary:
         d["personas_per_s"] = round(self.read / self.seconds, 1) if self.seconds else None
         return d
 
+    def merge(self, other: IngestSummary) -> IngestSummary:
+        """The summary of this ingest followed by ``other`` (e.g. the next
+        window of the same file): every count and time summed, the versions
+        from the first's start to the last's end, the examples as one report
+        over both would keep them.
+
+        Examples
+        --------
+        >>> a = IngestSummary("p.jsonl", read=3, added=2, embedder_collisions=1, version_before=1,
+        ...                   version_after=2, examples=[{"reason": "near-duplicate"}])
+        >>> b = IngestSummary("p.jsonl", read=4, added=4, load_seconds=0.5, version_before=2,
+        ...                   version_after=3)
+        >>> m = a.merge(b)
+        >>> m.read, m.added, m.embedder_collisions, m.load_seconds, m.version_before, m.version_after
+        (7, 6, 1, 0.5, 1, 3)
+        """
+        out = dataclasses.replace(self, attributes=list(self.attributes), examples=[])
+        for name in SUMMED:
+            setattr(out, name, getattr(self, name) + getattr(other, name))
+        if other.version_after is not None:
+            out.version_after = other.version_after
+        counts: dict = {}
+        for e in self.examples + other.examples:
+            c = counts[e["reason"]] = counts.get(e["reason"], 0) + 1
+            if c <= EXAMPLES_PER_KIND and len(out.examples) < EXAMPLES:
+                out.examples.append(e)
+        return out
+
+    def warnings(self) -> list[str]:
+        """What the caller should be warned of (issued as :class:`IngestWarning`)."""
+        out = []
+        if self.embedder_collisions:
+            out.append(f"{self.embedder_collisions} persona(s) got nearly the same vector as "
+                       "another whose text differs (the model cannot represent their script "
+                       "well, e.g. Thai or Chinese for MiniLM); kept, not merged: see the report "
+                       "(report=...) or the summary's examples")
+        if self.over_token_window:
+            out.append(f"{self.over_token_window} text(s) exceed the model's token window "
+                       "and were embedded truncated")
+        return out
+
+
+#: the summary's counts and times, which :meth:`IngestSummary.merge` sums
+SUMMED = tuple(f.name for f in dataclasses.fields(IngestSummary)
+               if type(f.default) in (int, float))
+
 
 class _Report:
-    def __init__(self, path, keep=20):
-        self.fh = open(path, "w", encoding="utf-8") if path else None
-        self.keep = keep
+    """The report: every entry to ``target`` (a path, opened here; or an
+    open text file, left open), the first of each kind kept as examples."""
+
+    def __init__(self, target):
+        self.own = isinstance(target, (str, os.PathLike))
+        self.fh = open(target, "w", encoding="utf-8") if self.own else target
         self.counts: dict = {}
         self.examples: list = []
 
@@ -569,272 +170,187 @@ class _Report:
         kind = entry["reason"]
         c = self.counts.get(kind, 0)
         self.counts[kind] = c + 1
-        if c < 5 and len(self.examples) < self.keep:
+        if c < EXAMPLES_PER_KIND and len(self.examples) < EXAMPLES:
             self.examples.append(entry)
         if self.fh:
             self.fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
     def close(self):
-        if self.fh:
+        if self.own:
             self.fh.close()
 
 
-#: from this many stored personas on, near-dup checks against the store use
-#: k-means blocking (probe the PROBES nearest of ~sqrt(N) cells) instead of a
-#: full scan per batch; rows added during the ingest are always scanned exactly
-BLOCKING_MIN = 200_000
-PROBES = 8
+# -- write -------------------------------------------------------------------
+
+@dataclass
+class _Run:
+    """One write pass: what every batch needs."""
+
+    index: PersonaIndex
+    prep: Prepared
+    embedder: Any
+    known: StoreIndex
+    lex: LexicalIndex | None
+    rep: _Report
+    summary: IngestSummary
 
 
-class _Blocks:
-    """k-means blocking over a fixed matrix: each row lives in one cell; a query
-    is compared with the members of its ``probes`` nearest cells only."""
-
-    def __init__(self, X: np.ndarray, probes: int = PROBES, seed: int = 0):
-        from .samplers.cells import assign, fit_cells
-
-        rng = np.random.default_rng(seed)
-        self.X = X
-        self.centroids = fit_cells(X, max(16, int(np.sqrt(len(X)))), rng)
-        lab = assign(X, self.centroids)
-        self.order = np.argsort(lab, kind="stable")
-        sizes = np.bincount(lab, minlength=len(self.centroids))
-        self.starts = np.concatenate([[0], np.cumsum(sizes)])
-        self.probes = min(probes, len(self.centroids))
-
-    def nearest(self, q: np.ndarray):
-        best = np.full(len(q), -np.inf, dtype=np.float32)
-        arg = np.full(len(q), -1, dtype=np.int64)
-        cs = q @ self.centroids.T
-        probe = np.argpartition(-cs, self.probes - 1, axis=1)[:, : self.probes]
-        rows = np.repeat(np.arange(len(q)), self.probes)
-        cells = probe.reshape(-1)
-        o = np.argsort(cells, kind="stable")
-        rows, cells = rows[o], cells[o]
-        bounds = np.flatnonzero(np.diff(cells)) + 1
-        for r, c in zip(np.split(rows, bounds), cells[np.concatenate([[0], bounds])]):
-            members = self.order[self.starts[c]:self.starts[c + 1]]
-            if len(members) == 0:
-                continue
-            sims = q[r] @ self.X[members].T
-            j = sims.argmax(axis=1)
-            v = sims[np.arange(len(r)), j]
-            better = v > best[r]
-            best[r[better]] = v[better]
-            arg[r[better]] = members[j[better]]
-        return best, arg
-
-
-class _StoreIndex:
-    """Ids and vectors already in the store, for dedup; grows as batches land.
-
-    It never builds the snapshot's warm query matrix. Below ``blocking_min``
-    stored rows the store's vectors are streamed from the snapshot the ingest
-    started from on every lookup (memory: one scan batch); from there on they
-    are read once into the k-means blocks (memory: the vectors, once)."""
-
-    def __init__(self, index: PersonaIndex, need_vectors: bool, blocking_min: int = BLOCKING_MIN):
-        self.ids: set = set()
-        self.id_list: list = []
-        self.chunks: list[np.ndarray] = []
-        self.preexisting = 0
-        self._new: set = set()
-        self.blocks: _Blocks | None = None
-        self._stream = None  # the dataset version whose vectors are streamed
-        if index.exists:
-            snap = index.snapshot()  # the version the ingest starts from
-            ds = snap.dataset
-            self.id_list = ds.to_table(columns=["id"]).column("id").to_pylist()  # scan order
-            self.ids = set(self.id_list)
-            self.preexisting = len(self.id_list)
-            if need_vectors and self.preexisting:
-                if self.preexisting >= blocking_min:
-                    from .snapshot import load_matrix
-
-                    self.blocks = _Blocks(load_matrix(ds, snap.dim)[1])
-                else:
-                    self._stream = (ds, snap.dim)
-
-    @property
-    def method(self) -> str:
-        if self.blocks is None:
-            return "exact"
-        return f"blocked ({len(self.blocks.centroids)} k-means cells, {self.blocks.probes} probed)"
-
-    def where(self, pid) -> str:
-        """'store' if the id was there before this ingest, else 'input'."""
-        if pid in self._new:
-            return "input"
-        return "store"
-
-    def add(self, ids, vecs):
-        self._new.update(ids)
-        self.ids.update(ids)
-        self.id_list.extend(ids)
-        if vecs is not None and len(ids):
-            self.chunks.append(vecs)
-
-    def nearest(self, q: np.ndarray, block: int = 16384):
-        """For each row of ``q``: best similarity in the store and its position
-        in ``id_list`` (blocked for the pre-existing rows of a large store)."""
-        if self.blocks is not None:
-            best, arg = self.blocks.nearest(q)
-            offset = self.preexisting
-        else:
-            best = np.full(len(q), -np.inf, dtype=np.float32)
-            arg = np.full(len(q), -1, dtype=np.int64)
-            offset = 0
-        chunks = self.chunks
-        if self._stream is not None:
-            ds, dim = self._stream
-
-            def stored():  # the same scan order as id_list
-                for b in ds.to_batches(columns=["vector"], batch_size=block):
-                    yield b.column(0).flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
-            import itertools
-
-            chunks = itertools.chain(stored(), self.chunks)
-        for c in chunks:
-            for s in range(0, len(c), block):
-                sims = q @ c[s:s + block].T
-                j = sims.argmax(axis=1)
-                v = sims[np.arange(len(q)), j]
-                better = v > best
-                best[better] = v[better]
-                arg[better] = offset + s + j[better]
-            offset += len(c)
-        return best, arg
-
-
-class _LexicalIndex:
-    """MinHash sketches of the stored texts and of the rows this ingest has let
-    through, for the MinHash stage.
-
-    The store's ``id`` and ``text`` columns are streamed once, from the
-    snapshot the ingest starts from, in batches of ``batch`` rows: memory is
-    one batch of texts plus, for each stored persona, its sketch, its LSH
-    entries and its id (about 2.5 KB at 128 permutations and 16 bands; the
-    ``minhash`` benchmark measures it)."""
-
-    def __init__(self, index: PersonaIndex, params, batch: int = 8192):
-        from .minhash import MinHashIndex
-
-        self.mh = MinHashIndex(params)
-        self.ids: list = []  # key -> persona id
-        self.lines: dict = {}  # key -> input line, for rows of this ingest
-        self.preexisting = 0
-        if index.exists:
-            ds = index.snapshot().dataset
-            for b in ds.to_batches(columns=["id", "text"], batch_size=batch):
-                self.mh.add(self.mh.sketch(b.column("text").to_pylist()))
-                self.ids.extend(b.column("id").to_pylist())
-            self.preexisting = len(self.ids)
-
-    def check(self, lines, ids, texts, rep, summary) -> tuple[list, list]:
-        """Drop the rows whose words match an indexed text or an earlier row
-        (keep-first, reported as ``minhash-duplicate``); index the others.
-        Returns the positions kept and their keys."""
-        kept, keys = [], []
-        for i, m in enumerate(self.mh.sketch(texts)):
-            key, jac = self.mh.best(m)
-            if key >= 0:
-                summary.minhash_duplicates += 1
-                entry = {"line": lines[i], "id": ids[i], "reason": "minhash-duplicate",
-                         "matched_id": self.ids[key],
-                         "matched_in": "store" if key < self.preexisting else "input"}
-                if key in self.lines:
-                    entry["matched_line"] = self.lines[key]
-                entry["jaccard"] = round(float(jac), 6)
-                rep.add(entry)
-                continue
-            key = self.mh.add([m])[0]
-            self.ids.append(ids[i])
-            self.lines[key] = lines[i]
-            kept.append(i)
-            keys.append(key)
-        return kept, keys
-
-    def forget(self, keys) -> None:
-        """Rows a later stage dropped: they are not in the store, so nothing
-        should match them."""
-        for k in keys:
-            self.mh.remove(k)
-            self.lines.pop(k, None)
-
-
-#: a pair the embedder scores as a near duplicate is only dropped when the texts
-#: also share this much (Jaccard of character 3-grams of the normalised text):
-#: MiniLM maps whole Thai sentences to one [UNK] token and most Chinese to
-#: [UNK]s, so distinct personas in those scripts get the same vector
-LEXICAL_MIN = 0.3
-
-
-def shingles(text: str, n: int = 3) -> set:
-    """The character ``n``-grams of the normalised text (the whole text when shorter).
+def _write(index: PersonaIndex, prep: Prepared, *, embedder=None) -> IngestSummary:
+    """The write pass over a :class:`Prepared` input: MinHash stage, embed
+    (``embedder`` or the store's), dedup, commit batch by batch, each index
+    read from the snapshot the checks ran on.
 
     Examples
     --------
-    >>> sorted(shingles("AB cd")), shingles("ab")
-    ([' cd', 'ab ', 'b c'], {'ab'})
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from persona_index.embed import HashEmbedder
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "p.jsonl").write_text('{"text": "a nurse"}\\n{"text": "A  nurse"}\\n')
+    >>> idx = PersonaIndex(d / "p.lance", HashEmbedder(16))
+    >>> s = _write(idx, prepare_file(idx, d / "p.jsonl"))
+    >>> s.read, s.added, s.exact_duplicates
+    (2, 1, 1)
     """
-    t = normalize_text(text)
-    return {t[i:i + n] for i in range(max(1, len(t) - n + 1))}
+    from tqdm.auto import tqdm
+
+    opts, plan, snap = prep.options, prep.plan, prep.snapshot
+    embedder = embedder or index.embedder
+    tl = time.perf_counter()
+    getattr(embedder, "model", None)  # loads the model, outside the ingest timing
+    summary = IngestSummary(source=prep.source, text_field=plan.text_field,
+                            attributes=list(plan.attributes.values()), schema=plan.schema,
+                            load_seconds=time.perf_counter() - tl,
+                            version_before=snap.version if snap is not None else None)
+    t0 = time.perf_counter()
+    known = StoreIndex(snap, opts.near_dedup, opts.blocking_min)
+    summary.near_dedup_method = known.method if opts.near_dedup else "off"
+    lex = None
+    if opts.minhash is not None:
+        tm = time.perf_counter()
+        lex = LexicalIndex(snap, opts.minhash)
+        summary.minhash = opts.minhash.to_dict()
+        summary.minhash_seconds = time.perf_counter() - tm
+    rep = _Report(opts.report)
+    run = _Run(index, prep, embedder, known, lex, rep, summary)
+    bar = tqdm(total=plan.rows, disable=not opts.progress, file=sys.stderr, unit="persona",
+               desc="ingest", mininterval=0.5)
+    try:
+        it = prep.records()
+        while batch := list(itertools.islice(it, opts.batch_size)):
+            _do_batch(run, batch)
+            bar.update(len(batch))
+    finally:
+        bar.close()
+        rep.close()
+    summary.examples = rep.examples
+    summary.seconds = time.perf_counter() - t0
+    summary.version_after = index.version if index.exists else None
+    for message in summary.warnings():
+        warn(message)
+    return summary
 
 
-def lexical_similarity(a: str, b: str) -> float:
-    """Jaccard similarity of the character 3-grams of two normalised texts.
-
-    Examples
-    --------
-    >>> lexical_similarity("a nurse in Lyon", "A nurse in  lyon")
-    1.0
-    >>> round(lexical_similarity("a nurse in Lyon", "a nurse in Oslo"), 3)
-    0.529
-    >>> lexical_similarity("abc", "xyz")
-    0.0
-    """
-    A, B = shingles(a), shingles(b)
-    return len(A & B) / len(A | B) if A or B else 1.0
-
-
-def _near_dups_within(vecs: np.ndarray, threshold: float, texts=None, collisions=None):
-    """Keep-first greedy near-dup removal inside one batch.
-
-    Returns ``(kept_mask, match_index, match_sim)``: a row is dropped when it is
-    at least ``threshold`` similar to an earlier *kept* row whose text it also
-    resembles (when ``texts`` are given; a pair the embedder cannot tell apart
-    but whose texts differ is kept and appended to ``collisions`` as
-    ``(i, j, sim)``). Only rows with some earlier row over the threshold enter
-    the (short) sequential loop."""
-    n = len(vecs)
-    kept = np.ones(n, dtype=bool)
-    match = np.full(n, -1, dtype=np.int64)
-    msim = np.zeros(n, dtype=np.float32)
-    if n < 2:
-        return kept, match, msim
-    sims = vecs @ vecs.T
-    sims[np.triu_indices(n)] = -np.inf  # only earlier rows count
-    for i in np.flatnonzero((sims >= threshold).any(axis=1)):
-        js = np.flatnonzero((sims[i] >= threshold) & kept)
-        js = js[np.argsort(-sims[i, js], kind="stable")]
-        for j in js:
-            if texts is None or lexical_similarity(texts[i], texts[j]) >= LEXICAL_MIN:
-                kept[i] = False
-                match[i], msim[i] = j, sims[i, j]
-                break
-            if collisions is not None:
-                collisions.append((int(i), int(j), float(sims[i, j])))
-    return kept, match, msim
+def _do_batch(run: _Run, batch: list) -> None:
+    summary, opts = run.summary, run.prep.options
+    summary.read += len(batch)
+    lines, recs, texts, ids = _new_rows(run, batch)
+    lex_keys: list = []
+    if run.lex is not None and texts:  # lexical near duplicates go before they cost an embedding
+        tm = time.perf_counter()
+        pos, lex_keys = run.lex.check(lines, ids, texts, run.rep)
+        summary.minhash_duplicates += len(texts) - len(pos)
+        lines, recs, texts, ids = ([x[i] for i in pos] for x in (lines, recs, texts, ids))
+        summary.minhash_seconds += time.perf_counter() - tm
+    if not texts:
+        return
+    te = time.perf_counter()
+    vecs = run.embedder.encode(texts)
+    summary.embed_seconds += time.perf_counter() - te
+    summary.over_token_window += run.embedder.count_over_window(texts)
+    keep = np.ones(len(texts), dtype=bool)
+    if opts.near_dedup:
+        keep, collisions = drop_near(run.known, vecs, texts, lines, ids, opts.near_dup_threshold,
+                                     run.rep, lambda some: run.index.snapshot().texts_of(some))
+        summary.embedder_collisions += collisions
+        summary.near_duplicates += int((~keep).sum())
+        if lex_keys:
+            run.lex.forget([lex_keys[i] for i in np.flatnonzero(~keep)])
+    idx = np.flatnonzero(keep)
+    if idx.size == 0:
+        return
+    vecs = np.ascontiguousarray(vecs[idx])
+    table = _arrow_table(run, [lines[i] for i in idx], [recs[i] for i in idx],
+                         [texts[i] for i in idx], [ids[i] for i in idx], vecs)
+    w = run.index.write(table, attributes=list(run.prep.plan.attributes.values()))
+    run.known.add(table.column("id").to_pylist(), vecs if opts.near_dedup else None)
+    # rows another process committed meanwhile were skipped by the store
+    summary.added += w.added
+    summary.exact_duplicates += w.skipped
+    summary.batches += 1
 
 
-def ingest_records(index: PersonaIndex, records: Iterable[tuple[int, dict]] | Any, *,
-                   plan: Plan | None = None, source: str = "python", licence: str | None = None,
-                   text_field: str | None = None, attrs: Sequence[str] | None = None,
-                   near_dedup: bool = True, near_dup_threshold: float = DEFAULT_NEAR_DUP,
-                   strict: bool = False, batch_size: int = DEFAULT_BATCH,
-                   report: str | None = None, progress: bool = False,
-                   extra_columns: dict | None = None,
-                   blocking_min: int = BLOCKING_MIN, minhash=False) -> IngestSummary:
+def _new_rows(run: _Run, batch: list) -> tuple[list, list, list, list]:
+    """The batch's usable rows whose id is new (lines, records, texts, ids);
+    rejected rows and exact duplicates are counted and reported."""
+    summary, rep, known = run.summary, run.rep, run.known
+    tf = run.prep.plan.text_field
+    lines, recs, texts, ids = [], [], [], []
+    seen: dict = {}
+    for n, rec in batch:
+        why = row_problem(rec, tf)
+        if why:  # under strict the whole input was refused before any write
+            summary.rejected += 1
+            rep.add({"line": n, "reason": "rejected", "detail": why})
+            continue
+        text = rec[tf].strip()
+        pid = persona_id(text)
+        if pid in known.ids or pid in seen:
+            summary.exact_duplicates += 1
+            where = "batch" if pid in seen else known.where(pid)
+            rep.add({"line": n, "id": pid, "reason": "exact-duplicate", "matched_id": pid,
+                     "matched_in": where, "matched_line": seen.get(pid), "similarity": 1.0})
+            continue
+        seen[pid] = n
+        lines.append(n); recs.append(rec); texts.append(text); ids.append(pid)
+    return lines, recs, texts, ids
+
+
+def _arrow_table(run: _Run, lines, recs, texts, ids, vecs: np.ndarray):
+    """The rows to commit as one Arrow table, columns as the plan says."""
+    import pyarrow as pa
+
+    plan, opts = run.prep.plan, run.prep.options
+    n = len(ids)
+    cols = {
+        "id": pa.array(ids, pa.string()),
+        "text": pa.array(texts, pa.string()),
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1), pa.float32()),
+                                                    vecs.shape[1]),
+        "source": pa.array([run.prep.source] * n, pa.string()),
+        "source_line": pa.array(lines, pa.int64()),
+        "licence": pa.array([opts.licence] * n, pa.string()),
+    }
+    for f, col in plan.attributes.items():
+        cols[col] = pa.array([as_text(r.get(f)) for r in recs], pa.string())
+    types = {"string": pa.string, "int64": pa.int64, "float64": pa.float64, "bool": pa.bool_}
+    for f, (col, typ) in plan.plain.items():
+        vals = [r.get(f) for r in recs]
+        if typ == "string":
+            vals = [as_text(v) for v in vals]
+        elif typ == "float64":
+            vals = [None if v is None else float(v) for v in vals]
+        cols[col] = pa.array(vals, types[typ]())
+    for col, val in (opts.extra_columns or {}).items():
+        cols[col] = pa.nulls(n, pa.string()) if val is None else pa.array([val] * n)
+    return pa.table(cols)
+
+
+# -- the public entry points -------------------------------------------------
+
+def ingest_records(index: PersonaIndex, records: Iterable[tuple[int, dict]] | Any,
+                   options: IngestOptions | None = None, *, plan: Plan | None = None,
+                   source: str = "python", embedder=None, **overrides) -> IngestSummary:
     """Embed, deduplicate and write records into ``index``.
 
     Parameters
@@ -847,21 +363,16 @@ def ingest_records(index: PersonaIndex, records: Iterable[tuple[int, dict]] | An
         batches of ``batch_size`` rows as Arrow, with its row numbers as lines;
         this code never downloads anything (an ``IterableDataset`` reads
         whatever it was built on, each pass).
-    near_dup_threshold : float
-        Cosine similarity at or above which a persona is a near duplicate of an
-        earlier one (in the batch, in the file so far, or in the store).
-    minhash : bool, dict or MinHashParams, default False
-        Drop lexical near duplicates before embedding: MinHash over word
-        1-grams, Persona Hub's defaults with ``True`` (128 permutations,
-        estimated Jaccard >= 0.9), or ``{"threshold": ..., "num_perm": ...,
-        "bands": ...}`` (see :mod:`persona_index.minhash`). Checked against
-        earlier rows and the store; each drop is reported as
-        ``minhash-duplicate`` with the matched id and the estimated Jaccard.
-        Needs the ``minhash`` extra.
-    strict : bool
-        Refuse everything if any row is unusable (instead of rejecting the row).
-    extra_columns : dict, optional
-        Constant plain columns for every row (e.g. provenance of synthesis).
+    options : IngestOptions, optional
+        How to ingest; any of its fields may also be given as a keyword
+        argument (``near_dup_threshold=0.9``, ``minhash=True``, ``strict=True``,
+        ``extra_columns={...}``, ...), overriding ``options``.
+    plan : Plan, optional
+        The columns, when an earlier pass chose them (else planned here).
+    source : str
+        The ``source`` column of every row, and the name in messages.
+    embedder : optional
+        Embeds the texts instead of the store's embedder (same model).
 
     Examples
     --------
@@ -886,69 +397,34 @@ def ingest_records(index: PersonaIndex, records: Iterable[tuple[int, dict]] | An
     >>> s.added, s.minhash_duplicates, s.examples[0]["reason"], s.examples[0]["jaccard"]
     (1, 1, 'minhash-duplicate', 1.0)
     """
-    minhash = _check_minhash(minhash)
-    if _datasets_kind(records):
+    opts = resolve_options(options, **overrides)
+    if datasets_kind(records):
         ds = records
 
         def make_iter():
-            return iter_dataset(ds, batch_size, path=source)
+            return iter_dataset(ds, opts.batch_size, path=source)
     else:
-        rows = _as_numbered(records)
+        rows = numbered(records)
 
         def make_iter():
             return iter(rows)
-    if plan is None:
-        plan = plan_records(make_iter(), path=source, text_field=text_field, attrs=attrs)
-    if strict:
-        check_strict(make_iter(), plan.text_field, source)
-    return _write_pass(index, make_iter, plan, source=source, licence=licence,
-                       near_dedup=near_dedup, threshold=near_dup_threshold,
-                       batch_size=batch_size, report=report, progress=progress,
-                       extra_columns=extra_columns or {}, blocking_min=blocking_min,
-                       minhash=minhash)
+    return _write(index, prepare_records(index, make_iter, opts, source, plan), embedder=embedder)
 
 
-def _as_numbered(records) -> list[tuple[int, dict]]:
-    if hasattr(records, "to_pylist") and hasattr(records, "schema"):  # pyarrow
-        records = records.to_pylist()
-    elif hasattr(records, "to_dict") and hasattr(records, "columns"):  # pandas
-        records = records.to_dict("records")
-    out = []
-    for i, r in enumerate(records, 1):
-        if isinstance(r, tuple) and len(r) == 2 and isinstance(r[1], dict):
-            out.append(r)
-        elif isinstance(r, dict):
-            out.append((i, r))
-        elif isinstance(r, str):
-            out.append((i, {"text": r}))
-        else:
-            raise InputFileError("<records>", i, f"expected a dict or a str, got {type(r).__name__}")
-    return out
-
-
-def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None,
-                licence: str | None = None, text_field: str | None = None,
-                attrs: Sequence[str] | None = None, near_dedup: bool = True,
-                near_dup_threshold: float = DEFAULT_NEAR_DUP, strict: bool = False,
-                batch_size: int = DEFAULT_BATCH, report: str | None = None,
-                progress: bool = False, schema: str | None = None, template: str | None = None,
-                bands: dict | None = None, minhash=False) -> IngestSummary:
+def ingest_file(index: PersonaIndex, path: str | Path, options: IngestOptions | None = None,
+                **overrides) -> IngestSummary:
     """Ingest a jsonl, csv, parquet or txt file into ``index``, or a folder:
     parquet shards, or a ``datasets`` ``save_to_disk`` folder (:func:`iter_folder`).
 
-    The whole file is validated before the first write; a malformed file
-    raises :class:`InputFileError` (file and line) and writes nothing. Then
-    rows stream through in batches of ``batch_size`` with one commit each.
-    ``minhash``: the MinHash stage before embedding (off by default; ``True``
-    for Persona Hub's settings; see :func:`ingest_records`).
-    ``schema``: a published data set's layout (:mod:`persona_index.schemas`),
-    ``"auto"`` to detect it from the columns, or None for a generic file.
-    ``template``: the text of a ``profiles`` row, e.g. ``"A {age}-year-old
-    {occupation}[ from {city_country}]"`` (``[ ]``: left out when a field in it
-    is missing; see :func:`persona_index.schemas.compose`); it implies
-    ``schema="profiles"`` under ``"auto"``. ``bands``: ``{field: ascending
-    edges}``; each numeric field gets an attribute ``FIELD_band`` ("under 18",
-    "18-24", ..., "65+"; null when not a number), with any schema.
+    The whole file is validated before the first write (:func:`prepare_file`,
+    one read); a malformed file raises :class:`InputFileError` (file and line)
+    and writes nothing. Then rows stream through in batches of ``batch_size``
+    with one commit each (the write pass, the second read). ``options``: an
+    :class:`IngestOptions`; its fields may also be given as keyword arguments
+    (``schema="auto"``, ``bands={"age": [18, 40, 65]}``, ``minhash=True``,
+    ``report="dropped.jsonl"``, ...). Under ``schema="auto"`` a detected schema
+    is announced as an :class:`IngestNote`; embedder collisions and truncated
+    texts as an :class:`IngestWarning`.
 
     Examples
     --------
@@ -974,259 +450,4 @@ def ingest_file(index: PersonaIndex, path: str | Path, *, fmt: str | None = None
     >>> idx.info()["count"]
     2
     """
-    from . import schemas as S
-
-    path = str(path)
-    minhash = _check_minhash(minhash)
-    bands = S.check_bands(bands)
-    if template is not None:
-        S.check_template(template)
-        if schema in (None, "auto"):
-            schema = "profiles"
-        elif schema != "profiles":
-            raise IngestOptionError(f"a template composes a profile's text: it goes with the "
-                                    f"profiles schema, not {schema!r}")
-    first = next(iter_file(path, fmt), None) if schema not in (None, "none") else None
-    if schema == "auto":
-        schema = S.detect(first[1]) if first else None
-        if schema:
-            print(f"note: {Path(path).name} looks like the {schema} schema "
-                  "(--schema none to read it as a generic file)", file=sys.stderr)
-    elif schema in (None, "none"):
-        schema = None
-    elif schema not in S.SCHEMAS:
-        raise InputFileError(path, None, f"unknown schema {schema!r}; known: "
-                                         f"{', '.join(S.SCHEMAS)}, auto, none")
-    if schema:
-        spec = S.SCHEMAS[schema]
-        licence = licence or spec["licence"]
-        text_field = text_field or spec.get("text_field")
-        if attrs is None and spec["attrs"] and first:
-            keys = set(next(S.wrap(schema, iter([first]), path=path, template=template))[1])
-            attrs = [a for a in spec["attrs"] if a in keys]
-
-    def records():
-        it = iter_file(path, fmt)
-        return S.wrap(schema, it, path=path, template=template, bands=bands) \
-            if schema or bands else it
-
-    if report and Path(report).exists() and Path(path).exists() \
-            and os.path.samefile(report, path):
-        raise InputFileError(path, None, f"--report {report!r} is the input file itself: "
-                                         "it would be overwritten; name another file")
-    plan = plan_records(records(), path=path, text_field=text_field, attrs=attrs)
-    if schema:
-        plan.schema = schema
-    for f in bands:  # a band is a stratum even where it is not a short categorical field
-        if f"{f}_band" in plan.plain:
-            plan.attributes[f"{f}_band"] = plan.plain.pop(f"{f}_band")[0]
-    if strict:
-        check_strict(records(), plan.text_field, path)
-    return _write_pass(index, records, plan, source=path, licence=licence,
-                       near_dedup=near_dedup, threshold=near_dup_threshold,
-                       batch_size=batch_size, report=report, progress=progress, extra_columns={},
-                       minhash=minhash)
-
-
-def _check_minhash(minhash):
-    """The MinHash settings (None: off), with the library imported, so that a
-    bad setting or a missing ``minhash`` extra fails before any reading."""
-    from .minhash import minhash_params
-
-    params = minhash_params(minhash)
-    if params is not None:
-        from ._lazy import attempt_import
-
-        attempt_import("rensa", "minhash")
-    return params
-
-
-def _write_pass(index, make_iter, plan: Plan, *, source, licence, near_dedup, threshold,
-                batch_size, report, progress, extra_columns,
-                blocking_min: int = BLOCKING_MIN, embedder=None, rep=None,
-                minhash=None) -> IngestSummary:
-    """One pass over the records: MinHash stage (``minhash``: settings as for
-    :func:`persona_index.minhash.minhash_params`), embed (``embedder`` or the
-    store's), dedup, commit batch by batch. ``rep``: an open report to append
-    to (the caller closes it), instead of opening ``report``."""
-    from tqdm.auto import tqdm
-
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"near_dup_threshold must be in (0, 1], got {threshold}")
-    minhash = _check_minhash(minhash)
-    check_against_store(index, plan, make_iter(), source)
-    embedder = embedder or index.embedder
-    tl = time.perf_counter()
-    getattr(embedder, "model", None)  # loads the model, outside the ingest timing
-    load_seconds = time.perf_counter() - tl
-    t0 = time.perf_counter()
-    summary = IngestSummary(source=source, text_field=plan.text_field,
-                            attributes=list(plan.attributes.values()), schema=plan.schema)
-    summary.version_before = index.version if index.exists else None
-    known = _StoreIndex(index, near_dedup, blocking_min)
-    summary.near_dedup_method = known.method if near_dedup else "off"
-    lex = None
-    if minhash is not None:
-        tm = time.perf_counter()
-        lex = _LexicalIndex(index, minhash)
-        summary.minhash = minhash.to_dict()
-        summary.minhash_seconds = time.perf_counter() - tm
-    own_report = rep is None
-    rep = _Report(report) if own_report else rep
-    bar = tqdm(total=plan.rows, disable=not progress, file=sys.stderr, unit="persona",
-               desc="ingest", mininterval=0.5)
-    summary.load_seconds = load_seconds
-    try:
-        batch: list = []
-        for item in make_iter():
-            batch.append(item)
-            if len(batch) >= batch_size:
-                _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence,
-                          near_dedup, threshold, extra_columns, lex)
-                bar.update(len(batch))
-                batch = []
-        if batch:
-            _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence,
-                      near_dedup, threshold, extra_columns, lex)
-            bar.update(len(batch))
-    finally:
-        bar.close()
-        if own_report:
-            rep.close()
-    summary.examples = rep.examples
-    summary.seconds = time.perf_counter() - t0
-    summary.version_after = index.version if index.exists else None
-    if summary.embedder_collisions:
-        print(f"warning: {summary.embedder_collisions} persona(s) got nearly the same vector as "
-              "another whose text differs (the model cannot represent their script well, e.g. "
-              "Thai or Chinese for MiniLM); kept, not merged: see --report or the summary's "
-              "examples", file=sys.stderr)
-    if summary.over_token_window:
-        print(f"warning: {summary.over_token_window} text(s) exceed the model's token window "
-              "and were embedded truncated", file=sys.stderr)
-    return summary
-
-
-def _do_batch(index, batch, plan, known, rep, summary, embedder, source, licence, near_dedup,
-              threshold, extra_columns, lex=None):
-    import pyarrow as pa
-
-    summary.read += len(batch)
-    tf = plan.text_field
-    lines, recs, texts, ids = [], [], [], []
-    seen: dict = {}
-    for n, rec in batch:
-        why = row_problem(rec, tf)
-        if why:  # under strict the whole input was refused before any write
-            summary.rejected += 1
-            rep.add({"line": n, "reason": "rejected", "detail": why})
-            continue
-        text = rec[tf].strip()
-        pid = persona_id(text)
-        if pid in known.ids or pid in seen:
-            summary.exact_duplicates += 1
-            where = "batch" if pid in seen else known.where(pid)
-            rep.add({"line": n, "id": pid, "reason": "exact-duplicate", "matched_id": pid,
-                     "matched_in": where, "matched_line": seen.get(pid), "similarity": 1.0})
-            continue
-        seen[pid] = n
-        lines.append(n); recs.append(rec); texts.append(text); ids.append(pid)
-    lex_keys: list = []
-    if lex is not None and texts:  # lexical near duplicates go before they cost an embedding
-        tm = time.perf_counter()
-        pos, lex_keys = lex.check(lines, ids, texts, rep, summary)
-        lines, recs, texts, ids = ([x[i] for i in pos] for x in (lines, recs, texts, ids))
-        summary.minhash_seconds += time.perf_counter() - tm
-    if not texts:
-        return
-    te = time.perf_counter()
-    vecs = embedder.encode(texts)
-    summary.embed_seconds += time.perf_counter() - te
-    summary.over_token_window += embedder.count_over_window(texts)
-    keep = np.ones(len(texts), dtype=bool)
-    if near_dedup:
-        best, arg = known.nearest(vecs)
-        against_store = best >= threshold
-        if against_store.any():  # the texts must agree too (see LEXICAL_MIN)
-            cand = np.flatnonzero(against_store)
-            stored = index.snapshot().texts_of([known.id_list[arg[i]] for i in cand])
-            for i in cand:
-                other = stored.get(known.id_list[arg[i]])
-                if other is not None and lexical_similarity(texts[i], other) < LEXICAL_MIN:
-                    against_store[i] = False
-                    _collision(rep, summary, lines[i], ids[i], known.id_list[arg[i]], best[i])
-        for i in np.flatnonzero(against_store):
-            rep.add({"line": lines[i], "id": ids[i], "reason": "near-duplicate",
-                     "matched_id": known.id_list[arg[i]],
-                     "matched_in": "store" if arg[i] < known.preexisting else "input",
-                     "similarity": round(float(best[i]), 6)})
-        keep &= ~against_store
-        sub = np.flatnonzero(keep)
-        coll: list = []
-        kept_sub, match, msim = _near_dups_within(vecs[sub], threshold, [texts[i] for i in sub], coll)
-        for a, b, sim in coll:
-            _collision(rep, summary, lines[sub[a]], ids[sub[a]], ids[sub[b]], sim)
-        for local in np.flatnonzero(~kept_sub):
-            i, j = sub[local], sub[match[local]]
-            rep.add({"line": lines[i], "id": ids[i], "reason": "near-duplicate",
-                     "matched_id": ids[j], "matched_in": "input", "matched_line": lines[j],
-                     "similarity": round(float(msim[local]), 6)})
-        keep[sub[~kept_sub]] = False
-        summary.near_duplicates += int((~keep).sum())
-        if lex_keys:
-            lex.forget([lex_keys[i] for i in np.flatnonzero(~keep)])
-    idx = np.flatnonzero(keep)
-    if idx.size == 0:
-        return
-    vecs = np.ascontiguousarray(vecs[idx])
-    sel = [recs[i] for i in idx]
-    dim = vecs.shape[1]
-    cols = {
-        "id": pa.array([ids[i] for i in idx], pa.string()),
-        "text": pa.array([texts[i] for i in idx], pa.string()),
-        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1), pa.float32()), dim),
-        "source": pa.array([source] * len(idx), pa.string()),
-        "source_line": pa.array([lines[i] for i in idx], pa.int64()),
-        "licence": pa.array([licence] * len(idx), pa.string()),
-    }
-    for f, col in plan.attributes.items():
-        cols[col] = pa.array([as_text(r.get(f)) for r in sel], pa.string())
-    for f, (col, typ) in plan.plain.items():
-        vals = [r.get(f) for r in sel]
-        if typ == "string":
-            vals = [as_text(v) for v in vals]
-        elif typ == "float64":
-            vals = [None if v is None else float(v) for v in vals]
-        cols[col] = pa.array(vals, _ARROW_TYPES[typ]())
-    for col, val in extra_columns.items():
-        cols[col] = (pa.nulls(len(idx), pa.string()) if val is None
-                     else pa.array([val] * len(idx)))
-    w = index.write(pa.table(cols), attributes=list(plan.attributes.values()))
-    known.add(cols["id"].to_pylist(), vecs if near_dedup else None)
-    # rows another process committed meanwhile were skipped by the store
-    summary.added += w.added
-    summary.exact_duplicates += w.skipped
-    summary.batches += 1
-
-
-def _arrow_types():
-    import pyarrow as pa
-
-    return {"string": pa.string, "int64": pa.int64, "float64": pa.float64, "bool": pa.bool_}
-
-
-class _LazyTypes(dict):
-    def __missing__(self, key):
-        self.update(_arrow_types())
-        return self[key]
-
-
-_ARROW_TYPES = _LazyTypes()
-
-
-def _collision(rep, summary, line, pid, matched, sim):
-    """A pair the embedder cannot tell apart although the texts differ: kept,
-    counted, reported (``reason: embedder-collision``)."""
-    summary.embedder_collisions += 1
-    rep.add({"line": line, "id": pid, "reason": "embedder-collision (kept)", "matched_id": matched,
-             "similarity": round(float(sim), 6)})
+    return _write(index, prepare_file(index, path, options, **overrides))

@@ -106,14 +106,14 @@ def test_near_dedup_within_batch_and_against_store(new_store, tmp_path):
 
 
 def test_keep_first_is_greedy_over_kept_rows():
-    from persona_index.ingest import _near_dups_within
+    from persona_index.dedup import near_dups_within
 
     # b ~ a and c ~ b, but c !~ a: b is dropped (matches a), c is kept
     a = np.array([1.0, 0.0, 0.0])
     b = np.array([np.cos(0.25), np.sin(0.25), 0])
     c = np.array([np.cos(0.5), np.sin(0.5), 0])
     thr = float(np.cos(0.3))
-    kept, match, sim = _near_dups_within(np.stack([a, b, c]).astype(np.float32), thr)
+    kept, match, sim = near_dups_within(np.stack([a, b, c]).astype(np.float32), thr)
     assert kept.tolist() == [True, False, True] and match[1] == 0
 
 
@@ -239,13 +239,13 @@ def test_blocked_near_dedup_finds_planted_duplicates(tmp_path):
     """Large stores check near duplicates through k-means blocking; forced on a
     small store here, it must find the same planted near duplicates as exact."""
     from persona_index.embed import HashEmbedder
-    from persona_index.ingest import _Blocks
+    from persona_index.dedup import KMeansBlocks
 
     rng = np.random.default_rng(0)
     C = rng.standard_normal((30, 32)).astype(np.float32)
     X = C[rng.integers(30, size=6000)] + 0.4 * rng.standard_normal((6000, 32)).astype(np.float32)
     X /= np.linalg.norm(X, axis=1, keepdims=True)
-    blocks = _Blocks(X)
+    blocks = KMeansBlocks(X)
     src = rng.choice(6000, 200, replace=False)
     q = X[src] + 0.03 * rng.standard_normal((200, 32)).astype(np.float32)  # cos ~ 0.99
     q /= np.linalg.norm(q, axis=1, keepdims=True)
