@@ -51,3 +51,38 @@ def test_distributed_farthest_radius_close_to_exact():
     assert len(np.unique(d)) == 60
     exact = sample(X, 60, "farthest", seed=0)
     assert kcenter_radius(X[d], X)[0] <= 1.5 * kcenter_radius(X[exact], X)[0]
+
+
+@pytest.mark.filterwarnings("ignore::persona_index.errors.IngestWarning")  # collisions, wanted here
+def test_ray_summary_equals_the_local_one_on_every_count(tmp_path):
+    """Every count of the Ray summary, summed over its windows by merge(), equals
+    a single-process ingest's, with duplicates of every kind after the first
+    window (before, embedder_collisions and minhash_duplicates kept only the
+    first window's). hash-1 puts every vector at +1 or -1, so texts collide."""
+    from persona_index.distributed import ingest_file_ray
+    from persona_index.embed import HashEmbedder
+    from persona_index.ingest import SUMMED
+
+    jobs = ["welder", "nurse", "baker", "pilot", "miner", "judge", "tailor", "farmer"]
+    cities = ["Oslo", "Lima", "Pune", "Accra", "Quito"]
+    base = [f"A {j} in {c} who sings" for j in jobs for c in cities][:24]
+    rows = [{"persona": t} for t in base[:8]] + [{"persona": ""}, {"persona": base[0]}]
+    for t in base[8:24]:  # later windows: new rows, exact, MinHash and near duplicates
+        rows.append({"persona": t})
+        if len(rows) % 10 in (3, 6):
+            rows.append({"persona": t.replace(" who sings", "") + ", who sings!"})  # same words
+        if len(rows) % 10 == 8:
+            rows.append({"persona": t + " loudly"})  # near the text, other words
+    rows += [{"persona": base[0].upper()}, {"text": "no persona field"}]
+    f = write_jsonl(tmp_path / "p.jsonl", rows)
+    kw = dict(batch_size=10, minhash=True)
+    first = ingest_file(PersonaIndex(tmp_path / "w.lance", HashEmbedder(1)),
+                        write_jsonl(tmp_path / "w.jsonl", rows[:10]), **kw)
+    sa = ingest_file(PersonaIndex(tmp_path / "a.lance", HashEmbedder(1)), f, **kw)
+    sb = ingest_file_ray(PersonaIndex(tmp_path / "b.lance", HashEmbedder(1)), str(f),
+                         num_workers=1, window=10, **kw)
+    counts = [n for n in SUMMED if isinstance(getattr(sa, n), int)]
+    assert {n: getattr(sb, n) for n in counts} == {n: getattr(sa, n) for n in counts}
+    for n in ("embedder_collisions", "minhash_duplicates", "exact_duplicates", "rejected"):
+        assert getattr(sa, n) > getattr(first, n), n  # later windows count too
+    assert sb.read == len(rows) and sb.version_before is None and sb.version_after >= 3
