@@ -50,11 +50,11 @@ def warn(message: str, category=IngestWarning) -> None:
     warnings.warn(message, category, stacklevel=level)
 
 
-
 @dataclass
 class IngestOptions:
-    """How to ingest: one object for :func:`ingest_file`, :func:`ingest_records`
-    and :func:`persona_index.distributed.ingest_file_ray` (each also takes the
+    """How to ingest: one object for :func:`persona_index.ingest.ingest_file`,
+    :func:`~persona_index.ingest.ingest_records` and
+    :func:`persona_index.distributed.ingest_file_ray` (each also takes the
     fields as keyword arguments, which override ``options``).
 
     Attributes
@@ -460,7 +460,6 @@ def check_strict(records: Iterable[tuple[int, dict]], text_field: str, path: str
             raise RowRejected(f"{path}:{n}: {why} (strict refuses the whole input)")
 
 
-
 @dataclass
 class Prepared:
     """The validation pass's outcome, ready for the write pass.
@@ -528,10 +527,9 @@ def prepare_records(index, make_iter: Callable[[], Iterator[tuple[int, dict]]],
         ...
     persona_index.errors.RowRejected: <records>:2: empty text (strict refuses the whole input)
     """
-    opts = options
     it = make_iter()
     first = next(it, None)
-    opts = _resolve_schema(opts, first, source)
+    opts = _resolve_schema(options, first, source)
     if opts.schema or opts.bands:
         from . import schemas as S
 
@@ -541,7 +539,7 @@ def prepare_records(index, make_iter: Callable[[], Iterator[tuple[int, dict]]],
     else:
         def records(src=None):
             return make_iter() if src is None else src
-    named = opts.text_field or (plan.text_field if plan else None)
+    named = plan.text_field if plan else opts.text_field
     scan = _Scan(((named,) if named else TEXT_FIELDS) if opts.strict else ())
     for n, rec in records(itertools.chain([] if first is None else [first], it)):
         scan.add(n, rec)
@@ -572,7 +570,7 @@ def _resolve_schema(opts: IngestOptions, first, source: str) -> IngestOptions:
         if schema is None:
             return dataclasses.replace(opts, schema=None)
         warn(f"{Path(source).name} looks like the {schema} schema "
-              f"(schema='none' to read it as a generic file)", IngestNote)
+             "(schema='none' to read it as a generic file)", IngestNote)
     elif schema not in S.SCHEMAS:
         raise InputFileError(source, None, f"unknown schema {schema!r}; known: "
                                            f"{', '.join(S.SCHEMAS)}, auto, none")
