@@ -511,13 +511,19 @@ def strategies(as_json):
                    "lists them).")
 @click.option("--by", multiple=True, help="Attribute(s) to stratify by (stratified).")
 @click.option("--allocation", type=click.Choice(["equal", "proportional"]),
-              help="Stratum allocation (stratified; default equal).")
+              help="Starting allocation of the cells (stratified; default equal, proportional "
+                   "with a target); targets are then met by raking.")
 @click.option("--target", multiple=True,
-              help="Target distribution, ATTR=VALUE:WEIGHT,... (one per attribute).")
-@click.option("--stratum-method", type=click.Choice(["uniform", "farthest"]),
-              help="How to draw inside a stratum (stratified; default uniform).")
+              help="Target distribution, ATTR=VALUE:WEIGHT,... (one per attribute), or 'world' "
+                   "(population shares for country, region, age band).")
+@click.option("--target-file", type=click.Path(exists=True, dir_okay=False),
+              help="Targets from a JSON file {attr: {value: weight}}.")
+@click.option("--min-per-cell", type=click.IntRange(0), default=None,
+              help="At least this many from every non-empty cell, or all it has (stratified).")
+@click.option("--stratum-method", type=click.Choice(["herding", "uniform", "farthest"]),
+              help="How to draw inside a stratum (stratified; default herding).")
 @renamed_option("--within-stratum", "--stratum-method", "stratum_method",
-                type=click.Choice(["uniform", "farthest"]))
+                type=click.Choice(["herding", "uniform", "farthest"]))
 @click.option("--alpha", type=float, help="inverse-density exponent (0 = uniform).")
 @click.option("--n-cells", type=click.IntRange(1), help="Number of k-means cells (cells).")
 @click.option("--trim", type=float, help="core-farthest: share of most isolated personas left out.")
@@ -543,8 +549,8 @@ def strategies(as_json):
 @output_options
 @row_format_option
 @click.pass_context
-def sample(ctx, n, strategy, by, allocation, target, stratum_method, alpha, n_cells, trim, lam,
-           beta, tau, extra, device,
+def sample(ctx, n, strategy, by, allocation, target, target_file, min_per_cell, stratum_method,
+           alpha, n_cells, trim, lam, beta, tau, extra, device,
            where, near, within, seed, session, exclude, replay_path, out, manifest_out, as_json):
     """Draw a batch of personas that covers the persona space."""
     from persona_index.sampling import (batch_rows, draw, load_manifest, replay, sampling_params,
@@ -563,26 +569,39 @@ def sample(ctx, n, strategy, by, allocation, target, stratum_method, alpha, n_ce
             raise click.UsageError("give -n N (or --replay MANIFEST)")
         if out == "-" and as_json:
             raise click.UsageError("--out - writes the batch to stdout; it cannot go with --json")
-        params = sampling_params(by=by, allocation=allocation, target=target,
+        world = _world_target(target, target_file)
+        params = sampling_params(by=by, allocation=allocation,
+                                 target=[] if world else target, target_file=target_file,
                                  stratum_method=stratum_method, extra=extra, alpha=alpha,
-                                 n_cells=n_cells, trim=trim, lam=lam, beta=beta, tau=tau)
+                                 n_cells=n_cells, trim=trim, lam=lam, beta=beta, tau=tau,
+                                 min_per_cell=min_per_cell)
         if device is not None:
             params["device"] = device
-        strategy = strategy or ("stratified" if params.get("by") else DEFAULT_STRATEGY)
+        strategy = strategy or ("stratified" if params.get("by") or world else DEFAULT_STRATEGY)
+        if world and strategy != "stratified":
+            raise click.UsageError("--target world needs --strategy stratified")
         params = validate_params(strategy, params)  # exit 2 before the store is opened
         if near is not None and not near.strip():
             raise click.BadParameter("must be a non-empty text", param_hint="--near")
         if (near is None) != (within is None):
             raise click.UsageError("--near TEXT and --within M go together")
         b = draw(open_index(ctx), n, strategy, seed=seed, where=where, near=near, within=within,
-                 session=session, exclude_sessions=exclude, params=params)
+                 session=session, exclude_sessions=exclude, params=params,
+                 target="world" if world else None)
     idx_attrs = b.attributes
     rows = batch_rows(b)
     write_batch(b, out, manifest_out=manifest_out, inputs=[replay_path])
     if out == "-":
         return
+    balance = b.balance()
+    matched = b.manifest.get("target_matched")
+    if matched and not as_json:
+        click.echo(f"target world: matched {', '.join(matched['matched'])}"
+                   + (f"; the store has no {', '.join(matched['unmatched'])}"
+                      if matched["unmatched"] else ""), err=True)
     if as_json:
-        emit({"manifest": {k: v for k, v in b.manifest.items() if k != "ids"}, "personas": rows}, True)
+        emit({"manifest": {k: v for k, v in b.manifest.items() if k != "ids"}, "personas": rows,
+              **({"balance": balance} if balance else {})}, True)
     elif ctx.meta.get("row_format") in ("jsonl", "csv"):
         _emit_rows(rows, ctx.meta["row_format"])
     else:
@@ -592,6 +611,36 @@ def sample(ctx, n, strategy, by, allocation, target, stratum_method, alpha, n_ce
                    + (f", session {m['session']} batch {m['batch']}" if m.get("session") else ""),
                    err=True)
         click.echo(format_table(rows, ["id", "text"] + idx_attrs[:3]))
+        if balance:
+            _echo_balance(balance)
+
+
+def _world_target(target, target_file) -> bool:
+    """True for ``--target world`` (which goes alone)."""
+    if "world" not in target:
+        return False
+    if len(target) > 1 or target_file:
+        raise click.UsageError("--target world goes alone (not with other --target or "
+                               "--target-file)")
+    return True
+
+
+def _echo_balance(rep: dict, err: bool = True) -> None:
+    """The balance report (on stderr where stdout holds the rows): error
+    against the targets, coverage inside the strata, thin cells."""
+    from persona_index.balance import balance_rows
+
+    click.echo(f"balance over {' x '.join(rep['by'])} ({rep['k']} personas; stratified-uniform: "
+               f"{rep['within']['uniform_draws']} draws of the same counts):", err=err)
+    rows = balance_rows(rep)
+    click.echo(format_table(rows, list(max(rows, key=len))), err=err)
+    for t in rep["thin_cells"][:5]:
+        cell = ", ".join(f"{a}={v}" for a, v in t["cell"].items())
+        click.echo(f"thin cell {cell}: {t['size']} personas for a quota of {t['wanted']:g}",
+                   err=err)
+    if len(rep["thin_cells"]) > 5:
+        click.echo(f"... and {len(rep['thin_cells']) - 5} more thin cells (--json lists them)",
+                   err=err)
 
 
 @cli.command()
@@ -599,15 +648,17 @@ def sample(ctx, n, strategy, by, allocation, target, stratum_method, alpha, n_ce
               help="jsonl with an 'id' field per line (what `sample --out` writes).")
 @click.option("--session", help="Measure everything a session has drawn.")
 @click.option("--where", help="Measure against the matching personas only.")
-@click.option("--target", multiple=True, help="Target distribution ATTR=VALUE:WEIGHT,...")
+@click.option("--target", multiple=True, help="Target distribution ATTR=VALUE:WEIGHT,... "
+              "(one per attribute), or 'world'; adds the error against it.")
+@click.option("--target-file", type=click.Path(exists=True, dir_okay=False),
+              help="Targets from a JSON file {attr: {value: weight}}.")
 @click.option("--compare-uniform", type=int, default=0, show_default=True,
               help="Also measure this many uniform batches of the same size (mean).")
 @output_options
 @click.pass_context
-def coverage(ctx, ids_file, session, where, target, compare_uniform, as_json):
+def coverage(ctx, ids_file, session, where, target, target_file, compare_uniform, as_json):
     """Coverage metrics of a batch (or a session) against the pool."""
-    from persona_index.sampling import coverage_vs_uniform, read_ids
-    from persona_index.samplers.stratified import parse_target
+    from persona_index.sampling import balance_of, coverage_vs_uniform, read_ids, sampling_params
     from persona_index.sessions import Sessions
 
     if bool(ids_file) == bool(session):
@@ -618,9 +669,20 @@ def coverage(ctx, ids_file, session, where, target, compare_uniform, as_json):
             ids = read_ids(fh, ids_file)
     else:
         ids = Sessions(idx).drawn([session])
-    targets = dict(parse_target(t) for t in target) if target else None
+    world = _world_target(target, target_file)
+    targets = sampling_params(target=[] if world else target,
+                              target_file=target_file).get("target")
+    if world:
+        from persona_index.targets import world_target
+
+        snap = idx.snapshot()
+        targets, matched = world_target(snap.attribute_columns(snap.attributes))
+        click.echo(f"target world: matched {', '.join(matched['matched'])}", err=True)
+    balance = balance_of(idx, ids, target=targets, where=where) if targets else None
     result = coverage_vs_uniform(idx, ids, where=where, targets=targets,
                                  uniform_draws=compare_uniform)
+    if balance:
+        result["balance"] = balance
     rep = result["sample"]
     if as_json:
         emit(result, True)
@@ -632,6 +694,8 @@ def coverage(ctx, ids_file, session, where, target, compare_uniform, as_json):
     for name, v in (rep.get("attribute_balance") or {}).items():
         rows.append({"metric": f"balance[{name}]", "sample": v})
     click.echo(format_table(rows))
+    if balance:
+        _echo_balance(balance, err=False)
 
 
 @cli.group()

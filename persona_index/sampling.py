@@ -68,6 +68,26 @@ class Batch:
     attributes: list = field(default_factory=list)
     pool_positions: np.ndarray = field(repr=False, default=None)
     positions: np.ndarray = field(repr=False, default=None)
+    snapshot: object = field(repr=False, default=None)
+
+    def balance(self, uniform_draws: int = 20) -> dict | None:
+        """A stratified batch's error against its targets and its coverage
+        inside the strata (:func:`persona_index.balance.balance_report`, on the
+        pool it was drawn from); None for other strategies."""
+        if self.manifest.get("strategy") != "stratified" or self.snapshot is None:
+            return None
+        from .balance import balance_report
+
+        p = self.manifest["params"]
+        snap, pool = self.snapshot, self.pool_positions
+        cols = snap.attribute_columns(p["by"])
+        where = {int(x): i for i, x in enumerate(pool)}
+        sel = [where[int(x)] for x in self.positions]
+        X = snap.vectors if len(pool) == len(snap.vectors) else snap.vectors[pool]
+        return balance_report(X, {k: v[pool] for k, v in cols.items()}, sel, p["by"],
+                              target=p.get("target"), allocation=p.get("allocation"),
+                              min_per_cell=p.get("min_per_cell") or 0,
+                              uniform_draws=uniform_draws)
 
     def to_arrow(self):
         """The batch's personas as an Arrow table (no vectors)."""
@@ -117,15 +137,26 @@ def candidate_pool(index: PersonaIndex, snap: Snapshot, *, where=None, near=None
     return pos
 
 
-def draw(index: PersonaIndex, n: int, strategy: str = DEFAULT_STRATEGY, *, seed=None,
-         where: str | None = None, near: str | None = None, within: int | None = None,
+def draw(index: PersonaIndex, n: int, strategy: str | None = None, *, by=None, target=None,
+         seed=None, where: str | None = None, near: str | None = None, within: int | None = None,
          session: str | None = None, exclude_sessions: Sequence[str] = (),
          params: Mapping | None = None, record: bool = True,
-         _session_version: int | None = None) -> Batch:
+         _session_version: int | None = None, **strategy_params) -> Batch:
     """Draw ``n`` personas from ``index`` with ``strategy``.
 
     Parameters
     ----------
+    strategy : a registered name; None: ``stratified`` when ``by`` or
+        ``target`` is given, else the default (``herding``).
+    by : attribute name(s) to stratify by (``stratified``).
+    target : the target distribution: ``{attr: {value: weight}}``, spec
+        strings ``"ATTR=VALUE:WEIGHT,..."`` (one or a list), a path to a JSON
+        target file (``os.PathLike``), or ``"world"`` (population shares for
+        country, region and age band: :func:`persona_index.targets.world_target`;
+        the manifest records the shares used and ``target_matched``).
+    **strategy_params : the strategy's own parameters (``method``,
+        ``allocation``, ``min_per_cell``, ``beta`` ...), as ``params`` also
+        takes them; naming one in both with different values is an error.
     seed : None or int. None draws a fresh seed, which the manifest records,
         so every batch can be replayed.
     session : name of a sampling session: its earlier draws are excluded, and
@@ -153,8 +184,16 @@ def draw(index: PersonaIndex, n: int, strategy: str = DEFAULT_STRATEGY, *, seed=
     >>> sorted(r["region"] for r in b.rows)
     ['A', 'A', 'B', 'B', 'C', 'C']
     """
+    params, world = _merge_params(params, strategy_params, by, target)
+    if strategy is None:
+        strategy = "stratified" if ("by" in params or "target" in params or world) \
+            else DEFAULT_STRATEGY
+    if world and strategy != "stratified":
+        raise SamplingError(f"target 'world' needs the stratified strategy, not {strategy!r}")
     get_strategy(strategy)  # unknown names and bad parameters fail before any work
     params = validate_params(strategy, params)
+    if world:
+        params["_world"] = True
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**32))
     for name in ([session] if session else []) + list(exclude_sessions):
@@ -212,15 +251,16 @@ def _draw_locked(index, snap, n, strategy, *, seed, where, near, within, session
     # no copy of the whole matrix when the pool is all of it
     X = m.vectors if len(pool) == len(m.vectors) else m.vectors[pool]
     attrs = None
+    extra: dict = {}
+    matched = None
     if strategy == "stratified":
-        by = params.get("by") or snap.attributes
-        if isinstance(by, str):
-            by = [by]
-        params["by"] = list(by)
-        cols = snap.attribute_columns(list(by))
+        params, cols, matched = stratified_params(snap, params)
         attrs = {k: v[pool] for k, v in cols.items()}
+        if prior is not None and params["method"] == "herding":
+            pos = [p for p in (m.position_of_id(i) for i in own) if p is not None]
+            extra["prior_attributes"] = {k: v[pos] for k, v in cols.items()}
     t0 = time.perf_counter()
-    sel = sample(X, n, strategy, seed=seed, prior=prior, attributes=attrs, **params)
+    sel = sample(X, n, strategy, seed=seed, prior=prior, attributes=attrs, **params, **extra)
     seconds = time.perf_counter() - t0
     positions = pool[sel]
     ids = m.ids.take(positions).to_pylist()
@@ -236,13 +276,115 @@ def _draw_locked(index, snap, n, strategy, *, seed, where, near, within, session
         "pool_size": int(len(pool)), "seconds": round(seconds, 4),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "ids": ids,
     }
+    if matched is not None:
+        manifest["target_matched"] = matched
     if session and record:
         if exclude_sessions:
             sessions.record_exclusions(session, exclude_sessions)
         sessions.record(session, batch_no, ids, manifest)
     rows = snap.take(positions).to_pylist()
     return Batch(ids=ids, rows=rows, manifest=manifest, attributes=snap.attributes,
-                 pool_positions=pool, positions=positions)
+                 pool_positions=pool, positions=positions, snapshot=snap)
+
+
+def _merge_params(params, strategy_params, by, target) -> tuple[dict, bool]:
+    """One parameter dict from ``params``, keyword parameters, ``by`` and
+    ``target`` (in its accepted spellings); True when the target is ``world``."""
+    from .errors import StrategyParameterError
+    from .samplers.stratified import parse_target
+    from .targets import WORLD, load_target_file
+
+    out = dict(params or {})
+    for key, v in strategy_params.items():
+        if key in out and out[key] != v:
+            raise StrategyParameterError(f"parameter {key!r} given twice: {out[key]!r} in "
+                                         f"params and {v!r}")
+        out[key] = v
+    if by is not None:
+        out["by"] = [by] if isinstance(by, str) else list(by)
+    world = False
+    if target is not None:
+        if isinstance(target, str) and target == WORLD:
+            world = True
+        elif isinstance(target, os.PathLike):
+            out["target"] = load_target_file(target)
+        elif isinstance(target, str):
+            out["target"] = dict([parse_target(target)])
+        elif isinstance(target, Mapping):
+            out["target"] = dict(target)
+        elif isinstance(target, (list, tuple)) and all(isinstance(t, str) for t in target):
+            out["target"] = dict(parse_target(t) for t in target)
+        else:
+            raise StrategyParameterError(
+                f"target must be a mapping, ATTR=VALUE:WEIGHT strings, a target file path or "
+                f"'world', got {target!r:.60}")
+    if "target" in out and "by" not in out and isinstance(out["target"], Mapping):
+        out["by"] = list(out["target"])
+    return out, world
+
+
+def stratified_params(snap: Snapshot, params: dict) -> tuple[dict, dict, dict | None]:
+    """The stratified parameters a draw on ``snap`` runs with and records:
+    ``by`` (default: every store attribute), ``world`` resolved into shares,
+    target values checked against the store (a value it lacks raises
+    :class:`~persona_index.errors.StrategyParameterError` naming the valid
+    ones), and the effective ``method``, ``quotas`` and ``min_per_cell``.
+    Returns (params, the store's columns of ``by``, what ``world`` matched).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from persona_index import PersonaIndex
+    >>> from persona_index.embed import HashEmbedder
+    >>> idx = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(dim=16))
+    >>> _ = idx.add([{"text": f"persona {i}", "region": "AB"[i % 2]} for i in range(10)],
+    ...             attributes=["region"])
+    >>> p, cols, _ = stratified_params(idx.snapshot(), {"target": {"region": {"A": 1}}})
+    >>> p
+    {'target': {'region': {'A': 1}}, 'by': ['region'], 'method': 'herding', 'quotas': 'raking', 'min_per_cell': 0}
+    >>> stratified_params(idx.snapshot(), {"target": {"region": {"C": 1}}})
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.StrategyParameterError: target value 'C' of 'region' is not in the store; its values: A, B
+    """
+    from .errors import StrategyParameterError
+    from .samplers.registry import STRATEGIES
+    from .targets import world_target
+
+    params = dict(params)
+    world = params.pop("_world", False)
+    by = params.get("by")
+    matched = None
+    if world:
+        names = list(by) if by else list(snap.attributes)
+        names = [a for a in names if a in snap.attributes]
+        target, matched = world_target(snap.attribute_columns(names), by)
+        params["target"] = target
+        if not by:
+            by = list(target)
+    by = by or snap.attributes
+    if isinstance(by, str):
+        by = [by]
+    params["by"] = list(by)
+    cols = snap.attribute_columns(list(by))
+    if params.get("quotas", "raking") == "raking":
+        for name, dist in (params.get("target") or {}).items():
+            if name not in cols:
+                continue  # the strategy names it: a target outside the strata
+            have = {("(none)" if v is None else str(v)) for v in cols[name]}
+            unknown = sorted(str(v) for v, w in dist.items() if str(v) not in have)
+            if unknown:
+                vals = sorted(have)
+                shown = ", ".join(vals[:40]) + (f", ... ({len(vals)} in all)" if len(vals) > 40
+                                                else "")
+                raise StrategyParameterError(
+                    f"target value{'s' if len(unknown) > 1 else ''} "
+                    f"{', '.join(map(repr, unknown))} of {name!r} "
+                    f"{'are' if len(unknown) > 1 else 'is'} not in the store; its values: {shown}")
+    for p in STRATEGIES["stratified"].params:  # record what ran, not what was left implicit
+        if p.name not in params and p.name in ("method", "quotas", "min_per_cell"):
+            params[p.name] = p.default
+    return params, cols, matched
 
 
 _MANIFEST_FIELDS = {  # field: (types, required)
@@ -361,13 +503,56 @@ def coverage_of(index: PersonaIndex, ids: Sequence[str], *, where: str | None = 
                            targets=targets)
 
 
+def balance_of(index: PersonaIndex, ids: Sequence[str], *, target: Mapping,
+               by: Sequence[str] | None = None, where: str | None = None,
+               allocation: str | None = None, uniform_draws: int = 20) -> dict:
+    """The batch ``ids`` against ``target`` over the store (or the rows
+    matching ``where``), stratified by ``by`` (default: the targeted
+    attributes): :func:`persona_index.balance.balance_report`. A target value
+    the store lacks raises :class:`~persona_index.errors.StrategyParameterError`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from persona_index import PersonaIndex
+    >>> from persona_index.embed import HashEmbedder
+    >>> idx = PersonaIndex(tempfile.mkdtemp() + "/p.lance", HashEmbedder(dim=16))
+    >>> _ = idx.add([{"text": f"persona {i}", "region": "AB"[i % 2]} for i in range(40)],
+    ...             attributes=["region"])
+    >>> b = draw(idx, 10, by="region", target={"region": {"A": 0.7, "B": 0.3}}, seed=0)
+    >>> r = balance_of(idx, b.ids, target={"region": {"A": 0.7, "B": 0.3}}, uniform_draws=5)
+    >>> r["marginal_tv"], r["joint_tv"], r["cells"]
+    ({'region': 0.0}, 0.0, 2)
+    """
+    from .balance import balance_report
+
+    m = index.snapshot()
+    params, cols, _ = stratified_params(m, {"by": list(by or target), "target": dict(target)})
+    pool = m.positions(where) if where else np.arange(len(m.vectors))
+    lookup = {int(p): i for i, p in enumerate(pool)}
+    sel, unknown = [], []
+    for pid in ids:
+        p = m.position_of_id(pid)
+        (sel if p is not None and int(p) in lookup else unknown).append(
+            lookup[int(p)] if p is not None and int(p) in lookup else pid)
+    if unknown:
+        raise SamplingError(f"{len(unknown)} id(s) are not in the pool, e.g. {unknown[:3]}")
+    X = m.vectors if len(pool) == len(m.vectors) else m.vectors[pool]
+    return balance_report(X, {k: v[pool] for k, v in cols.items()}, sel, params["by"],
+                          target=params["target"], allocation=allocation,
+                          uniform_draws=uniform_draws)
+
+
 def sampling_params(*, by: Sequence[str] = (), allocation: str | None = None,
-                    target: Sequence[str] = (), stratum_method: str | None = None,
-                    extra: Sequence[str] = (), **named) -> dict:
+                    target: Sequence[str] = (), target_file=None,
+                    stratum_method: str | None = None, extra: Sequence[str] = (),
+                    **named) -> dict:
     """A strategy's parameters from command-line spellings: ``by``, targets as
-    ``ATTR=VALUE:WEIGHT,...``, the in-stratum method, ``NAME=VALUE`` strings
-    (values parsed as JSON where they parse) and any named values (``None``
-    left out). Validation is :func:`~persona_index.samplers.registry.validate_params`.
+    ``ATTR=VALUE:WEIGHT,...`` and from a JSON ``target_file``, the in-stratum
+    method, ``NAME=VALUE`` strings (values parsed as JSON where they parse) and
+    any named values (``None`` left out). Validation is
+    :func:`~persona_index.samplers.registry.validate_params`. The target
+    ``world`` is not a parameter: give it to :func:`draw` as ``target="world"``.
 
     Examples
     --------
@@ -376,18 +561,30 @@ def sampling_params(*, by: Sequence[str] = (), allocation: str | None = None,
     >>> sampling_params(extra=["n_cells"])
     Traceback (most recent call last):
     persona_index.errors.StrategyParameterError: --param 'n_cells' must be NAME=VALUE
+    >>> sampling_params(target=["region=A:1", "region=B:1"])
+    Traceback (most recent call last):
+    persona_index.errors.StrategyParameterError: two targets for 'region': give one per attribute
     """
     import json
 
     from .errors import StrategyParameterError
     from .samplers.stratified import parse_target
+    from .targets import load_target_file
 
     params: dict = {}
     if by:
         params["by"] = list(by)
-    if target:
-        params["target"] = dict(parse_target(t) for t in target)
-        params.setdefault("by", list(params["target"]))
+    targets: dict = {}
+    parts = [parse_target(t) for t in target]
+    if target_file:
+        parts += list(load_target_file(target_file).items())
+    for name, dist in parts:
+        if name in targets:
+            raise StrategyParameterError(f"two targets for {name!r}: give one per attribute")
+        targets[name] = dist
+    if targets:
+        params["target"] = targets
+        params.setdefault("by", list(targets))
     if allocation:
         params["allocation"] = allocation
     if stratum_method:
@@ -417,9 +614,15 @@ def upgrade_manifest(manifest: dict) -> tuple[dict, list[str]]:
     --------
     >>> m, notes = upgrade_manifest({"strategy": "stratified", "params": {"within": "farthest"}})
     >>> m["params"], notes
-    ({'method': 'farthest'}, ["manifest parameter 'within' of stratified is now 'method' (read as method='farthest'); old manifests replay until the next release"])
+    ({'method': 'farthest', 'quotas': 'product'}, ["manifest parameter 'within' of stratified is now 'method' (read as method='farthest'); old manifests replay until the next release"])
     >>> upgrade_manifest({"strategy": "uniform", "params": {}})[1]
     []
+
+    A stratified manifest without ``method`` or ``quotas`` was drawn
+    uniformly inside strata with the product rule; it reads so (no note):
+
+    >>> upgrade_manifest({"strategy": "stratified", "params": {"by": ["region"]}})
+    ({'strategy': 'stratified', 'params': {'by': ['region'], 'method': 'uniform', 'quotas': 'product'}}, [])
     """
     params, notes = dict(manifest.get("params") or {}), []
     for strategy, old, new in RENAMED_PARAMS:
@@ -427,7 +630,16 @@ def upgrade_manifest(manifest: dict) -> tuple[dict, list[str]]:
             params[new] = params.pop(old)
             notes.append(f"manifest parameter {old!r} of {strategy} is now {new!r} "
                          f"(read as {new}={params[new]!r}); old manifests replay until the next release")
-    return ({**manifest, "params": params} if notes else manifest), notes
+    changed = bool(notes)
+    if manifest.get("strategy") == "stratified":
+        # written before the stratified draw recorded these: what they meant then
+        from .samplers.stratified import LEGACY
+
+        for key, value in LEGACY.items():
+            if key not in params:
+                params[key] = value
+                changed = True
+    return ({**manifest, "params": params} if changed else manifest), notes
 
 
 def load_manifest(path) -> dict:

@@ -285,7 +285,7 @@ def test_stratum_method_and_the_old_within_stratum(cli_db):
     assert json.loads(old.stdout)["personas"] == json.loads(new.stdout)["personas"]
     assert json.loads(old.stdout)["manifest"]["params"]["method"] == "farthest"
     plain = json.loads(run(base).stdout)["manifest"]["params"]
-    assert plain.get("method", "uniform") == "uniform" and "within" not in plain
+    assert plain["method"] == "herding" and "within" not in plain  # the default since #24
     r = run(base + ["--within-stratum", "farthest", "--stratum-method", "farthest"])
     assert r.exit_code == 0
     assert json.loads(r.stdout)["personas"] == json.loads(new.stdout)["personas"]

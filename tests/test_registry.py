@@ -30,7 +30,7 @@ def test_every_registered_strategy_loads_and_declares_what_it_takes():
     for name, spec in STRATEGIES.items():
         fn = spec.load()
         sig = inspect.signature(fn).parameters
-        own = {p for p in sig if p not in ("X", "k", "rng", "prior", "attributes")}
+        own = {p for p in sig if p not in ("X", "k", "rng", "prior", "attributes", "prior_attributes")}
         assert own == {p.name for p in spec.params}, name
         for p in spec.params:  # the registry's default is the function's default
             assert sig[p.name].default == p.default, (name, p.name)

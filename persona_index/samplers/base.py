@@ -147,7 +147,8 @@ def check_unit_matrix(X) -> np.ndarray:
 
 
 def sample(X, k: int, strategy: str = registry.DEFAULT_STRATEGY, *, seed=None, prior=None,
-           attributes: Mapping[str, Sequence] | None = None, **params) -> np.ndarray:
+           attributes: Mapping[str, Sequence] | None = None,
+           prior_attributes: Mapping[str, Sequence] | None = None, **params) -> np.ndarray:
     """Select ``k`` distinct rows of ``X`` with a named strategy.
 
     Parameters
@@ -162,6 +163,8 @@ def sample(X, k: int, strategy: str = registry.DEFAULT_STRATEGY, *, seed=None, p
     prior : (m, d) array, optional. Vectors already drawn (earlier batches);
         coverage-aware strategies avoid the regions they cover.
     attributes : mapping of name -> length-n sequence, for stratified sampling.
+    prior_attributes : mapping of name -> one value per ``prior`` row
+        (stratified: each earlier pick counts in its own stratum).
     **params : the strategy's own parameters, checked against the registry
         (:class:`~persona_index.errors.StrategyParameterError` for an unknown
         name or a value out of range).
@@ -205,6 +208,14 @@ def sample(X, k: int, strategy: str = registry.DEFAULT_STRATEGY, *, seed=None, p
             if len(col) != n:
                 raise SamplingError(f"attribute {name!r} has {len(col)} values for {n} rows")
             attrs[name] = col
+    if prior_attributes is not None and prior is not None:
+        prior_attributes = {name: np.asarray(col, dtype=object)
+                            for name, col in prior_attributes.items()}
+        bad = [name for name, col in prior_attributes.items() if len(col) != len(prior)]
+        if bad:
+            raise SamplingError(f"prior_attributes {bad} need one value per prior row "
+                                f"({len(prior)})")
+        params["prior_attributes"] = prior_attributes
     if k == 0:
         return np.zeros(0, dtype=np.int64)
     idx = np.asarray(fn(X, int(k), rng=rng, prior=prior, attributes=attrs, **params),

@@ -141,14 +141,21 @@ STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
                  )),
     StrategySpec("uniform", "uniform", "uniform", "every persona equally likely: the baseline"),
     StrategySpec("stratified", "stratified", "stratified",
-                 "balance attribute strata (crossed when several), quotas by largest remainder", (
+                 "balance attribute strata (crossed when several): quotas raked to the targets' "
+                 "marginals, herding inside each stratum", (
                      Param("by", "names", None, "attribute(s) to stratify by", nullable=True),
-                     Param("allocation", "choice", "equal", "stratum allocation",
-                           choices=("equal", "proportional")),
+                     Param("allocation", "choice", None, "starting allocation of the cells "
+                           "(default: equal, proportional with a target)",
+                           choices=("equal", "proportional"), nullable=True),
                      Param("target", "target", None, "target distribution ATTR=VALUE:WEIGHT",
                            nullable=True),
-                     Param("method", "choice", "uniform", "draw inside a stratum",
-                           choices=("uniform", "farthest")),
+                     Param("method", "choice", "herding", "draw inside a stratum",
+                           choices=("herding", "uniform", "farthest")),
+                     Param("quotas", "choice", "raking", "quotas from the targets: raking (IPF "
+                           "over the pool's non-empty cells) or product (the rule of earlier manifests: "
+                           "targets multiplied as if independent)", choices=("raking", "product")),
+                     Param("min_per_cell", "int", 0, "at least this many from every non-empty "
+                           "cell (or all it has)", 0, 10**9),
                  )),
     StrategySpec("cells", "cells", "cells",
                  "k-means cells of the embedding, drawn evenly (free-text pools)", (
