@@ -18,7 +18,7 @@ import numpy as np
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "personahub" / "tools-dev.jsonl"
 CHAT_DATA = DEFAULT_DATA.parents[1] / "persona-chat" / "chat-dev.jsonl"
 SECTIONS = ("sampler", "dedup", "latency", "embedders", "coverage", "speed", "store", "scale", "synth", "ray", "demo", "pool", "population",
-            "gpu", "minhash")
+            "gpu", "minhash", "balanced")
 
 
 def main(argv=None) -> int:
@@ -190,6 +190,11 @@ def main(argv=None) -> int:
         from .population import run_population
 
         res["population"] = run_population()
+
+    if "balanced" in sections:
+        from .balanced import run_balanced
+
+        res["balanced"] = run_balanced()
 
     if "demo" in sections:
         from .demo import run_demo

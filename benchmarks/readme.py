@@ -227,6 +227,10 @@ def render(name: str, res: dict) -> str:
         from .minhash import markdown as minhash_markdown
 
         return "\n".join(minhash_markdown(res["minhash"]) + ["", _provenance(res, "minhash")])
+    if name == "balanced":
+        from .balanced import markdown as balanced_markdown
+
+        return "\n".join(balanced_markdown(res["balanced"]) + ["", _provenance(res, "balanced")])
     raise KeyError(f"no renderer for generated section {name!r}")
 
 
