@@ -16,7 +16,13 @@ from the target. A second z compares the ten herding values with the ten
 ``method="uniform"`` values of the same seeds (same quotas: the rounding uses
 the generator first).
 
-Part 2, raking against the product rule: a seeded 10,000-row table whose region
+Part 2, the session prior: a first batch of 150 (seeds 0-4), then a second
+of 150 from what is left, with herding inside strata given (a) the first
+batch's picks in its own stratum (what ``draw`` does), (b) all of them in
+every stratum, (c) none; the union of both batches measured inside the strata
+and over the whole pool (mean nearest distance, Vendi).
+
+Part 3, raking against the product rule: a seeded 10,000-row table whose region
 and age band are correlated, with two empty cells; two marginal targets;
 k = 300, seeds 0-9, ``quotas="raking"`` and ``quotas="product"``: the marginal
 TV of each draw and of each rule's fitted quotas.
@@ -113,6 +119,37 @@ def inside_strata(seed: int = 21, n: int = 6000, k: int = K, seeds: int = SEEDS)
     return out
 
 
+def session_prior(seed: int = 21, n: int = 6000, k: int = 150, seeds: int = 5) -> dict:
+    from persona_index.balance import balance_report
+    from persona_index.generate import generate
+    from persona_index.metrics import kcenter_radius, vendi_score
+    from persona_index.samplers.base import sample
+
+    from .common import cached_embeddings
+
+    recs = [r for r in generate(n, seed=seed) if r["region"] and r["age_band"]]
+    X = cached_embeddings([r["persona"] for r in recs], "balanced-generated")
+    attrs = {a: np.array([r[a] for r in recs], dtype=object) for a in ("region", "age_band")}
+    by = ["region", "age_band"]
+    rows = {m: [] for m in ("own stratum", "whole prior", "none")}
+    for s in range(seeds):
+        first = sample(X, k, "stratified", seed=s, attributes=attrs, by=by)
+        rest = np.setdiff1d(np.arange(len(X)), first)
+        sub = {a: v[rest] for a, v in attrs.items()}
+        pa = {a: v[first] for a, v in attrs.items()}
+        for mode, kw in (("own stratum", {"prior": X[first], "prior_attributes": pa}),
+                         ("whole prior", {"prior": X[first]}), ("none", {})):
+            second = rest[sample(X[rest], k, "stratified", seed=s, attributes=sub, by=by, **kw)]
+            union = np.concatenate([first, second])
+            rep = balance_report(X, attrs, union, by, uniform_draws=0)
+            rows[mode].append([rep["within"]["mean_nearest"], rep["within"]["vendi"],
+                               kcenter_radius(X[union], X)[1], vendi_score(X[union])])
+    keys = ("within_mean_nearest", "within_vendi", "pool_mean_nearest", "pool_vendi")
+    return {"k_each": k, "seeds": seeds, "modes": {
+        m: {key: {"mean": float(np.mean(v, axis=0)[i]), "sd": float(np.std(v, axis=0, ddof=1)[i])}
+            for i, key in enumerate(keys)} for m, v in rows.items()}}
+
+
 def correlated_table(n: int = 10_000, seed: int = 0):
     """Region and age band correlated, two empty cells (B x 18-34, D x 55+)."""
     rng = np.random.default_rng(seed)
@@ -180,6 +217,8 @@ def run_balanced() -> dict:
     t = time.perf_counter()
     out = {"inside_strata": inside_strata()}
     print(f"balanced: inside strata done ({time.perf_counter() - t:.0f}s)", flush=True)
+    out["session_prior"] = session_prior()
+    print(f"balanced: session prior done ({time.perf_counter() - t:.0f}s)", flush=True)
     out["raking_vs_product"] = raking_vs_product()
     out["seconds"] = time.perf_counter() - t
     return out
@@ -217,6 +256,20 @@ def markdown(r: dict) -> list[str]:
               f"`--stratum-method uniform` draws of the same seeds (same quotas: "
               f"{'yes' if s['same_quotas'] else 'no'}): z = {zz['mean_nearest']:+.1f} for mean "
               f"nearest distance, {zz['vendi']:+.1f} for Vendi.", ""]
+    sp = r.get("session_prior")
+    if sp:
+        L += [f"*The session prior: a second batch of {sp['k_each']} after a first of "
+              f"{sp['k_each']}, herding inside strata given the first batch's picks in their "
+              f"own stratum (what `draw` does), all of them in every stratum, or none; the union "
+              f"of both batches, mean ± sd over seeds 0-{sp['seeds'] - 1}.*", "",
+              "| prior | within-strata mean nearest (lower is better) | within-strata Vendi | "
+              "pool mean nearest (lower is better) | pool Vendi |", "|---|---|---|---|---|"]
+        for mode, v in sp["modes"].items():
+            L.append(f"| {mode} | " + " | ".join(
+                f"{v[key]['mean']:.4f} ± {v[key]['sd']:.4f}" for key in
+                ("within_mean_nearest", "within_vendi", "pool_mean_nearest", "pool_vendi"))
+                + " |")
+        L.append("")
     rp = r["raking_vs_product"]
     L += [f"*Raking against the product rule: a seeded {rp['n']:,}-row table with region and "
           f"age band correlated and {rp['empty_cells']} empty cells ({rp['cells']} non-empty); "

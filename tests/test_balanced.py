@@ -111,6 +111,11 @@ def test_the_session_prior_counts_per_stratum():
     # and a stratum's own prior changes its picks (it is not ignored)
     no_prior = stratified(X, 12, rng=np.random.default_rng(1), attributes={"g": g})
     assert sorted(i for i in idx if g[i] == "a") != sorted(i for i in no_prior if g[i] == "a")
+    # without prior_attributes, every stratum's herding sees the whole prior
+    whole = stratified(X, 12, rng=np.random.default_rng(1), attributes={"g": g}, prior=P)
+    members = np.flatnonzero(g == "c")
+    alone = herding(X[members], 4, rng=np.random.default_rng(0), prior=P)
+    assert sorted(i for i in whole.tolist() if g[i] == "c") == sorted(members[alone].tolist())
 
 
 def test_a_session_batch_never_repeats_and_replays(tmp_path):

@@ -525,7 +525,9 @@ def stratified(X, k, *, rng, prior=None, attributes=None, by=None, allocation=No
     """Quotas per stratum of ``by`` (default: every attribute), then a draw
     inside each stratum (see the module docstring). ``prior_attributes``
     (name -> column over the ``prior`` rows) puts each earlier pick in its
-    stratum: herding then continues each stratum's own sequence.
+    stratum: herding then continues each stratum's own sequence (what
+    ``draw`` does for a session). Without it every stratum's herding sees the
+    whole ``prior``.
 
     Examples
     --------
@@ -573,9 +575,9 @@ def stratified(X, k, *, rng, prior=None, attributes=None, by=None, allocation=No
     for s in np.flatnonzero(quota):
         members = order[bounds[s]:bounds[s + 1]]
         p = prior
-        if method == "herding":
-            p = prior[prior_cell == s] if prior_cell is not None else None
-            p = p if p is not None and len(p) else None
+        if method == "herding" and prior_cell is not None:
+            p = prior[prior_cell == s]
+            p = p if len(p) else None
         out.append(_draw_in(X, members, int(quota[s]), method, rng, p))
     idx = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
     return idx[rng.permutation(len(idx))]
