@@ -328,7 +328,8 @@ def stratified_params(snap: Snapshot, params: dict) -> tuple[dict, dict, dict | 
     ``by`` (default: every store attribute), ``world`` resolved into shares,
     target values checked against the store (a value it lacks raises
     :class:`~persona_index.errors.StrategyParameterError` naming the valid
-    ones), and the effective ``method``, ``quotas`` and ``min_per_cell``.
+    ones), and the effective ``method``, ``quotas``, ``min_per_cell`` and
+    ``allocation``.
     Returns (params, the store's columns of ``by``, what ``world`` matched).
 
     Examples
@@ -341,7 +342,7 @@ def stratified_params(snap: Snapshot, params: dict) -> tuple[dict, dict, dict | 
     ...             attributes=["region"])
     >>> p, cols, _ = stratified_params(idx.snapshot(), {"target": {"region": {"A": 1}}})
     >>> p
-    {'target': {'region': {'A': 1}}, 'by': ['region'], 'method': 'herding', 'quotas': 'raking', 'min_per_cell': 0}
+    {'target': {'region': {'A': 1}}, 'by': ['region'], 'method': 'herding', 'quotas': 'raking', 'min_per_cell': 0, 'allocation': 'proportional'}
     >>> stratified_params(idx.snapshot(), {"target": {"region": {"C": 1}}})
     Traceback (most recent call last):
     ...
@@ -384,6 +385,9 @@ def stratified_params(snap: Snapshot, params: dict) -> tuple[dict, dict, dict | 
     for p in STRATEGIES["stratified"].params:  # record what ran, not what was left implicit
         if p.name not in params and p.name in ("method", "quotas", "min_per_cell"):
             params[p.name] = p.default
+    if params.get("allocation") is None:
+        params["allocation"] = "proportional" if params.get("target") and \
+            params["quotas"] == "raking" else "equal"
     return params, cols, matched
 
 

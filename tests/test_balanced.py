@@ -80,7 +80,8 @@ def test_the_default_inside_strata_is_herding_on_each_stratum_and_recorded(tmp_p
     b = draw(idx, 12, by=["region", "age"], seed=3, record=False)
     assert b.manifest["strategy"] == "stratified"
     p = b.manifest["params"]
-    assert (p["method"], p["quotas"], p["min_per_cell"]) == ("herding", "raking", 0)
+    assert (p["method"], p["quotas"], p["min_per_cell"], p["allocation"]) == \
+        ("herding", "raking", 0, "equal")
     assert replay(b.manifest).ids == b.ids
     # each stratum's picks are herding's picks on that stratum's rows alone (pools
     # this small involve no randomness in herding)
