@@ -367,3 +367,52 @@ def test_draw_takes_by_target_and_strategy_params(tmp_path):
         draw(idx, 6, "herding", beta=1.0, params={"beta": 2.0})
     with pytest.raises(SamplingError, match="needs the stratified strategy"):
         draw(idx, 6, "herding", target="world")
+
+
+def test_quota_invariants_over_random_tables():
+    """Over many seeded tables (random sizes, empty cells, targets, min_per_cell):
+    quotas sum to k, stay within [min(m, size), size], each within one of its fitted
+    share when the fit is feasible, and the marginals of the fit meet the targets
+    wherever no cell was capped."""
+    for trial in range(60):
+        rng = np.random.default_rng(trial)
+        n = int(rng.integers(50, 800))
+        a = rng.choice(list("pqrs"), n, p=rng.dirichlet(np.ones(4))).astype(object)
+        b = rng.choice(list("xyz"), n, p=rng.dirichlet(np.ones(3))).astype(object)
+        attrs = {"a": a, "b": b}
+        k = int(rng.integers(1, min(n, 120) + 1))
+        ta = dict(zip(sorted(set(a)), rng.dirichlet(np.ones(len(set(a)))).tolist()))
+        tb = dict(zip(sorted(set(b)), rng.dirichlet(np.ones(len(set(b)))).tolist()))
+        m = int(rng.integers(0, 3))
+        try:
+            fit = fit_quotas(attrs, ["a", "b"], k, target={"a": ta, "b": tb}, min_per_cell=m)
+        except StrategyParameterError:
+            continue  # min_per_cell over more cells than k: refused, by design
+        q = fit.round(k, np.random.default_rng(trial))
+        assert q.sum() == k and (q >= fit.lo).all() and (q <= fit.sizes).all(), trial
+        if abs(fit.expected.sum() - k) < 1e-6:
+            assert (np.abs(q - fit.expected) < 1 + 1e-9).all(), trial
+        if not fit.thin and m == 0:
+            for j, (name, t) in enumerate((("a", ta), ("b", tb))):
+                got = {v: sum(x for c, x in zip(fit.cells, fit.expected) if c[j] == v) for v in t}
+                assert np.allclose([got[v] for v in t], [k * t[v] for v in t], atol=1e-3), trial
+
+
+def test_cli_allocation_min_per_cell_and_one_target_per_attribute(tmp_path):
+    idx = small_store(tmp_path)
+    runner = CliRunner()
+    r = runner.invoke(cli, ["--db", idx.path, "sample", "-n", "12", "--by", "region", "--by",
+                            "age", "--target", "region=Africa:0.8,Asia:0.1,Europe:0.1",
+                            "--allocation", "equal", "--min-per-cell", "1", "--seed", "0",
+                            "--json"])
+    doc = json.loads(r.stdout)
+    p = doc["manifest"]["params"]
+    assert r.exit_code == 0 and (p["allocation"], p["min_per_cell"]) == ("equal", 1)
+    cells = {(x["region"], x["age"]) for x in doc["personas"]}
+    assert len(cells) == 6  # every non-empty cell, even those the target thins
+    r = runner.invoke(cli, ["--db", idx.path, "sample", "-n", "12", "--target", "region=Africa:1",
+                            "--target", "region=Asia:1"])
+    assert r.exit_code == 2 and "two targets for 'region'" in r.stderr
+    r = runner.invoke(cli, ["--db", idx.path, "sample", "-n", "12", "--by", "region",
+                            "--min-per-cell", "5"])
+    assert r.exit_code == 2 and "--min-per-cell 5 asks for 15 personas" in r.stderr

@@ -391,6 +391,11 @@ def round_quotas(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, k: int, rng,
         for c, cnt in zip(codes, counts):
             cnt[c[j]] += 1
         rest -= 1
+    while rest < 0:  # only when the fitted counts sum above k: take from the smallest remainders
+        room = q > lo
+        j = int(np.lexsort((tie, np.where(room, x - q, np.inf)))[0])
+        q[j] -= 1
+        rest += 1
     return q
 
 
@@ -495,6 +500,9 @@ def fit_quotas(attributes: Mapping[str, np.ndarray], by: list[str], k: int, *,
     wanted = np.fmax(wanted, wish)
     if 0 < x.sum() < k - 1e-6:  # caps the marginals could not all absorb: scale the rest up
         x = cap_marginal(x * (k / x.sum()), sizes, np.where(eligible, sizes, 0.0))
+    elif x.sum() > k + 1e-6:  # floors above a value's target: the rest gives way, in proportion
+        free = x - lo
+        x = lo + free * ((k - lo.sum()) / free.sum())
     thin = [{"cell": dict(zip(by, cells[c])), "size": int(sizes[c]),
              "wanted": round(float(wanted[c]), 3) if np.isfinite(wanted[c]) else float(m)}
             for c in np.flatnonzero(np.isfinite(wanted) | (eligible & (sizes < m)))]
