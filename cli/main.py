@@ -593,7 +593,8 @@ def sample(ctx, n, strategy, by, allocation, target, target_file, min_per_cell, 
     write_batch(b, out, manifest_out=manifest_out, inputs=[replay_path])
     if out == "-":
         return
-    balance = b.balance()
+    rows_only = not as_json and ctx.meta.get("row_format") in ("jsonl", "csv")
+    balance = None if rows_only else b.balance()  # printed only in the table and --json
     matched = b.manifest.get("target_matched")
     if matched and not as_json:
         click.echo(f"target world: matched {', '.join(matched['matched'])}"
