@@ -249,7 +249,7 @@ def _summary_out(summary, as_json):
         emit(d, True)
         return
     keys = ["source", "read", "added", "exact_duplicates", "near_duplicates", "rejected",
-            "over_token_window", "batches", "seconds", "personas_per_s", "version_after"]
+            "over_token_window", "batches", "seconds", "personas_per_s", "version_after", "fields"]
     if d.get("minhash"):  # the MinHash stage ran
         keys[4:4] = ["minhash_duplicates"]
         keys[-2:-2] = ["minhash_seconds"]

@@ -101,6 +101,8 @@ class IngestSummary:
     version_after: int | None = None
     text_field: str | None = None
     attributes: list = field(default_factory=list)
+    #: source field name -> the column it landed in (the store's field mapping), by name
+    fields: dict = field(default_factory=dict)
     schema: str | None = None
     examples: list = field(default_factory=list)
 
@@ -125,7 +127,8 @@ class IngestSummary:
         >>> m.read, m.added, m.embedder_collisions, m.load_seconds, m.version_before, m.version_after
         (7, 6, 1, 0.5, 1, 3)
         """
-        out = dataclasses.replace(self, attributes=list(self.attributes), examples=[])
+        out = dataclasses.replace(self, attributes=list(self.attributes),
+                                  fields={**self.fields, **other.fields}, examples=[])
         for name in SUMMED:
             setattr(out, name, getattr(self, name) + getattr(other, name))
         if other.version_after is not None:
@@ -246,9 +249,20 @@ def _write(index: PersonaIndex, prep: Prepared, *, embedder=None) -> IngestSumma
     summary.examples = rep.examples
     summary.seconds = time.perf_counter() - t0
     summary.version_after = index.version if index.exists else None
+    _final_columns(summary, plan, index)
     for message in summary.warnings():
         warn(message)
     return summary
+
+
+def _final_columns(summary: IngestSummary, plan, index: PersonaIndex) -> None:
+    """The summary's attributes and fields as the store mapped them (the
+    writer may have moved a field the plan named, see
+    :meth:`PersonaIndex.write`); fields by name, whatever the key order."""
+    stored = (index.meta.get("fields") or {}) if index.exists else {}
+    col = {f: stored.get(f, c) for c, f in plan.columns.items()}
+    summary.fields = dict(sorted(col.items()))
+    summary.attributes = [col[f] for f in plan.attributes]
 
 
 def _do_batch(run: _Run, batch: list) -> None:
@@ -282,7 +296,8 @@ def _do_batch(run: _Run, batch: list) -> None:
     vecs = np.ascontiguousarray(vecs[idx])
     table = _arrow_table(run, [lines[i] for i in idx], [recs[i] for i in idx],
                          [texts[i] for i in idx], [ids[i] for i in idx], vecs)
-    w = run.index.write(table, attributes=list(run.prep.plan.attributes.values()))
+    w = run.index.write(table, attributes=list(run.prep.plan.attributes.values()),
+                        fields=run.prep.plan.columns)
     run.known.add(table.column("id").to_pylist(), vecs if opts.near_dedup else None)
     # rows another process committed meanwhile were skipped by the store
     summary.added += w.added

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 from .dedup import BLOCKING_MIN
 from .errors import IngestNote, IngestOptionError, IngestWarning, InputFileError, RowRejected
 from .readers import DEFAULT_BATCH, iter_file
-from .text import TEXT_FIELDS, column_name
+from .text import TEXT_FIELDS, assign_columns
 
 if TYPE_CHECKING:
     from .store import PersonaIndex
@@ -220,6 +220,13 @@ class Plan:
     rows: int
     schema: str | None = None
 
+    @property
+    def columns(self) -> dict:
+        """Column -> source field, for every attribute and plain column (what
+        :meth:`persona_index.store.PersonaIndex.write` takes as ``fields``)."""
+        return {**{c: f for f, c in self.attributes.items()},
+                **{c: f for f, (c, _) in self.plain.items()}}
+
 
 def _kind(v) -> str:
     if v is None:
@@ -332,7 +339,12 @@ def plan_records(records: Iterable[tuple[int, dict]], *, path: str = "<records>"
 
 
 def _choose_columns(scan: _Scan, path: str, text_field: str | None,
-                    attrs: Sequence[str] | None) -> Plan:
+                    attrs: Sequence[str] | None, snap=None) -> Plan:
+    """The plan; column names from the field mapping of ``snap`` (the
+    store's version the checks read; None: no store yet), as
+    :func:`persona_index.text.assign_columns` gives them. The store applies
+    the same rule again under its writer lock, so a concurrent ingest that
+    mapped a name meanwhile is respected."""
     stats, rows = scan.stats, scan.rows
     if rows == 0:
         raise InputFileError(path, None, "empty file: no records")
@@ -357,16 +369,10 @@ def _choose_columns(scan: _Scan, path: str, text_field: str | None,
             if (s.kinds == {"str"} and s.max_len <= ATTR_MAX_LEN and nd <= ATTR_MAX_DISTINCT
                     and (nd <= ATTR_SMALL or nd <= rows / 2)):
                 attr_fields.append(f)
-    used: set = set()
-
-    def unique(name):
-        base, i = name, 2
-        while name in used:
-            name, i = f"{base}_{i}", i + 1
-        used.add(name)
-        return name
-
-    attributes = {f: unique(column_name(f)) for f in attr_fields}
+    col, _ = assign_columns(list(dict.fromkeys(attr_fields + others)),
+                            snap.meta.get("fields") if snap is not None else None,
+                            snap.columns if snap is not None else ())
+    attributes = {f: col[f] for f in attr_fields}
     plain = {}
     for f in others:
         if f in attributes:
@@ -374,7 +380,7 @@ def _choose_columns(scan: _Scan, path: str, text_field: str | None,
         kinds = stats[f].kinds
         typ = ("int64" if kinds == {"int"} else "float64" if kinds <= {"int", "float"} and kinds
                else "bool" if kinds == {"bool"} else "string")
-        plain[f] = (unique(column_name(f)), typ)
+        plain[f] = (col[f], typ)
     return Plan(text_field, attributes, plain, rows)
 
 
@@ -543,15 +549,15 @@ def prepare_records(index, make_iter: Callable[[], Iterator[tuple[int, dict]]],
     scan = _Scan(((named,) if named else TEXT_FIELDS) if opts.strict else ())
     for n, rec in records(itertools.chain([] if first is None else [first], it)):
         scan.add(n, rec)
+    snap = index.snapshot() if index.exists else None  # the one version the checks and dedup read
     if plan is None:
-        plan = _choose_columns(scan, source, opts.text_field, opts.attrs)
+        plan = _choose_columns(scan, source, opts.text_field, opts.attrs, snap)
         plan.schema = opts.schema
         for f in opts.bands:  # a band is a stratum even where it is not a short categorical field
             if f"{f}_band" in plan.plain:
                 plan.attributes[f"{f}_band"] = plan.plain.pop(f"{f}_band")[0]
     if opts.strict:
         scan.check_strict(plan.text_field, source)
-    snap = index.snapshot() if index.exists else None  # the one version the checks and dedup read
     if snap is not None:
         _check_fit(snap.schema, plan, scan, source)
     return Prepared(plan, opts, records, snap, source)

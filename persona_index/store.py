@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pyarrow is imported where it is used
 from .errors import (ConcurrencyError, EmbedderMismatchError, FormatVersionError,
                      InvalidQueryError, StoreNotFoundError, clean_error)
 from .snapshot import META_KEY, ROWS_CACHE_MAX, Hit, Hits, Snapshot, read_meta
-from .text import RESERVED, as_text, persona_id
+from .text import RESERVED, as_text, assign_columns, persona_id
 
 __all__ = ["PersonaIndex", "Snapshot", "Hit", "Hits", "Written", "resolve_db", "clean_error"]
 
@@ -315,9 +315,17 @@ class PersonaIndex:
         with FileLock(str(lockdir / "writer.lock")):
             yield
 
-    def write(self, batch, attributes: Sequence[str] = ()) -> Written:
+    def write(self, batch, attributes: Sequence[str] = (), fields: dict | None = None) -> Written:
         """Append one Arrow table of complete rows (``id``, ``text``,
         ``vector`` and any other columns).
+
+        ``fields``: ``{column: source field name}`` for the batch's columns
+        that hold a source field, named as planned. Under the lock they are
+        renamed to the columns the store's field mapping gives (see
+        :func:`persona_index.text.assign_columns`), and new fields are added
+        to the mapping (metadata ``fields``) in the commit of the rows: a
+        concurrent writer that planned the same column for another field
+        gets the next free one.
 
         Under the writer lock, rows whose id is already stored (by this or any
         other process) are dropped first, so writes are idempotent by id. New
@@ -337,7 +345,8 @@ class PersonaIndex:
             if not self.exists:
                 if batch.num_rows == 0:
                     return Written(0, repeats, 0)
-                self._create(batch, attributes)
+                batch, attributes, mapping = _map_fields(batch, attributes, fields, None, ())
+                self._create(batch, attributes, mapping)
                 return Written(batch.num_rows, repeats, self.version)
             snap = self.snapshot()  # the latest version: nobody else commits under the lock
             have = snap.present_ids(batch.column("id").to_pylist())
@@ -346,9 +355,13 @@ class PersonaIndex:
                                                         value_set=pa.array(sorted(have)))))
             if batch.num_rows == 0:
                 return Written(0, len(have) + repeats, snap.version)
+            batch, attributes, mapping = _map_fields(batch, attributes, fields,
+                                                     snap.meta.get("fields"), snap.columns)
             known = set(snap.columns)
             new = [pa.field(f.name, f.type) for f in batch.schema if f.name not in known]
             meta = dict(snap.meta)
+            if mapping is not None:
+                meta["fields"] = mapping
             meta["attributes"] = snap.attributes + [a for a in attributes
                                                     if a not in snap.attributes]
             schema = pa.schema(list(snap.schema.remove_metadata()) + new)
@@ -397,10 +410,12 @@ class PersonaIndex:
             self.table.restore(snap.version)
             raise
 
-    def _create(self, first: "pa.Table", attributes: Sequence[str]) -> None:
+    def _create(self, first: "pa.Table", attributes: Sequence[str], fields: dict | None = None) -> None:
         meta = {"format_version": FORMAT_VERSION, "model": self.embedder.name,
                 "dim": int(self.embedder.dim), "attributes": list(attributes),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if fields is not None:
+            meta["fields"] = fields
         schema = first.schema.with_metadata({META_KEY: json.dumps(meta)})
         # created with its rows in one step: a reader never sees an empty table
         self.db.create_table(TABLE, data=first.cast(schema), schema=schema)
@@ -627,6 +642,9 @@ class PersonaIndex:
             "dim": meta.get("dim"),
             "attributes": meta.get("attributes", []),
             "columns": snap.columns,
+            # source field name -> column, in first-seen order; a store
+            # written before mappings were stored: {} (its columns read as identity)
+            "fields": meta.get("fields", {}),
             "table_version": snap.version,
             "indices": indices,
             "exact_search": "numpy matrix product over the warm vector column",
@@ -634,6 +652,20 @@ class PersonaIndex:
                                 + (n * 150 if n <= ROWS_CACHE_MAX else 0),
             "created": meta.get("created"),
         }
+
+
+def _map_fields(batch, attributes, fields: dict | None, mapping: dict | None, columns):
+    """``batch`` and ``attributes`` with planned columns renamed as the
+    store's field mapping says, and the mapping grown by the batch's new
+    fields (None: no fields given and no mapping stored)."""
+    if not fields:
+        return batch, attributes, mapping
+    chosen, grown = assign_columns(list(fields.values()), mapping, columns)
+    rename = {col: chosen[src] for col, src in fields.items()}
+    if any(a != b for a, b in rename.items()):
+        batch = batch.rename_columns([rename.get(n, n) for n in batch.schema.names])
+        attributes = [rename.get(a, a) for a in attributes]
+    return batch, attributes, grown
 
 
 def _field_ids(lance_schema) -> list:

@@ -13,7 +13,8 @@ import json
 import re
 import unicodedata
 
-__all__ = ["RESERVED", "TEXT_FIELDS", "normalize_text", "persona_id", "column_name", "as_text"]
+__all__ = ["RESERVED", "TEXT_FIELDS", "normalize_text", "persona_id", "column_name", "assign_columns",
+           "as_text"]
 
 #: columns every store has; everything else is an attribute or a plain column
 RESERVED = ("id", "text", "vector", "source", "source_line", "licence")
@@ -61,6 +62,48 @@ def column_name(name: str) -> str:
     if out in RESERVED:
         out = "field_" + out
     return out
+
+
+def assign_columns(fields, mapping: dict | None, columns=()) -> tuple[dict, dict]:
+    """The column of each source field, and the store's mapping grown by the new ones.
+
+    ``mapping``: the store's stored mapping (source field name, exact, case
+    kept -> column), in first-seen order; None for a store written before
+    mappings were stored. ``columns``: the store's existing columns. Returns
+    ``(chosen, grown)``: ``{field: column}`` for ``fields`` (in ``fields``'s
+    order) and the mapping with the new fields appended.
+
+    The rule: a field in ``mapping`` keeps its column. New fields are taken in
+    an order that does not depend on key order: first those whose name is
+    already a column name (``column_name(f) == f``), then the others in code
+    point order of their names. Each gets ``column_name(f)`` when that is
+    free, or is an existing column no mapped field owns and ``column_name(f)``
+    names it (identity: how stores without a mapping read); otherwise the next
+    free ``column_name(f)_2``, ``_3``, ... (free: no existing column, no
+    mapped column).
+
+    Examples
+    --------
+    >>> chosen, grown = assign_columns(["Region", "region"], {})
+    >>> chosen, grown
+    ({'Region': 'region_2', 'region': 'region'}, {'region': 'region', 'Region': 'region_2'})
+    >>> assign_columns(["region_2", "region"], grown, ["region", "region_2"])[0]
+    {'region_2': 'region_2_2', 'region': 'region'}
+    >>> assign_columns(["Region", "region"], None, ["region", "region_2"])[0]  # no mapping stored
+    {'Region': 'region_3', 'region': 'region'}
+    """
+    grown = dict(mapping or {})
+    owned = set(grown.values())
+    existing = set(columns)
+    new = sorted({f for f in fields if f not in grown}, key=lambda f: (column_name(f) != f, f))
+    for f in new:
+        base = col = column_name(f)
+        i = 2
+        while col in owned or (col in existing and col != base):
+            col, i = f"{base}_{i}", i + 1
+        grown[f] = col
+        owned.add(col)
+    return {f: grown[f] for f in fields}, grown
 
 
 def as_text(v):

@@ -199,11 +199,11 @@ def test_interrupted_ingest_completes_without_duplicates(tmp_path, embedder, poo
     idx = PersonaIndex(tmp_path / "crash.lance", embedder)
     real_write, calls = idx.write, {"n": 0}
 
-    def crashing_write(batch, attributes=()):
+    def crashing_write(batch, attributes=(), **kw):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt("killed mid-ingest")
-        return real_write(batch, attributes)
+        return real_write(batch, attributes, **kw)
 
     idx.write = crashing_write
     with pytest.raises(KeyboardInterrupt):
