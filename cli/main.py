@@ -452,7 +452,7 @@ def get(ctx, ids, as_json):
 @output_options
 @click.pass_context
 def info(ctx, as_json):
-    """Count, model, dimension, attributes, table and format version of the store."""
+    """Count, model, dimension, attributes, field mapping, table and format version of the store."""
     emit(open_index(ctx).info(), as_json)
 
 
