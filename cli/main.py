@@ -786,7 +786,7 @@ def client_options(fn):
     return fn
 
 
-def _session_personas(idx, session: str) -> list[dict]:
+def _sessionsonas(idx, session: str) -> list[dict]:
     """The stored rows of every persona a sampling session drew."""
     from persona_index.sessions import Sessions
 
@@ -797,12 +797,100 @@ def _session_personas(idx, session: str) -> list[dict]:
 
 
 def _client_config(base_url, llm_model, temperature, max_tokens, concurrency, timeout, retries,
-                   api_key_env):
+                   api_key_env, **request):
     from persona_index.synthesis.client import ClientConfig
 
     return ClientConfig(base_url=base_url, model=llm_model, temperature=temperature,
                         max_tokens=max_tokens, concurrency=concurrency, timeout_s=timeout,
-                        retries=retries, api_key_env=api_key_env)
+                        retries=retries, api_key_env=api_key_env, **request)
+
+
+def _text_or_file(ctx, param, value):
+    """TEXT, or the contents of FILE for @FILE."""
+    if value is None or not value.startswith("@"):
+        return value
+    path = value[1:]
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except UnicodeDecodeError:
+        raise click.BadParameter(f"{path!r} is not UTF-8 text", param=param) from None
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path!r}: {exc.strerror or exc}",
+                                 param=param) from None
+
+
+def _response_format(ctx, param, value):
+    """json, or json-schema:FILE (the schema, read here)."""
+    if value is None or value == "json":
+        return value
+    if not value.startswith("json-schema:") or len(value) == len("json-schema:"):
+        raise click.BadParameter(f"{value!r}: give json or json-schema:FILE", param=param)
+    path = value[len("json-schema:"):]
+    try:
+        with open(path, encoding="utf-8") as fh:
+            schema = json.loads(fh.read(), parse_constant=_no_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise click.BadParameter(f"cannot read a JSON schema from {path!r}: {why}",
+                                 param=param) from None
+    if not isinstance(schema, dict):
+        raise click.BadParameter(f"{path!r} holds no JSON object (a schema)", param=param)
+    return schema
+
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_object(ctx, param, value):
+    if value is None:
+        return {}
+    try:
+        doc = json.loads(value, parse_constant=_no_constant)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param=param) from None
+    if not isinstance(doc, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{\"min_p\": 0.05}'", param=param)
+    return doc
+
+
+def synth_options(fn):
+    """synthesize's request and run options (see docs/synthesis.md)."""
+    for opt in reversed([
+        click.option("--system", callback=_text_or_file, metavar="TEXT|@FILE",
+                     help="A system prompt sent before each persona prompt (@FILE reads it)."),
+        click.option("--response-format", "response_format", callback=_response_format,
+                     metavar="json|json-schema:FILE",
+                     help="JSON mode, or a JSON schema: replies are checked, and a reply that "
+                          "is not JSON or misses the schema is a failed row."),
+        click.option("--seed", "llm_seed", type=click.IntRange(0, 2**63 - 1),
+                     help="Sampling seed sent with each request (request i of --n gets "
+                          "SEED+i)."),
+        click.option("--top-p", type=click.FloatRange(0, 1, min_open=True)),
+        click.option("--n", "n", type=click.IntRange(1, 10_000), default=1, show_default=True,
+                     help="Completions per persona x template, as N separate requests; "
+                          "custom_id PID:TEMPLATE, then PID:TEMPLATE:1 ..."),
+        click.option("--extra-body", callback=_json_object, metavar="JSON",
+                     help="More request body fields, a JSON object, e.g. '{\"min_p\": 0.05}'."),
+        click.option("--missing", type=click.Choice(["error", "skip", "fill"]), default="error",
+                     show_default=True,
+                     help="A persona without a value for a template slot or --attr: refuse "
+                          "the run, leave the pair out, or write 'unspecified'."),
+        click.option("--max-retry-wait", type=click.FloatRange(0), default=60.0,
+                     show_default=True,
+                     help="Honour a server's Retry-After up to this many seconds; longer ones "
+                          "get the usual backoff."),
+        click.option("--deadline", type=click.FloatRange(0, min_open=True),
+                     help="Stop after this many seconds: nothing more is sent, requests in "
+                          "flight get no row (a rerun sends them)."),
+        click.option("--max-runs", type=click.IntRange(1), default=3, show_default=True,
+                     help="A failed row is sent again by later runs, up to N runs in all."),
+        click.option("--skip-failed", is_flag=True,
+                     help="Do not send failed rows again (keep them failed)."),
+    ]):
+        fn = opt(fn)
+    return fn
 
 
 @cli.command()
@@ -815,42 +903,86 @@ def _client_config(base_url, llm_model, temperature, max_tokens, concurrency, ti
 @click.option("--granularity", type=click.Choice(["text", "text+attrs"]), default="text",
               show_default=True, help="Persona text alone, or text plus --attr attributes.")
 @click.option("--attr", "attrs", multiple=True, help="Attribute(s) for text+attrs.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="Output jsonl (results, or Batch API requests with --requests-only).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Output jsonl (results, or Batch API requests with --requests-only); "
+                   "- (or a FIFO, /dev/stdout) streams the rows in input order.")
 @click.option("--requests-only", is_flag=True,
               help="Write an OpenAI Batch API request file; call nothing.")
 @click.option("--progress/--no-progress", default=True)
 @client_options
+@synth_options
 @output_options
 @click.pass_context
 def synthesize(ctx, templates, personas_file, session, granularity, attrs, out, requests_only,
                progress, base_url, llm_model, temperature, max_tokens, concurrency, timeout,
-               retries, api_key_env, as_json):
-    """Persona-conditioned generation: prompts -> endpoint -> outputs (resumable)."""
+               retries, api_key_env, system, response_format, llm_seed, top_p, n, extra_body,
+               missing, max_retry_wait, deadline, max_runs, skip_failed, as_json):
+    """Persona-conditioned generation: prompts -> endpoint -> outputs (resumable).
+
+    A rerun sends the rows that failed again (up to --max-runs); exit 1 when
+    rows remain failed or unsent at the end. See docs/synthesis.md.
+    """
+    from click.core import ParameterSource
+
+    from persona_index.outputs import check_not_input
     from persona_index.synthesis import run as srun
     from persona_index.synthesis.templates import load_template
 
     if bool(personas_file) == bool(session):
         raise click.UsageError("give exactly one of --personas FILE or --session NAME")
-    from persona_index.outputs import check_not_input
+    calls = bool(base_url) and not requests_only
+    if out == "-" and as_json:
+        raise click.UsageError("--out - writes the rows to stdout; it cannot go with --json")
+    resume_asked = [f"--{o.replace('_', '-')}" for o in ("max_runs", "skip_failed")
+                    if ctx.get_parameter_source(o) is ParameterSource.COMMANDLINE]
+    if calls and resume_asked and srun.is_stream(out):
+        raise click.UsageError(f"{' and '.join(resume_asked)}: resuming needs --out to be a "
+                               f"regular file; {out!r} is a stream (nothing is read back)")
+    cfg = _client_config(base_url or "", llm_model, temperature, max_tokens, concurrency, timeout,
+                         retries, api_key_env, system=system, response_format=response_format,
+                         seed=llm_seed, top_p=top_p, extra_body=extra_body,
+                         max_retry_wait_s=max_retry_wait)
+    if calls:  # the URL is checked before any file or progress bar exists
+        from persona_index.synthesis.client import ChatClient
 
+        ChatClient(cfg)
     check_not_input(out, [personas_file])
     if personas_file:
         personas = srun.read_personas(personas_file)
     else:
-        personas = _session_personas(open_index(ctx), session)
+        personas = _sessionsonas(open_index(ctx), session)
     tmpls = [load_template(t, granularity=granularity, attributes=attrs) for t in templates]
-    if requests_only or not base_url:
+    if not calls:
         if not requests_only:
             click.echo("no --base-url given: writing Batch API requests instead of calling "
                        "an endpoint", err=True)
-        n = srun.write_requests(personas, tmpls, out, model=llm_model, temperature=temperature,
-                                max_tokens=max_tokens, inputs=[personas_file])
-        emit({"requests": n, "out": out, "format": "openai-batch-jsonl"}, as_json)
+        plan = srun.plan_jobs(personas, tmpls, n=n, missing=missing)
+        k = srun.write_requests(personas, tmpls, out, config=cfg, plan=plan,
+                                inputs=[personas_file])
+        doc = {"requests": k, "out": out, "format": "openai-batch-jsonl", "n": n,
+               "missing": plan.missing, "request": cfg.request_options()}
+        if srun.is_stdout(out):
+            click.echo(json.dumps(strict_json(doc), ensure_ascii=False), err=True)
+        else:
+            emit(doc, as_json)
         return
-    cfg = _client_config(base_url, llm_model, temperature, max_tokens, concurrency, timeout,
-                         retries, api_key_env)
-    emit(srun.synthesize(personas, tmpls, out, cfg, progress=progress).to_dict(), as_json)
+    s = srun.synthesize(personas, tmpls, out, cfg, progress=progress, n=n, missing=missing,
+                        skip_failed=skip_failed, max_runs=max_runs, deadline_s=deadline)
+    d = s.to_dict()
+    if srun.is_stdout(out):  # the rows own stdout: the summary goes to stderr
+        click.echo(json.dumps(strict_json(d), ensure_ascii=False), err=True)
+    elif as_json:
+        emit(d, True)
+    else:  # a readable summary: nothing unset, nothing printed as None
+        emit({k: v for k, v in d.items() if v is not None}, False)
+    if not s.complete:  # the summary is printed; one line says what is left, exit 1
+        hint = ("--skip-failed kept the failed ones" if skip_failed and not s.unsent else
+                f"rerun the same command to send them again (up to --max-runs {max_runs} runs "
+                "per row)")
+        click.echo(f"Error: {s.remaining_failed + s.unsent} of {s.planned} request(s) did not "
+                   f"end ok ({s.remaining_failed} failed: the error field in {out} says why; "
+                   f"{s.unsent} not sent); {hint}", err=True)
+        ctx.exit(1)
 
 
 @cli.command()
@@ -897,7 +1029,7 @@ def expand(ctx, personas_file, session, rounds, licence, base_url, llm_model, te
     if personas_file:
         seeds = read_personas(personas_file)
     else:
-        seeds = _session_personas(idx, session)
+        seeds = _sessionsonas(idx, session)
     cfg = _client_config(base_url, llm_model, temperature, max_tokens, concurrency, timeout,
                          retries, api_key_env)
     emit(do_expand(idx, seeds, cfg, rounds=rounds, licence=licence), as_json)

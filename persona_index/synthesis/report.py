@@ -14,6 +14,10 @@ def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
     """Embed each ok row's persona and response; keep rows whose cosine
     similarity is at least ``threshold``. Returns (report, kept rows).
 
+    Rows are read as :func:`~persona_index.synthesis.run.last_rows` reads
+    them: a rerun appends a new row for a failed ``custom_id``, and only the
+    last row of each id counts. Figures are rounded to 4 decimals.
+
     Examples
     --------
     >>> from persona_index.embed import HashEmbedder
@@ -25,13 +29,20 @@ def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
     (3, 2, 1)
     >>> kept
     [{'persona': 'a nurse', 'response': 'a nurse', 'coherence': 1.0}]
+    >>> retried = [{"custom_id": "a", "persona": "a poet", "status": "failed", "response": None},
+    ...            {"custom_id": "a", "persona": "a poet", "response": "a poet"}]
+    >>> output_report(retried, HashEmbedder(dim=16))[0]["rows"]  # the last row per id counts
+    1
     """
+    from .run import last_rows
+
     for i, r in enumerate(rows, 1):  # rows as `synthesize` writes them; others are named
         if not isinstance(r, dict):
             raise InvalidQueryError(f"output row {i} is not a JSON object")
         if r.get("status", "ok") == "ok" and r.get("response") and not (
                 isinstance(r.get("persona"), str) and isinstance(r["response"], str)):
             raise InvalidQueryError(f"output row {i} needs a 'persona' and a 'response' text")
+    rows = last_rows(rows)
     ok = [r for r in rows if r.get("status", "ok") == "ok" and r.get("response")]
     if not ok:
         return {"rows": len(rows), "ok": 0, "kept": 0}, []
@@ -49,7 +60,11 @@ def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
     q = np.quantile(sim, [0.05, 0.25, 0.5, 0.75, 0.95]).round(4).tolist()
     rep = {"rows": len(rows), "ok": len(ok), "kept": int(keep.sum()), "threshold": threshold,
            "coherence_quantiles": dict(zip(["p05", "p25", "p50", "p75", "p95"], q)),
-           "output_vendi": vendi_score(Ok) if len(Ok) else None,
-           "output_mean_pairwise_distance": mean_pairwise_distance(Ok) if len(Ok) else None,
-           "output_near_duplicate_rate": dup_rate}
+           "output_vendi": _r4(vendi_score(Ok)) if len(Ok) else None,
+           "output_mean_pairwise_distance": _r4(mean_pairwise_distance(Ok)) if len(Ok) else None,
+           "output_near_duplicate_rate": _r4(dup_rate)}
     return rep, kept
+
+
+def _r4(x):
+    return None if x is None else round(float(x), 4)

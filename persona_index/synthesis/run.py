@@ -1,26 +1,50 @@
 """Persona-conditioned generation runs: resumable, auditable, or offline.
 
-One output row per persona x template, appended and flushed as soon as it is
-done, so a crash loses nothing already written and a rerun skips what is
-there (rows are keyed by ``custom_id = <persona id>:<template>``). Without an
-endpoint, :func:`write_requests` writes the prompts as an OpenAI Batch API
-jsonl instead of calling anything.
+One output row per persona x template (x ``n``), keyed by ``custom_id``:
+``<persona id>:<template>`` for the first of ``n`` requests and
+``<persona id>:<template>:<i>`` for the others. Without an endpoint,
+:func:`write_requests` writes the prompts as an OpenAI Batch API jsonl
+instead of calling anything.
+
+Output files and order
+----------------------
+* A regular file (or a new path) is appended to, one row flushed as soon as
+  it completes (completion order), so a crash loses nothing already written.
+  A rerun reads it back: rows whose last row is ``ok`` are skipped, failed
+  ones are sent again (up to ``max_runs`` runs in all; ``skip_failed``
+  keeps them as they are), and the new row is appended. The last row per
+  ``custom_id`` wins for every reader (:func:`last_rows`).
+* A stream (``-`` for standard output, ``/dev/stdout``, a FIFO, any other
+  non-regular file) receives rows in input order (persona order, then
+  template order, then the i of ``n``), each as soon as it and every row
+  before it are done. Nothing is read back from a stream, so a run to a
+  stream cannot resume: resuming needs a regular file.
+
+A request that never reached the endpoint, or that was still in flight
+when the ``deadline_s`` ran out, writes no row: the next run sends it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
+import stat
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import InputFileError, SynthesisError
+from ..errors import InputFileError, InvalidQueryError, SynthesisError
 from .client import ChatClient, ClientConfig
 from .templates import Template
+
+#: what to do with a persona that lacks a field its template (or ``attributes``) names
+MISSING_RULES = ("error", "skip", "fill")
+#: default bound on the runs that may send one row
+MAX_RUNS = 3
 
 
 def _unreachable(config: ClientConfig, n: int, error: str | None) -> SynthesisError:
@@ -29,15 +53,19 @@ def _unreachable(config: ClientConfig, n: int, error: str | None) -> SynthesisEr
                           f"server running? ({n} request(s) not sent)")
 
 
-def custom_id(persona: dict, template: Template) -> str:
-    """The key of one output row: ``<persona id>:<template name>``.
+def custom_id(persona: dict, template: Template, index: int = 0) -> str:
+    """The key of one output row: ``<persona id>:<template name>``, and
+    ``:<index>`` after it for the second and later of ``n`` requests (so
+    files written before ``n`` existed still resume).
 
     Examples
     --------
-    >>> custom_id({"id": "p1", "text": "a nurse"}, Template("ask", "Ask as {persona}"))
-    'p1:ask'
+    >>> t = Template("ask", "Ask as {persona}")
+    >>> custom_id({"id": "p1", "text": "a nurse"}, t), custom_id({"id": "p1"}, t, 2)
+    ('p1:ask', 'p1:ask:2')
     """
-    return f"{persona['id']}:{template.name}"
+    base = f"{persona['id']}:{template.name}"
+    return base if index == 0 else f"{base}:{index}"
 
 
 def unique_jobs(personas: Sequence[dict], templates: Sequence[Template]):
@@ -101,8 +129,111 @@ def read_personas(path: str) -> list[dict]:
     return out
 
 
+@dataclass
+class Plan:
+    """The requests of a run: ``jobs`` as (persona, template, index,
+    custom_id), and what the missing-attribute rule did (``missing``)."""
+
+    jobs: list
+    missing: dict
+
+
+def plan_jobs(personas: Sequence[dict], templates: Sequence[Template], *, n: int = 1,
+              missing: str = "error") -> Plan:
+    """Every request of a run, checked before anything is sent or written.
+
+    A persona *lacks* a field when a template slot (or, with granularity
+    ``text+attrs``, one of ``attributes``) names it and the persona's value
+    is absent or null. ``missing`` says what happens then, alike for
+    templates and attributes: ``"error"`` (the default) raises
+    :class:`InvalidQueryError` naming the first such persona and field,
+    ``"skip"`` leaves the pair out, ``"fill"`` writes ``unspecified``. A
+    field that no persona has at all is an error whatever the rule (a typo).
+
+    Examples
+    --------
+    >>> ps = [{"id": "p1", "text": "a nurse", "city": "Lyon"}, {"id": "p2", "text": "a baker"}]
+    >>> t = Template("where", "{persona} in {city}")
+    >>> plan = plan_jobs(ps, [t], n=2, missing="skip")
+    >>> [j[3] for j in plan.jobs], plan.missing
+    (['p1:where', 'p1:where:1'], {'rule': 'skip', 'pairs': 1, 'fields': {'city': 1}})
+    >>> plan_jobs(ps, [t])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    persona_index.errors.InvalidQueryError: 1 persona x template pair(s) lack a value: persona 'p2' has no 'city' (template 'where'); ...
+    """
+    if missing not in MISSING_RULES:
+        raise InvalidQueryError(f"missing must be one of {', '.join(MISSING_RULES)}, "
+                                f"not {missing!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise InvalidQueryError(f"n must be an integer >= 1, not {n!r}")
+    available = sorted({k for p in personas for k in p})
+    for t in templates:
+        t.validate(available)
+    pairs, _, _ = unique_jobs(personas, templates)
+    jobs, fields, lacking, first = [], {}, 0, None
+    for p, t in pairs:
+        lack = t.missing_fields(p)
+        if lack:
+            lacking += 1
+            for f in lack:
+                fields[f] = fields.get(f, 0) + 1
+            first = first or (p.get("id"), lack[0], t.name)
+            if missing != "fill":
+                continue
+        jobs.extend((p, t, i, custom_id(p, t, i)) for i in range(n))
+    if lacking and missing == "error":
+        raise InvalidQueryError(
+            f"{lacking} persona x template pair(s) lack a value: persona {first[0]!r} has no "
+            f"{first[1]!r} (template {first[2]!r}); fields lacking: {fields}; missing='skip' "
+            "leaves such pairs out, missing='fill' writes 'unspecified'")
+    return Plan(jobs, {"rule": missing, "pairs": lacking, "fields": fields})
+
+
+def last_rows(rows) -> list:
+    """Output rows with only the last row of each ``custom_id`` (a rerun
+    appends a new row for a failed one: the newest wins), in the order each
+    ``custom_id`` first appears; rows without a ``custom_id`` are kept.
+    Every reader of a ``synthesize`` output goes through this.
+
+    Examples
+    --------
+    >>> rows = [{"custom_id": "a", "status": "failed"}, {"custom_id": "b", "status": "ok"},
+    ...         {"custom_id": "a", "status": "ok"}, {"response": "no id"}]
+    >>> last_rows(rows)
+    [{'custom_id': 'a', 'status': 'ok'}, {'custom_id': 'b', 'status': 'ok'}, {'response': 'no id'}]
+    """
+    slot: dict = {}
+    out: list = []
+    for r in rows:
+        cid = r.get("custom_id") if isinstance(r, dict) else None
+        if not isinstance(cid, str):
+            out.append(r)
+        elif cid in slot:
+            out[slot[cid]] = r
+        else:
+            slot[cid] = len(out)
+            out.append(r)
+    return out
+
+
+def _iter_rows(out_path: str):
+    p = Path(out_path)
+    if not p.is_file():
+        return
+    with open(p, "rb") as fh:
+        for line in fh:
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash: that row is redone
+            if isinstance(r, dict) and isinstance(r.get("custom_id"), str):
+                yield r
+
+
 def done_ids(out_path: str) -> set[str]:
-    """custom_ids already written to ``out_path`` (a torn last line is ignored).
+    """custom_ids with a row in ``out_path``, ok or failed (a torn last line
+    is ignored).
 
     Examples
     --------
@@ -114,17 +245,28 @@ def done_ids(out_path: str) -> set[str]:
     >>> done_ids(str(out))
     {'p1:ask'}
     """
-    done = set()
-    p = Path(out_path)
-    if not p.exists():
-        return done
-    with open(p, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                done.add(json.loads(line)["custom_id"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut short by a crash: that row is redone
-    return done
+    return {r["custom_id"] for r in _iter_rows(out_path)}
+
+
+def row_states(out_path: str) -> dict:
+    """``custom_id -> (status, runs)`` of the last row of each id in
+    ``out_path`` (rows written before ``runs`` existed count as run 1).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "out.jsonl"
+    >>> _ = out.write_text('{"custom_id": "a", "status": "failed"}\\n'
+    ...                    '{"custom_id": "a", "status": "failed", "runs": 2}\\n')
+    >>> row_states(str(out))
+    {'a': ('failed', 2)}
+    """
+    out = {}
+    for r in _iter_rows(out_path):
+        runs = r.get("runs")
+        out[r["custom_id"]] = (r.get("status", "ok"),
+                               runs if isinstance(runs, int) and not isinstance(runs, bool) else 1)
+    return out
 
 
 def _repair_tail(out_path: str) -> None:
@@ -133,19 +275,69 @@ def _repair_tail(out_path: str) -> None:
     if not p.exists() or p.stat().st_size == 0:
         return
     with open(p, "rb+") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        back = min(size, 1 << 20)
+        fh.seek(size - back)
         data = fh.read()
         if data.endswith(b"\n"):
             return
-        cut = data.rfind(b"\n") + 1
-        fh.seek(cut)
+        cut = data.rfind(b"\n")
+        if cut < 0 and back < size:  # a last line over 1 MiB: read it all
+            fh.seek(0)
+            data, back = fh.read(), size
+            cut = data.rfind(b"\n")
+        fh.seek(size - back + cut + 1)
         fh.truncate()
 
 
+def is_stream(out_path: str) -> bool:
+    """Whether ``out_path`` is written as a stream (``-``, ``/dev/stdout``,
+    a FIFO, a character device: anything that exists and is not a regular
+    file), never read back.
+
+    Examples
+    --------
+    >>> is_stream("-"), is_stream("/dev/null"), is_stream("/no/such/dir/new.jsonl")
+    (True, True, False)
+    """
+    if out_path == "-":
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(out_path).st_mode)
+    except OSError:
+        return False
+
+
+def is_stdout(out_path: str) -> bool:
+    """Whether ``out_path`` is this process's standard output (``-``, or a
+    path to the same pipe or terminal), so a summary must go elsewhere.
+
+    Examples
+    --------
+    >>> is_stdout("-"), is_stdout("/no/such/file")
+    (True, False)
+    """
+    if out_path == "-":
+        return True
+    try:
+        a, b = os.stat(out_path), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return not stat.S_ISREG(a.st_mode) and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def write_requests(personas: Sequence[dict], templates: Sequence[Template], out_path: str, *,
-                   model: str, temperature: float = 0.7, max_tokens: int = 512,
-                   inputs: Sequence[str] = ()) -> int:
+                   model: str = "gpt-4o-mini", temperature: float = 0.7, max_tokens: int = 512,
+                   inputs: Sequence[str] = (), config: ClientConfig | None = None, n: int = 1,
+                   missing: str = "error", plan: Plan | None = None) -> int:
     """Write an OpenAI Batch API request file (one request a line); nothing is called.
     Returns the number of requests written.
+
+    ``config`` carries the request options (system prompt, response format,
+    seed, top_p, extra body fields; ``model``, ``temperature`` and
+    ``max_tokens`` are used without it); ``n`` and ``missing`` are
+    :func:`plan_jobs`'s (or pass its ``plan``).
 
     Examples
     --------
@@ -157,25 +349,36 @@ def write_requests(personas: Sequence[dict], templates: Sequence[Template], out_
     >>> req = json.loads(out.read_text())
     >>> req["custom_id"], req["url"], req["body"]["messages"][0]["content"]
     ('p1:ask', '/v1/chat/completions', 'Ask as "a nurse"')
+    >>> cfg = ClientConfig("", "m", system="Be brief.", seed=5)
+    >>> write_requests(personas, [Template("ask", "Ask as {persona}")], str(out), config=cfg, n=2)
+    2
+    >>> [(json.loads(l)["custom_id"], json.loads(l)["body"]["seed"]) for l in open(out)]
+    [('p1:ask', 5), ('p1:ask:1', 6)]
     """
     from ..outputs import output_file
 
-    cfg = ClientConfig(base_url="", model=model, temperature=temperature, max_tokens=max_tokens)
-    n = 0
-    pairs, _, _ = unique_jobs(personas, templates)
+    cfg = config or ClientConfig(base_url="", model=model, temperature=temperature,
+                                 max_tokens=max_tokens)
+    plan = plan or plan_jobs(personas, templates, n=n, missing=missing)
+    count = 0
     with output_file(out_path, inputs=inputs) as fh:
-        for p, t in pairs:
-            fh.write(json.dumps({"custom_id": custom_id(p, t), "method": "POST",
-                                 "url": "/v1/chat/completions",
-                                 "body": cfg.chat_body(t.render(p))}, ensure_ascii=False) + "\n")
-            n += 1
-    return n
+        for p, t, i, cid in plan.jobs:
+            fh.write(json.dumps({"custom_id": cid, "method": "POST", "url": "/v1/chat/completions",
+                                 "body": cfg.chat_body(t.render(p), i)}, ensure_ascii=False)
+                     + "\n")
+            count += 1
+    return count
 
 
 @dataclass
 class RunSummary:
-    """What a :func:`synthesize` run did: ``planned`` pairs, of which
-    ``skipped`` were already in ``out``, ``ok`` and ``failed`` were sent now.
+    """What a :func:`synthesize` run did. Of the ``planned`` requests,
+    ``skipped`` were not sent (ok already, or failed and kept: see
+    ``max_runs``), ``ok`` and ``failed`` were sent now (``retried`` of them
+    had failed before), ``unsent`` got no row (in flight at the deadline, or
+    the endpoint unreachable); ``remaining_failed`` is how many requests
+    end the run with a failed last row. ``missing`` is what the missing rule
+    did, ``request`` the request options.
 
     Examples
     --------
@@ -183,6 +386,8 @@ class RunSummary:
     ...                completions_per_s=1.0, mean_latency_s=0.5)
     >>> s.to_dict()["planned"], s.to_dict()["ok"] + s.to_dict()["failed"] + s.skipped
     (4, 4)
+    >>> s.complete  # a row failed
+    False
     """
 
     out: str
@@ -193,17 +398,44 @@ class RunSummary:
     seconds: float
     completions_per_s: float
     mean_latency_s: float | None
+    retried: int = 0
+    unsent: int = 0
+    remaining_failed: int = 0
+    deadline_reached: bool = False
+    order: str = "completion"
+    n: int = 1
+    missing: dict = field(default_factory=dict)
+    request: dict = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """Every planned request ends the run with an ok row."""
+        return not (self.remaining_failed or self.unsent or self.failed)
 
     def to_dict(self):
         return dict(self.__dict__)
 
 
 def synthesize(personas: Sequence[dict], templates: Sequence[Template], out_path: str,
-               config: ClientConfig, *, progress: bool = False) -> RunSummary:
-    """Call the endpoint for every persona x template not yet in ``out_path``.
+               config: ClientConfig, *, progress: bool = False, n: int = 1,
+               missing: str = "error", skip_failed: bool = False, max_runs: int = MAX_RUNS,
+               deadline_s: float | None = None, heartbeat_s: float | None = 10.0,
+               resume: bool | None = None) -> RunSummary:
+    """Call the endpoint for every persona x template (x ``n``) not yet done in ``out_path``.
 
-    Rows are appended as they complete, so a rerun resumes; raises
-    :class:`SynthesisError` when the endpoint cannot be reached at all.
+    See the module docstring for files, streams, the order of rows and
+    reruns. ``n`` and ``missing`` are :func:`plan_jobs`'s. A failed row is
+    sent again by a rerun unless ``skip_failed``, up to ``max_runs`` runs in
+    all (each row records its ``runs``; ``attempts`` counts the HTTP attempts
+    within its run). ``deadline_s`` bounds the whole run: then nothing more
+    is sent and requests still in flight are dropped without a row.
+    ``heartbeat_s``: when no row was written for that long, one line on
+    stderr says what the run waits for (None: never). ``resume=True``
+    refuses a stream (nothing can be read back from it).
+
+    Everything is checked (templates, missing fields, the base URL) before
+    any file or progress bar is created. Raises :class:`SynthesisError` when
+    the endpoint cannot be reached at all.
 
     Examples
     --------
@@ -226,68 +458,225 @@ def synthesize(personas: Sequence[dict], templates: Sequence[Template], out_path
     persona_index.errors.InvalidQueryError: template 'where' uses unknown field(s) ['city']; \
 personas have ['id', 'text']
     """
-    return asyncio.run(_synthesize(personas, templates, out_path, config, progress))
+    if not isinstance(max_runs, int) or isinstance(max_runs, bool) or max_runs < 1:
+        raise InvalidQueryError(f"max_runs must be an integer >= 1, not {max_runs!r}")
+    if deadline_s is not None and not 0 < deadline_s < math.inf:
+        raise InvalidQueryError(f"deadline_s must be a number of seconds > 0, not {deadline_s!r}")
+    if heartbeat_s is not None and not heartbeat_s > 0:
+        raise InvalidQueryError(f"heartbeat_s must be > 0 or None, not {heartbeat_s!r}")
+    plan = plan_jobs(personas, templates, n=n, missing=missing)
+    client = ChatClient(config)  # checks the URL: before any file or bar exists
+    if resume and is_stream(out_path):
+        raise InvalidQueryError(f"resuming needs a regular file: out {out_path!r} is a stream "
+                                "(standard output, a FIFO or a device), nothing can be read back")
+    return asyncio.run(_Run(plan, out_path, client, progress=progress, skip_failed=skip_failed,
+                            max_runs=max_runs, deadline_s=deadline_s, heartbeat_s=heartbeat_s,
+                            n=n).go())
 
 
-async def _synthesize(personas, templates, out_path, config, progress):
-    from tqdm.auto import tqdm
+class _Sink:
+    """Where rows go: appended to a file, or written to a stream."""
 
-    for t in templates:
-        t.validate(sorted({k for p in personas for k in p}))
-    _repair_tail(out_path)
-    done = done_ids(out_path)
-    pairs, _, _ = unique_jobs(personas, templates)
-    jobs = [(p, t) for p, t in pairs if custom_id(p, t) not in done]
-    planned = len(pairs)
-    t0 = time.perf_counter()
-    ok = failed = unreached = 0
-    latencies = []
-    bar = tqdm(total=len(jobs), disable=not progress, file=sys.stderr, desc="synthesize",
-               unit="req")
-    with open(out_path, "a", encoding="utf-8") as fh:
-        async with ChatClient(config) as client:
-            async def one(p, t):
+    def __init__(self, out_path: str):
+        self.stream = is_stream(out_path)
+        self._own = True
+        if out_path == "-":
+            sys.stdout.flush()
+            self.fh, self._own = sys.stdout.buffer, False
+        elif self.stream:
+            self.fh = open(out_path, "wb")  # a FIFO blocks here until a reader opens it
+        else:
+            _repair_tail(out_path)
+            self.fh = open(out_path, "ab")
+
+    def write(self, data: bytes) -> None:
+        self.fh.write(data)
+        self.fh.flush()
+
+    def close(self) -> None:
+        if self._own:
+            self.fh.close()
+
+
+class _Run:
+    def __init__(self, plan, out_path, client, *, progress, skip_failed, max_runs, deadline_s,
+                 heartbeat_s, n):
+        self.plan, self.out, self.client, self.cfg = plan, out_path, client, client.cfg
+        self.progress, self.deadline_s, self.heartbeat_s, self.n = (progress, deadline_s,
+                                                                    heartbeat_s, n)
+        self.skip_failed, self.max_runs = skip_failed, max_runs
+        self.ok = self.failed = self.written = self.unreached = 0
+        self.latencies: list = []
+        self.last_error = None
+        self.last_progress = time.monotonic()
+
+    def _todo(self, prev: dict):
+        todo, skipped, kept_failed, retried = [], 0, 0, 0
+        for job in self.plan.jobs:
+            st = prev.get(job[3])
+            if st is None:
+                todo.append((job, 1, False))
+            elif st[0] == "ok":
+                skipped += 1
+            elif self.skip_failed or st[1] >= self.max_runs:
+                skipped += 1
+                kept_failed += 1
+            else:
+                todo.append((job, st[1] + 1, True))
+                retried += 1
+        return todo, skipped, kept_failed, retried
+
+    def _row(self, job, runs, prompt, c) -> bytes:
+        p, t, i, cid = job
+        row = {"custom_id": cid, "persona_id": p["id"], "persona": p["text"], "template": t.name,
+               "licence": p.get("licence"), "source": p.get("source"), "prompt": prompt,
+               "response": c.text, "model": c.model or self.cfg.model,
+               "finish_reason": c.finish_reason, "usage": c.usage,
+               "latency_s": round(c.latency_s, 4), "attempts": c.attempts, "runs": runs,
+               "status": "ok" if c.ok else "failed", "error": c.error}
+        try:
+            return (json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        except UnicodeEncodeError:  # unpaired surrogates in the persona itself: escape them
+            return (json.dumps(row, ensure_ascii=True, allow_nan=False) + "\n").encode("ascii")
+        except (TypeError, ValueError):  # a persona field that is not JSON: the row still lands
+            row = {k: (v if isinstance(v, (str, int, float, type(None))) else str(v))
+                   for k, v in row.items()}
+            row = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                   for k, v in row.items()}
+            return (json.dumps(row, ensure_ascii=True) + "\n").encode("ascii")
+
+    def _say(self, msg: str) -> None:
+        if self.bar is not None and not self.bar.disable:
+            self.bar.write(msg, file=sys.stderr)
+        else:
+            print(msg, file=sys.stderr, flush=True)
+
+    async def _heartbeat(self, total: int):
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            now = time.monotonic()
+            if now - self.last_progress < self.heartbeat_s:
+                continue
+            msg = (f"synthesize: {self.written}/{total} row(s) written, "
+                   f"{self.client.in_flight} request(s) in flight")
+            waiting = list(self.client.waiting.values())
+            if waiting:
+                until, why = max(waiting, key=lambda w: w[0])
+                msg += (f", {len(waiting)} of them waiting to retry (the longest for "
+                        f"{max(0.0, until - now):.0f} s more, after: {why})")
+            if self.deadline_s is not None:
+                msg += f"; deadline in {max(0.0, self.t_end - now):.0f} s"
+            self._say(msg)
+
+    async def go(self) -> RunSummary:
+        from tqdm.auto import tqdm
+
+        t0 = time.perf_counter()
+        self.t_end = time.monotonic() + (self.deadline_s or 0)
+        stream = is_stream(self.out)
+        prev = {} if stream else row_states(self.out)
+        todo, skipped, kept_failed, retried = self._todo(prev)
+        sink = _Sink(self.out)
+        self.bar = tqdm(total=len(todo), disable=not self.progress, file=sys.stderr,
+                        desc="synthesize", unit="req")
+        ordered = sink.stream
+        window = max(4 * self.cfg.concurrency, 64)
+        state = {"next": 0}
+        results: dict = {}
+        cond = asyncio.Condition()
+        it = iter(range(len(todo)))
+        sent = [False] * len(todo)
+
+        def put(k, data):
+            if not ordered:
+                if data is not None:
+                    sink.write(data)
+                return
+            results[k] = data
+            while state["next"] in results:
+                d = results.pop(state["next"])
+                if d is not None:
+                    sink.write(d)
+                state["next"] += 1
+
+        async def worker():
+            for k in it:
+                if ordered:
+                    async with cond:
+                        await cond.wait_for(lambda: k < state["next"] + window)
+                job, runs, _ = todo[k]
+                p, t, i, cid = job
                 prompt = t.render(p)
-                c = await client.complete(prompt)
-                return p, t, prompt, c
-
-            pending = [asyncio.ensure_future(one(p, t)) for p, t in jobs]
-            try:
-                for fut in asyncio.as_completed(pending):
-                    p, t, prompt, c = await fut
-                    if c.unreachable:  # never sent: no row, so a rerun sends it
-                        unreached += 1
-                        failed += 1
-                        last_error = c.error
-                        bar.update(1)
-                        continue
-                    row = {"custom_id": custom_id(p, t), "persona_id": p["id"],
-                           "persona": p["text"], "template": t.name, "licence": p.get("licence"),
-                           "source": p.get("source"),
-                           "prompt": prompt, "response": c.text, "model": c.model or config.model,
-                           "finish_reason": c.finish_reason, "usage": c.usage,
-                           "latency_s": round(c.latency_s, 4), "attempts": c.attempts,
-                           "status": "ok" if c.ok else "failed", "error": c.error}
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    fh.flush()
+                c = await self.client.complete(prompt, index=i)
+                self.last_progress = time.monotonic()
+                if c.unreachable:  # never sent: no row, so a rerun sends it
+                    self.unreached += 1
+                    self.last_error = c.error
+                    if not self.client.reached:  # the endpoint has never answered: stop now
+                        raise _Unreachable()
+                    put(k, None)
+                else:
+                    sent[k] = True
+                    put(k, self._row(job, runs, prompt, c))
+                    self.written += 1
                     if c.ok:
-                        ok += 1
-                        latencies.append(c.latency_s)
+                        self.ok += 1
+                        self.latencies.append(c.latency_s)
                     else:
-                        failed += 1
-                    bar.update(1)
-            finally:  # after an error, stop the other requests and collect their outcome
-                for f in pending:
-                    f.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
-    bar.close()
-    if unreached and unreached == failed and not ok:
-        raise _unreachable(config, unreached, last_error)
-    secs = time.perf_counter() - t0
-    return RunSummary(out=out_path, planned=planned, skipped=planned - len(jobs), ok=ok,
-                      failed=failed, seconds=round(secs, 3),
-                      completions_per_s=round(ok / secs, 1) if secs > 0 else 0.0,
-                      mean_latency_s=round(sum(latencies) / len(latencies), 4) if latencies else None)
+                        self.failed += 1
+                self.bar.update(1)
+                if ordered:
+                    async with cond:
+                        cond.notify_all()
+
+        deadline_reached = False
+        async with self.client:
+            tasks = [asyncio.ensure_future(worker())
+                     for _ in range(min(self.cfg.concurrency, len(todo)))]
+            beat = (asyncio.ensure_future(self._heartbeat(len(todo)))
+                    if self.heartbeat_s and tasks else None)
+            try:
+                if tasks:
+                    done, pending = await asyncio.wait(tasks, timeout=self.deadline_s,
+                                                       return_when=asyncio.FIRST_EXCEPTION)
+                    for task in done:
+                        if task.exception() is not None:
+                            raise task.exception()
+                    deadline_reached = bool(pending)
+            except _Unreachable:
+                pass
+            finally:  # stop the other requests (and the heartbeat) and collect their outcome
+                for task in tasks + ([beat] if beat else []):
+                    task.cancel()
+                await asyncio.gather(*tasks, *([beat] if beat else []), return_exceptions=True)
+                if ordered:  # rows done behind one cut off by the deadline still go out
+                    for k in sorted(results):
+                        if results[k] is not None:
+                            sink.write(results[k])
+                sink.close()
+                self.bar.close()
+        if self.unreached and not self.client.reached:
+            raise _unreachable(self.cfg, len(todo), self.last_error)
+        unsent = sum(1 for s in sent if not s)
+        unsent_prev_failed = sum(1 for k, s in enumerate(sent) if not s and todo[k][2])
+        secs = time.perf_counter() - t0
+        if deadline_reached:
+            self._say(f"synthesize: the deadline of {self.deadline_s:g} s ran out; {unsent} "
+                      "request(s) not sent or not finished (no row: a rerun sends them)")
+        return RunSummary(
+            out=self.out, planned=len(self.plan.jobs), skipped=skipped, ok=self.ok,
+            failed=self.failed, seconds=round(secs, 3),
+            completions_per_s=round(self.ok / secs, 1) if secs > 0 else 0.0,
+            mean_latency_s=(round(sum(self.latencies) / len(self.latencies), 4)
+                            if self.latencies else None),
+            retried=retried, unsent=unsent,
+            remaining_failed=kept_failed + self.failed + unsent_prev_failed,
+            deadline_reached=deadline_reached, order="input" if ordered else "completion",
+            n=self.n, missing=self.plan.missing, request=self.cfg.request_options())
+
+
+class _Unreachable(Exception):
+    """The endpoint never answered: the run stops at the first request that gave up."""
 
 
 def complete_all(prompts: Sequence[str], config: ClientConfig):

@@ -5,8 +5,11 @@ template engine needed): ``{persona}`` is the persona text and any other
 ``{name}`` is an attribute or column of the persona row. The persona always
 enters as *quoted data* (a JSON string literal inside a ``<persona>``
 block, with an instruction not to follow anything written inside it), so a
-persona text cannot smuggle instructions into the prompt. An attribute the
-persona lacks renders as ``unspecified``.
+persona text cannot smuggle instructions into the prompt. A field the
+persona lacks (absent or null) renders as ``unspecified``; whether such a
+persona is rendered at all is the caller's rule (``missing`` in
+:func:`persona_index.synthesis.run.plan_jobs`: error, skip or fill, alike
+for template slots and attributes).
 
 Granularity: ``text`` puts the persona text alone; ``text+attrs`` adds the
 chosen attributes as a quoted key/value list.
@@ -65,9 +68,17 @@ PERSONA_TO_PERSONA = (
     "Persona: <one sentence>")
 
 
+_UNSET = "unspecified"
+
+
+def _lacks(persona: Mapping, name: str) -> bool:
+    v = persona.get(name)
+    return v is None or (isinstance(v, float) and v != v)  # absent, null or NaN
+
+
 class _Row(dict):
-    def __missing__(self, key):
-        raise KeyError(key)
+    def __missing__(self, key):  # a field this persona lacks (others have it: validate)
+        return _UNSET
 
 
 @dataclass
@@ -84,6 +95,8 @@ class Template:
     ['country', 'persona']
     >>> t.render({"text": "a nurse", "country": None})
     'As "a nurse", from unspecified: ask one question.'
+    >>> t.missing_fields({"text": "a nurse"})
+    ['country']
     >>> t.validate(["region"])
     Traceback (most recent call last):
     ...
@@ -98,32 +111,45 @@ class Template:
     def fields(self) -> set[str]:
         return {f for _, f, _, _ in string.Formatter().parse(self.text) if f}
 
+    def _attrs_used(self) -> list:
+        if self.granularity != "text+attrs" or not ({"frame", "attrs"} & self.fields()):
+            return []
+        return list(self.attributes)
+
+    def missing_fields(self, persona: Mapping) -> list:
+        """The slots and attributes this template names that ``persona`` lacks
+        (absent, null or NaN), in the order they are named."""
+        names = sorted(self.fields() - {"frame", "persona", "attrs"}) + self._attrs_used()
+        return [f for f in dict.fromkeys(names) if _lacks(persona, f)]
+
     def validate(self, available: Sequence[str]) -> None:
+        """Refuse slots (and, with ``text+attrs``, attributes) that no persona
+        has: a typo, whatever the missing rule."""
+        if self.granularity not in ("text", "text+attrs"):
+            raise InvalidQueryError(f"granularity must be 'text' or 'text+attrs', "
+                                    f"got {self.granularity!r}")
         unknown = self.fields() - {"frame", "persona", "attrs"} - set(available)
         if unknown:
             raise InvalidQueryError(f"template {self.name!r} uses unknown field(s) "
                                     f"{sorted(unknown)}; personas have {sorted(available)}")
-        if self.granularity not in ("text", "text+attrs"):
-            raise InvalidQueryError(f"granularity must be 'text' or 'text+attrs', "
-                                    f"got {self.granularity!r}")
+        unknown = [a for a in self._attrs_used() if a not in set(available)]
+        if unknown:
+            raise InvalidQueryError(f"attributes {unknown} are not fields of any persona; "
+                                    f"personas have {sorted(available)}")
 
     def render(self, persona: Mapping) -> str:
         """The prompt for one persona row (``text`` or ``persona`` holds its text)."""
         text = persona.get("text") or persona.get("persona") or ""
         attrs = ""
         if self.granularity == "text+attrs" and self.attributes:
-            pairs = {a: ("unspecified" if persona.get(a) is None else str(persona.get(a)))
+            pairs = {a: (_UNSET if _lacks(persona, a) else str(persona.get(a)))
                      for a in self.attributes}
             attrs = "Attributes (data): " + json.dumps(pairs, ensure_ascii=False) + "\n"
         quoted = json.dumps(text, ensure_ascii=False)
         frame = _FRAME.format(persona=quoted, attrs=attrs)
-        values = _Row({k: ("unspecified" if v is None else v) for k, v in persona.items()})
+        values = _Row({k: (_UNSET if _lacks(persona, k) else v) for k, v in persona.items()})
         values.update(frame=frame, persona=quoted, attrs=attrs)
-        try:
-            return self.text.format_map(values)
-        except KeyError as exc:
-            raise InvalidQueryError(f"template {self.name!r}: persona {persona.get('id')!r} "
-                                    f"has no field {exc.args[0]!r}") from None
+        return self.text.format_map(values)
 
 
 def load_template(name_or_path: str, *, granularity: str = "text",
