@@ -65,13 +65,15 @@ Examples
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import re
+import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 
 DEFAULT_PORT = 8765
 
@@ -87,7 +89,6 @@ class MockState:
         self.fail_rate = fail_rate
         self.rate_429 = rate_429
         self.seed = seed
-        self.lock = threading.Lock()
         self.requests = 0
         self.in_flight = 0
         self.peak_in_flight = 0
@@ -127,168 +128,183 @@ def _unit(seed, prompt: str, n: int) -> float:
     return int.from_bytes(h[:8], "big") / 2**64
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # else headers and body wait on delayed ACKs (~40 ms)
-    state: MockState
+def _response(st: MockState, method: str, path: str, headers: list, raw: bytes):
+    """What to answer: (seconds to wait, status, body, extra headers, content
+    type, whether to cut the body short and close)."""
+    if method == "GET":
+        if path.rstrip("/").endswith("/models"):
+            return 0, 200, b'{"object": "list", "data": [{"id": "mock", "object": "model"}]}', \
+                {}, "application/json", False
+        return 0, 404, b'{"error": "not found"}', {}, "application/json", False
+    if method != "POST" or not path.endswith("/chat/completions"):
+        return 0, 404, b'{"error": "not found"}', {}, "application/json", False
+    try:
+        doc = json.loads(raw)
+        prompt = doc["messages"][-1]["content"]
+        str(prompt)
+    except (ValueError, KeyError, IndexError, TypeError):
+        return 0, 400, b'{"error": "bad request body"}', {}, "application/json", False
+    st.prompts.append(prompt)
+    st.bodies.append(doc)
+    n_seen = st.seen.get(prompt, 0)
+    st.seen[prompt] = n_seen + 1
+    wait = st.latency_s
+    js = "application/json"
 
-    def log_message(self, *args):  # keep test output clean
-        pass
+    def done(code, body, extra=None, ctype=js, cut=False):
+        return wait, code, body, extra or {}, ctype, cut
 
-    def _send(self, code, body: bytes, headers=None, ctype="application/json"):
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        if self.path.rstrip("/").endswith("/models"):
-            return self._send(200, b'{"object": "list", "data": [{"id": "mock", '
-                                   b'"object": "model"}]}')
-        self._send(404, b'{"error": "not found"}')
-
-    def _echo(self, code):
-        headers = dict(sorted(self.headers.items(),  # the key first
-                              key=lambda kv: kv[0].lower() != "authorization"))
-        if code == 401:
-            return self._send(401, json.dumps({"error": {
+    if "[[echo401]]" in prompt or "[[echo500]]" in prompt:
+        echoed = dict(sorted(headers, key=lambda kv: kv[0].lower() != "authorization"))
+        if "[[echo401]]" in prompt:
+            return done(401, json.dumps({"error": {
                 "message": "Incorrect API key provided", "type": "invalid_request_error",
-                "request_headers": headers}}).encode())
+                "request_headers": echoed}}).encode())
         # an HTML error page whose header dump starts at character 158: the key
         # (after "Authorization: Bearer ") straddles character 190, so an error text
         # "HTTP 500: <page>" cut at 200 characters before redaction keeps its start
-        lines = "".join(f"{k}: {v}\n" for k, v in headers.items())
         page = ("<html><body><h1>500 Internal Server Error</h1><p>The upstream model server "
                 "failed. Request headers:</p><pre>").ljust(158, " ")
-        page += lines + "</pre></body></html>"
-        return self._send(500, page.encode(), ctype="text/html")
-
-    def do_POST(self):
-        st = self.state
-        length = int(self.headers.get("Content-Length", 0))
-        raw = self.rfile.read(length)
-        with st.lock:
-            st.requests += 1
-            st.in_flight += 1
-            st.peak_in_flight = max(st.peak_in_flight, st.in_flight)
-            st.auth_headers.append(self.headers.get("Authorization"))
-        try:
-            if not self.path.endswith("/chat/completions"):
-                return self._send(404, b'{"error": "not found"}')
-            try:
-                doc = json.loads(raw)
-                prompt = doc["messages"][-1]["content"]
-            except (ValueError, KeyError, IndexError, TypeError):
-                return self._send(400, b'{"error": "bad request body"}')
-            with st.lock:
-                st.prompts.append(prompt)
-                st.bodies.append(doc)
-                n_seen = st.seen.get(prompt, 0)
-                st.seen[prompt] = n_seen + 1
-            if st.latency_s:
-                time.sleep(st.latency_s)
-            if "[[echo401]]" in prompt:
-                return self._echo(401)
-            if "[[echo500]]" in prompt:
-                return self._echo(500)
-            ra = re.search(r"\[\[retry-after=([^\]]*)\]\]", prompt)
-            for tag, code in (("[[429]]", 429), ("[[500]]", 500), (ra and ra.group(0), 429)):
-                if tag and tag in prompt:
-                    with st.lock:
-                        n = st.failures.get((tag, prompt), 0)
-                        st.failures[(tag, prompt)] = n + 1
-                    if n < st.fail_times:
-                        value = ra.group(1) if ra and tag == ra.group(0) else st.retry_after
-                        hdr = {"Retry-After": value} if code == 429 else {}
-                        return self._send(code, b'{"error": "scripted failure"}', hdr)
-            if st.rate_429 or st.fail_rate:
-                u = _unit(st.seed, prompt, n_seen)
-                if u < st.rate_429:
-                    return self._send(429, b'{"error": {"message": "rate limited"}}',
-                                      {"Retry-After": st.retry_after})
-                if u < st.rate_429 + st.fail_rate:
-                    return self._send(500, b'{"error": {"message": "server error"}}')
-            if "[[malformed]]" in prompt:
-                return self._send(200, b'{"choices": [{"message": {"oops": 1}}]}')
-            if "[[html]]" in prompt:
-                return self._send(200, b"<html><body>Bad gateway</body></html>", ctype="text/html")
-            if "[[truncated-json]]" in prompt:
-                return self._send(200, b'{"choices": [{"index": 0, "message": {"role": "assi')
-            if "[[undecodable]]" in prompt:
-                return self._send(200, b'{"choices": [{"message": {"content": "caf\xe9 \xff"}}]}')
-            if "[[truncated]]" in prompt:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "400")
-                self.end_headers()
-                self.wfile.write(b'{"choices": [{"index": 0, "message": {"content": "half')
-                self.wfile.flush()
-                self.close_connection = True
-                return None
-            if "[[slow]]" in prompt:
-                time.sleep(5)
-            d = re.search(r"\[\[delay=([0-9.]+)\]\]", prompt)
-            if d:
-                time.sleep(float(d.group(1)))
-            text = _reply_for(prompt)
-            rf = doc.get("response_format") or {}
-            if rf.get("type") in ("json_object", "json_schema") and "[[notjson]]" not in prompt:
-                if "[[offschema]]" in prompt:
-                    text = json.dumps({"unexpected": 1})
-                elif rf["type"] == "json_schema":
-                    schema = (rf.get("json_schema") or {}).get("schema", {})
-                    text = json.dumps(_instance(schema, text))
-                else:
-                    text = json.dumps({"reply": text})
-            body = {"id": "cmpl-test", "object": "chat.completion", "model": doc.get("model"),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": len(prompt.split()),
-                              "completion_tokens": len(text.split()),
-                              "total_tokens": len(prompt.split()) + len(text.split())}}
-            out = json.dumps(body)
-            if "[[surrogate]]" in prompt:  # valid JSON, invalid Unicode
-                out = out.replace("Reply for", "Reply \\ud800 for", 1)
-            self._send(200, out.encode())
-        finally:
-            with st.lock:
-                st.in_flight -= 1
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            super().handle_error(request, client_address)  # a client gone away is no error
+        page += "".join(f"{k}: {v}\n" for k, v in echoed.items()) + "</pre></body></html>"
+        return done(500, page.encode(), ctype="text/html")
+    ra = re.search(r"\[\[retry-after=([^\]]*)\]\]", prompt)
+    for tag, code in (("[[429]]", 429), ("[[500]]", 500), (ra and ra.group(0), 429)):
+        if tag and tag in prompt:
+            n = st.failures.get((tag, prompt), 0)
+            st.failures[(tag, prompt)] = n + 1
+            if n < st.fail_times:
+                value = ra.group(1) if ra and tag == ra.group(0) else st.retry_after
+                return done(code, b'{"error": "scripted failure"}',
+                            {"Retry-After": value} if code == 429 else {})
+    if st.rate_429 or st.fail_rate:
+        u = _unit(st.seed, prompt, n_seen)
+        if u < st.rate_429:
+            return done(429, b'{"error": {"message": "rate limited"}}',
+                        {"Retry-After": st.retry_after})
+        if u < st.rate_429 + st.fail_rate:
+            return done(500, b'{"error": {"message": "server error"}}')
+    if "[[malformed]]" in prompt:
+        return done(200, b'{"choices": [{"message": {"oops": 1}}]}')
+    if "[[html]]" in prompt:
+        return done(200, b"<html><body>Bad gateway</body></html>", ctype="text/html")
+    if "[[truncated-json]]" in prompt:
+        return done(200, b'{"choices": [{"index": 0, "message": {"role": "assi')
+    if "[[undecodable]]" in prompt:
+        return done(200, b'{"choices": [{"message": {"content": "caf\xe9 \xff"}}]}')
+    if "[[truncated]]" in prompt:
+        return done(200, b'{"choices": [{"index": 0, "message": {"content": "half', cut=True)
+    if "[[slow]]" in prompt:
+        wait += 5
+    d = re.search(r"\[\[delay=([0-9.]+)\]\]", prompt)
+    if d:
+        wait += float(d.group(1))
+    text = _reply_for(prompt)
+    rf = doc.get("response_format") or {}
+    if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema") \
+            and "[[notjson]]" not in prompt:
+        if "[[offschema]]" in prompt:
+            text = json.dumps({"unexpected": 1})
+        elif rf["type"] == "json_schema":
+            text = json.dumps(_instance((rf.get("json_schema") or {}).get("schema", {}), text))
+        else:
+            text = json.dumps({"reply": text})
+    body = {"id": "cmpl-test", "object": "chat.completion", "model": doc.get("model"),
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": text}}],
+            "usage": {"prompt_tokens": len(prompt.split()),
+                      "completion_tokens": len(text.split()),
+                      "total_tokens": len(prompt.split()) + len(text.split())}}
+    out = json.dumps(body)
+    if "[[surrogate]]" in prompt:  # valid JSON, invalid Unicode
+        out = out.replace("Reply for", "Reply \\ud800 for", 1)
+    return done(200, out.encode())
 
 
 class MockServer:
     """``with MockServer(latency_s=0.2) as srv: srv.url`` serves on 127.0.0.1
     (``port=0``, the default here, picks a free port); keyword arguments are
-    :class:`MockState`'s."""
+    :class:`MockState`'s.
+
+    One asyncio loop in a background thread serves every connection (HTTP/1.1,
+    keep-alive), as an async model server does: waits cost no thread, so the
+    server adds little to what the client under test measures.
+    """
 
     def __init__(self, port: int = 0, **kwargs):
         self.state = MockState(**kwargs)
-        handler = type("Handler", (_Handler,), {"state": self.state})
-        self.httpd = _Server(("127.0.0.1", port), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._loop = asyncio.new_event_loop()
+        self._conns: set = set()
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._serve, "127.0.0.1", port, backlog=512))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self.thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        return f"http://127.0.0.1:{self.port}/v1"
 
     def __enter__(self):
         self.thread.start()
         return self
 
     def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        async def stop():
+            self._server.close()
+            for t in list(self._conns):
+                t.cancel()
+            await asyncio.gather(*self._conns, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self.thread.join(10)
+        self._loop.close()
+
+    async def _serve(self, reader, writer):
+        task = asyncio.current_task()
+        self._conns.add(task)
+        st = self.state
+        sock = writer.get_extra_info("socket")
+        if sock is not None:  # else headers and body wait on delayed ACKs (~40 ms)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                line = await reader.readline()
+                if not line.strip():
+                    break
+                method, path = (line.decode("latin-1").split(" ") + ["", ""])[:2]
+                headers = []
+                while True:
+                    h = await reader.readline()
+                    if h in (b"\r\n", b"\n", b""):
+                        break
+                    k, _, v = h.decode("latin-1").partition(":")
+                    headers.append((k.strip(), v.strip()))
+                hd = {k.lower(): v for k, v in headers}
+                raw = await reader.readexactly(int(hd.get("content-length") or 0))
+                st.requests += 1
+                st.in_flight += 1
+                st.peak_in_flight = max(st.peak_in_flight, st.in_flight)
+                st.auth_headers.append(hd.get("authorization"))
+                try:
+                    wait, code, body, extra, ctype, cut = _response(st, method, path, headers,
+                                                                    raw)
+                    if wait:
+                        await asyncio.sleep(wait)
+                    head = [f"HTTP/1.1 {code} {HTTPStatus(code).phrase}",
+                            f"Content-Type: {ctype}",
+                            f"Content-Length: {400 if cut else len(body)}"]
+                    head += [f"{k}: {v}" for k, v in extra.items()]
+                    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+                    await writer.drain()
+                finally:
+                    st.in_flight -= 1
+                if cut or hd.get("connection", "").lower() == "close":
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass  # a client gone away, or a request this server does not parse
+        finally:
+            self._conns.discard(task)
+            writer.close()
 
 
 def _share(v: str) -> float:
