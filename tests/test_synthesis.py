@@ -578,9 +578,10 @@ def test_mock_server_runs_from_the_command_line_and_stops_by_itself(tmp_path):
         assert 8 <= s.failed <= 32 and s.ok + s.failed == 40  # about half, seeded
         errors = {r["error"] for r in rows(tmp_path / "o.jsonl") if r["status"] == "failed"}
         assert all(e.startswith("HTTP 500") for e in errors)
-        s2 = synthesize(ps, [load_template("math")], str(tmp_path / "o2.jsonl"),
+        # a rerun sends only the failed rows; each is a second sighting, with its own fate
+        s2 = synthesize(ps, [load_template("math")], str(tmp_path / "o.jsonl"),
                         cfg(url, retries=0))
-        assert s2.failed != s.failed or True  # the n-th sighting counts: a second run differs
+        assert s2.retried == s.failed and s2.skipped == s.ok and s2.ok + s2.failed == s.failed
     finally:
         p.kill()
         p.wait(10)
@@ -607,3 +608,22 @@ def test_plan_jobs_n_and_missing_properties():
             assert plan.missing["pairs"] == lacking
             assert len(ids) == n * (18 - (lacking if rule == "skip" else 0))
             assert all(i.count(":") == (1 if j[2] == 0 else 2) for i, j in zip(ids, plan.jobs))
+
+
+def test_a_fifo_without_a_reader_says_what_it_waits_for(tmp_path, capsys):
+    fifo = tmp_path / "late.fifo"
+    os.mkfifo(fifo)
+    got = []
+
+    def late_reader():
+        time.sleep(0.5)
+        with open(fifo) as fh:
+            got.extend(json.loads(l)["custom_id"] for l in fh)
+
+    th = threading.Thread(target=late_reader, daemon=True)
+    th.start()
+    with MockServer() as srv:
+        s = synthesize(PERSONAS[:2], [load_template("math")], str(fifo), cfg(srv.url))
+    th.join(10)
+    assert s.ok == 2 and s.order == "input" and got == ["p0:math", "p1:math"]
+    assert f"waiting for a reader to open {fifo}" in capsys.readouterr().err

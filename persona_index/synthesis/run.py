@@ -27,6 +27,7 @@ when the ``deadline_s`` ran out, writes no row: the next run sends it.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import math
 import os
@@ -484,7 +485,16 @@ class _Sink:
             sys.stdout.flush()
             self.fh, self._own = sys.stdout.buffer, False
         elif self.stream:
-            self.fh = open(out_path, "wb")  # a FIFO blocks here until a reader opens it
+            try:  # a FIFO without a reader refuses a non-blocking open: say what we wait for
+                fd = os.open(out_path, os.O_WRONLY | os.O_NONBLOCK)
+                os.set_blocking(fd, True)
+                self.fh = os.fdopen(fd, "wb")
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+                print(f"synthesize: waiting for a reader to open {out_path}", file=sys.stderr,
+                      flush=True)
+                self.fh = open(out_path, "wb")
         else:
             _repair_tail(out_path)
             self.fh = open(out_path, "ab")
