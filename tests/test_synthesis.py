@@ -627,3 +627,11 @@ def test_a_fifo_without_a_reader_says_what_it_waits_for(tmp_path, capsys):
     th.join(10)
     assert s.ok == 2 and s.order == "input" and got == ["p0:math", "p1:math"]
     assert f"waiting for a reader to open {fifo}" in capsys.readouterr().err
+
+
+def test_a_huge_concurrency_is_served_by_a_bounded_number_of_pools(tmp_path):
+    # --concurrency 2**64 made one connection pool per 8 connections: 2**61 of them
+    with MockServer() as srv:
+        s = synthesize(PERSONAS[:3], [load_template("math")], str(tmp_path / "o.jsonl"),
+                       cfg(srv.url, concurrency=2**64))
+    assert s.ok == 3

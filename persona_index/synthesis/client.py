@@ -424,10 +424,12 @@ class ChatClient:
     #: connections per httpx pool: httpcore scans every connection of a pool for each
     #: request it queues, so 32 connections in one pool cost ~4x the CPU of 4 pools of 8
     POOL_SIZE = 8
+    #: at most this many pools (a huge concurrency gets bigger pools, not more of them)
+    MAX_POOLS = 64
 
     async def __aenter__(self):
         httpx = attempt_import("httpx", "synth")
-        k = -(-self.cfg.concurrency // self.POOL_SIZE)
+        k = min(-(-self.cfg.concurrency // self.POOL_SIZE), self.MAX_POOLS)
         per = -(-self.cfg.concurrency // k)
         limits = httpx.Limits(max_connections=per, max_keepalive_connections=per)
         headers = self._headers()
