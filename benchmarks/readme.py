@@ -169,7 +169,11 @@ def render(name: str, res: dict) -> str:
                     f"A bare httpx loop (no prompts, rows or file) on the same server in the "
                     f"same run: {t['bare_httpx_per_s']:.0f}/s. One request at a time with no "
                     f"server delay: {rt['ms_per_request_client_and_server']:.1f} ms end to end; "
-                    f"{t['failed']} failed.\n\n" + _provenance(res, "synth"))
+                    f"{t['failed']} failed."
+                    + (f" The machine's load average (1 min) was "
+                       f"{t['load_average_1_5_15_min']['before'][0]:.1f} before the runs."
+                       if "load_average_1_5_15_min" in t else "")
+                    + "\n\n" + _provenance(res, "synth"))
         return (f"Measured against the local test server (a real HTTP server on 127.0.0.1 that "
                 f"answers every request after {1000 * t['server_latency_s']:.0f} ms): "
                 f"{t['requests']:,} requests at concurrency {t['concurrency']} ran at "

@@ -14,6 +14,7 @@ the ceiling a client can reach is 156/s, not 160/s.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -69,6 +70,7 @@ def run_synth(n: int = 1024, concurrency: int = 32, latency_s: float = 0.2,
     personas = [{"id": f"p{i}", "text": f"A persona number {i} who keeps bees"} for i in range(n)]
     tmpl = [load_template("instruction")]
     out = {}
+    load_before = os.getloadavg()  # a shared machine: the runnable queue slows every wakeup
     with tempfile.TemporaryDirectory() as d, mock_server(latency_s) as url:
         bare = _bare(url, n, concurrency)
         runs = []
@@ -89,7 +91,9 @@ def run_synth(n: int = 1024, concurrency: int = 32, latency_s: float = 0.2,
             "bare_httpx_per_s": bare, "ratio_to_bare_httpx": med / bare,
             # time each concurrency slot spends per request beyond the server's sleep
             "overhead_per_request_ms": (concurrency / med - latency_s) * 1000,
-            "failed": sum(r["failed"] for r in runs)}
+            "failed": sum(r["failed"] for r in runs),
+            "load_average_1_5_15_min": {"before": [round(x, 2) for x in load_before],
+                                        "after": [round(x, 2) for x in os.getloadavg()]}}
     with tempfile.TemporaryDirectory() as d, mock_server(0.0) as url:
         cfg = ClientConfig(base_url=url, model="m", concurrency=1, timeout_s=30)
         m = 300
