@@ -242,3 +242,87 @@ def clean_error(exc) -> str:
     msg = re.sub(r",?\s*(?:at\s+)?/[\w./-]+\.rs(?::\d+)*(?::\d+)?", "", msg)
     msg = re.sub(r"\s+", " ", msg).strip()
     return msg[:300]
+
+
+class LockTimeoutError(ConcurrencyError):
+    """A lock that was not free within ``lock_timeout`` seconds; the message
+    names the lock file and, where known, the process that holds it.
+
+    Examples
+    --------
+    >>> issubclass(LockTimeoutError, (ConcurrencyError, RuntimeError))
+    True
+    """
+
+
+class StoreWriteError(PersonaIndexError, OSError):
+    """A commit that failed (disk full, file too large, a read-only store) or
+    that did not read back whole; the store was put back to the version it had
+    before. The message names the store and the cause.
+
+    Examples
+    --------
+    >>> issubclass(StoreWriteError, OSError)
+    True
+    """
+
+
+class BrokenStoreError(StoreNotFoundError):
+    """A store path that exists but is not a persona store (``personas.lance``
+    is a file, or a directory without a committed version).
+
+    Examples
+    --------
+    >>> issubclass(BrokenStoreError, FileNotFoundError)
+    True
+    """
+
+
+class OutputPathError(PersonaIndexError, ValueError):
+    """An output path that would destroy something: under the store's
+    directory or any Lance table, or equal to an input or to another output.
+    The CLI reports it as a usage error (exit 2).
+
+    Examples
+    --------
+    >>> issubclass(OutputPathError, ValueError)
+    True
+    """
+
+
+class DeliveryError(PersonaIndexError, OSError):
+    """A draw whose record was committed but whose output files could not be
+    moved into place; the message says where the finished files are.
+
+    Examples
+    --------
+    >>> issubclass(DeliveryError, OSError)
+    True
+    """
+
+
+#: errno -> how a write failure is named in one-line messages
+_CAUSES = {28: "disk full", 27: "file too large", 30: "read-only file system",
+           13: "permission denied", 1: "operation not permitted", 122: "disk quota exceeded"}
+
+
+def write_cause(exc) -> str:
+    """A failed write, named plainly: disk full, file too large, ... (from the
+    errno or Lance's ``(os error N)``), else the cleaned first line.
+
+    >>> write_cause(OSError(28, "No space left on device"))
+    'disk full'
+    >>> write_cause(RuntimeError("LanceError(IO): write failed, File too large (os error 27), /x/y.rs:3:1"))
+    'file too large'
+    >>> write_cause(ValueError("something else"))
+    'something else'
+    """
+    import re
+
+    no = getattr(exc, "errno", None)
+    if no in _CAUSES:
+        return _CAUSES[no]
+    m = re.search(r"os error (\d+)", str(exc))
+    if m and int(m.group(1)) in _CAUSES:
+        return _CAUSES[int(m.group(1))]
+    return clean_error(exc)

@@ -140,7 +140,7 @@ def candidate_pool(index: PersonaIndex, snap: Snapshot, *, where=None, near=None
 def draw(index: PersonaIndex, n: int, strategy: str | None = None, *, by=None, target=None,
          seed=None, where: str | None = None, near: str | None = None, within: int | None = None,
          session: str | None = None, exclude_sessions: Sequence[str] = (),
-         params: Mapping | None = None, record: bool = True,
+         params: Mapping | None = None, record: bool = True, deliver=None,
          _session_version: int | None = None, **strategy_params) -> Batch:
     """Draw ``n`` personas from ``index`` with ``strategy``.
 
@@ -167,6 +167,16 @@ def draw(index: PersonaIndex, n: int, strategy: str | None = None, *, by=None, t
     params : the strategy's own parameters (``by``, ``allocation``, ``target``,
         ``within``, ``alpha``, ``n_cells`` ...). For ``stratified``, ``by``
         names store attributes.
+    deliver : optional ``batch -> Staged`` (e.g. :func:`stage_batch`): writes
+        the batch's files to temporaries before the session records it; they
+        are moved into place after the record commits and removed if it
+        fails, so a session never holds a batch that was not delivered.
+
+    A session draw is a transaction: under the session locks it first removes
+    draw rows that no manifest commits (a draw killed midway), then picks,
+    stages the outputs, commits the draws and then the manifest row (the
+    commit point, see :class:`~persona_index.sessions.Sessions`), and only
+    then moves the outputs into place.
 
     Examples
     --------
@@ -218,13 +228,16 @@ def draw(index: PersonaIndex, n: int, strategy: str | None = None, *, by=None, t
                                  within=within, session=session,
                                  excludes=sorted(set(explicit) | related), params=params,
                                  record=record, sessions=sessions,
-                                 session_version=_session_version)
+                                 session_version=_session_version, deliver=deliver,
+                                 repair=lock_names if (record and not replaying) else ())
         return batch
 
 
 def _draw_locked(index, snap, n, strategy, *, seed, where, near, within, session, excludes, params,
-                 record, sessions, session_version) -> Batch:
+                 record, sessions, session_version, deliver=None, repair=()) -> Batch:
     exclude_sessions = excludes  # explicit and recorded exclusions
+    if repair:  # before the session version is read: it must hold committed draws only
+        sessions.repair(repair)
     if session or exclude_sessions:
         sv = sessions.version() if session_version is None else session_version
     else:  # no session state involved (and no lancedb import for a plain draw)
@@ -278,13 +291,24 @@ def _draw_locked(index, snap, n, strategy, *, seed, where, near, within, session
     }
     if matched is not None:
         manifest["target_matched"] = matched
-    if session and record:
-        if exclude_sessions:
-            sessions.record_exclusions(session, exclude_sessions)
-        sessions.record(session, batch_no, ids, manifest)
     rows = snap.take(positions).to_pylist()
-    return Batch(ids=ids, rows=rows, manifest=manifest, attributes=snap.attributes,
-                 pool_positions=pool, positions=positions, snapshot=snap)
+    batch = Batch(ids=ids, rows=rows, manifest=manifest, attributes=snap.attributes,
+                  pool_positions=pool, positions=positions, snapshot=snap)
+    staged = deliver(batch) if deliver is not None else None
+    recorded = None
+    try:
+        if session and record:
+            if exclude_sessions:
+                sessions.record_exclusions(session, exclude_sessions)
+            sessions.record(session, batch_no, ids, manifest)
+            recorded = f"session {session!r} batch {batch_no}"
+    except BaseException:
+        if staged is not None:
+            staged.abort()
+        raise
+    if staged is not None:
+        staged.commit(recorded=recorded)
+    return batch
 
 
 def _merge_params(params, strategy_params, by, target) -> tuple[dict, bool]:
@@ -694,11 +718,48 @@ def batch_rows(batch: Batch) -> list[dict]:
              "licence": r.get("licence"), "source": r.get("source")} for r in batch.rows]
 
 
+def stage_batch(batch: Batch, out: str | None, *, manifest_out: str | None = None):
+    """A :class:`~persona_index.outputs.Staged` holding a batch as jsonl for
+    ``out`` (``-``: stdout) and its manifest for ``manifest_out`` (default:
+    :func:`manifest_path_for` ``out``; none for stdout). The caller checks the
+    paths first (:func:`~persona_index.outputs.check_outputs`).
+
+    Examples
+    --------
+    >>> import tempfile, os, json
+    >>> d = tempfile.mkdtemp()
+    >>> b = Batch(ids=["a"], rows=[{"id": "a", "text": "a nurse"}], manifest={"seed": 1})
+    >>> s = stage_batch(b, os.path.join(d, "b.jsonl"))
+    >>> os.listdir(d) == [] or all(f.endswith(".partial") for f in os.listdir(d))
+    True
+    >>> s.commit(); sorted(os.listdir(d))
+    ['b.jsonl', 'b.manifest.json']
+    """
+    import json
+
+    from .outputs import Staged
+
+    staged = Staged()
+    try:
+        if out:
+            staged.add(out, "".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                    for r in batch_rows(batch)))
+            if out != "-":
+                manifest_out = manifest_out or manifest_path_for(out)
+        if manifest_out:
+            staged.add(manifest_out, json.dumps(batch.manifest, indent=1))
+    except BaseException:
+        staged.abort()
+        raise
+    return staged
+
+
 def write_batch(batch: Batch, out: str | None, *, manifest_out: str | None = None,
                 inputs: Sequence = ()) -> str | None:
     """Write a batch as jsonl to ``out`` (``-``: stdout) and its manifest to
     ``manifest_out`` (default: :func:`manifest_path_for` ``out``; none for
-    stdout). Never over an input (``inputs``). Returns the manifest's path.
+    stdout), both or neither. Never over an input (``inputs``) or over each
+    other. Returns the manifest's path.
 
     Examples
     --------
@@ -709,19 +770,13 @@ def write_batch(batch: Batch, out: str | None, *, manifest_out: str | None = Non
     >>> os.path.basename(m), json.load(open(m))
     ('b.manifest.json', {'seed': 1})
     """
-    import json
+    from .outputs import check_outputs
 
-    from .outputs import output_file
-
-    if out:
-        with output_file(out, inputs=list(inputs)) as fh:
-            for r in batch_rows(batch):
-                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-        if out != "-":
-            manifest_out = manifest_out or manifest_path_for(out)
-    if manifest_out:
-        with output_file(manifest_out, inputs=list(inputs) + [out]) as fh:
-            json.dump(batch.manifest, fh, indent=1)
+    if out and out != "-" and not manifest_out:
+        manifest_out = manifest_path_for(out)
+    check_outputs({"out": out, "manifest_out": manifest_out},
+                  inputs=[i for i in inputs if i])
+    stage_batch(batch, out, manifest_out=manifest_out).commit()
     return manifest_out
 
 

@@ -56,10 +56,11 @@ def _quote(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-@contextlib.contextmanager
 def session_lock(index, names):
     """Exclusive locks on the given sessions, taken in sorted order (no
-    deadlock between two draws that need overlapping sets). Waits for them.
+    deadlock between two draws that need overlapping sets). Waits for them,
+    up to the index's ``lock_timeout`` (:func:`persona_index.store.store_lock`,
+    the package's one lock helper).
 
     Object-storage stores cannot be locked: there a draw that records a
     session needs ``single_writer`` (see :meth:`PersonaIndex.writer_lock`).
@@ -74,7 +75,8 @@ def session_lock(index, names):
     ...     sorted(os.listdir(os.path.join(index.path, ".locks")))
     ['session-eval.lock', 'session-train.lock']
 
-    Only ``path`` and ``single_writer`` of the index are read; on object storage:
+    Only ``path``, ``single_writer`` and ``lock_timeout`` of the index are
+    read; on object storage:
 
     >>> from types import SimpleNamespace
     >>> remote = SimpleNamespace(path="s3://bucket/personas", single_writer=False)
@@ -84,31 +86,29 @@ def session_lock(index, names):
     ...
     persona_index.errors.ConcurrencyError: 's3://bucket/personas' is on object storage, where session draws cannot be locked: pass --single-writer (single_writer=True) if no other process draws meanwhile
     """
+    from .store import store_lock
+
     names = sorted(set(names))
-    if not names:
-        yield
-        return
-    if "://" in index.path:
-        if not index.single_writer:
-            from .errors import ConcurrencyError
+    if names and "://" in index.path and not index.single_writer:
+        from .errors import ConcurrencyError
 
-            raise ConcurrencyError(
-                f"{index.path!r} is on object storage, where session draws cannot be locked: "
-                "pass --single-writer (single_writer=True) if no other process draws meanwhile")
-        yield
-        return
-    from filelock import FileLock
-
-    lockdir = Path(index.path) / ".locks"
-    lockdir.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as stack:
-        for name in names:
-            stack.enter_context(FileLock(str(lockdir / f"session-{name}.lock")))
-        yield
+        raise ConcurrencyError(
+            f"{index.path!r} is on object storage, where session draws cannot be locked: "
+            "pass --single-writer (single_writer=True) if no other process draws meanwhile")
+    what = (f"the lock of session {names[0]!r}" if len(names) == 1
+            else f"the locks of sessions {names}")
+    return store_lock(index.path, [f"session-{n}" for n in names], what=what,
+                      timeout=getattr(index, "lock_timeout", None), single_writer=True)
 
 
 class Sessions:
     """The sessions and manifests tables of one store.
+
+    A batch is committed by its manifest row: its draws are written to
+    ``sessions`` first and its manifest to ``manifests`` last, each commit
+    verified and undone on failure. Draw rows whose batch has no manifest (a
+    process killed between the two commits) are ignored by every read and
+    removed by the next draw of that session.
 
     Examples
     --------
@@ -131,22 +131,48 @@ class Sessions:
     {'eval'}
     >>> s.reset("train"), s.drawn(["train"])
     (3, [])
+
+    A draw whose manifest never came (killed in between) is not a draw:
+
+    >>> s._append(SESSIONS, s._rows("train", 1, ["p9"]))
+    >>> s.drawn(["train"]), s.repair(["train"]), s.drawn(["train"], version=s.version())
+    ([], 1, [])
     """
 
     def __init__(self, index):
         self.index = index
 
-    def _table(self, name, create_schema=None):
-        db = self.index.db
-        names = self.index.table_names()
-        if name in names:
-            return db.open_table(name)
-        if create_schema is None:
+    def _table(self, name):
+        """The committed table ``name``, or None (also for the debris of a
+        creation that failed: a directory without a version)."""
+        if name not in self.index.table_names():
             return None
-        try:
-            return db.create_table(name, schema=create_schema)
-        except Exception:  # created meanwhile by another process
-            return db.open_table(name)
+        return self.index.db.open_table(name)
+
+    def _tables_lock(self):
+        """Every commit to the session tables is made under this lock, so that
+        each can be verified and, on failure, undone (see
+        :func:`persona_index.store.verified_commit`)."""
+        from .store import store_lock
+
+        return store_lock(self.index.path, "session-tables",
+                          what=f"the session tables' lock of store {self.index.path!r}",
+                          timeout=getattr(self.index, "lock_timeout", None),
+                          single_writer=True)
+
+    def _append(self, name, rows) -> None:
+        """Append ``rows`` to table ``name`` (created with them when missing;
+        the debris of a failed creation is removed first), verified."""
+        from .store import roll_back
+
+        with self._tables_lock(), self.index.guard(name):
+            t = self._table(name)
+            if t is not None:
+                t.add(rows)
+                return
+            if self.index.local:
+                roll_back(f"{self.index.path.rstrip('/')}/{name}.lance", None)
+            self.index.db.create_table(name, data=rows, schema=rows.schema)
 
     @staticmethod
     def _schemas():
@@ -157,6 +183,14 @@ class Sessions:
         manifests = pa.schema([("session", pa.string()), ("batch", pa.int64()),
                                ("manifest", pa.string())])
         return draws, manifests
+
+    def _rows(self, name, batch, ids):
+        import pyarrow as pa
+
+        draws, _ = self._schemas()
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return pa.table({"session": [name] * len(ids), "id": list(ids), "batch": [batch] * len(ids),
+                         "drawn_at": [now] * len(ids)}, schema=draws)
 
     def excluded_by(self, name: str) -> set:
         """Sessions kept disjoint from ``name``: the relation holds both ways
@@ -177,15 +211,27 @@ class Sessions:
         if not new:
             return
         schema = pa.schema([("a", pa.string()), ("b", pa.string())])
-        self._table(EXCLUSIONS, schema).add(pa.table(
+        self._append(EXCLUSIONS, pa.table(
             {"a": [min(name, o) for o in new], "b": [max(name, o) for o in new]}, schema=schema))
 
     def version(self) -> int:
         t = self._table(SESSIONS)
         return int(t.version) if t is not None else 0
 
+    def _committed(self, names) -> set:
+        """(session, batch) of every batch of these sessions with a manifest."""
+        t = self._table(MANIFESTS)
+        if t is None:
+            return set()
+        where = f"session IN ({','.join(_quote(n) for n in names)})"
+        tbl = t.to_lance().to_table(columns=["session", "batch"], filter=where)
+        return set(zip(tbl.column("session").to_pylist(), tbl.column("batch").to_pylist()))
+
     def drawn(self, names, *, version: int | None = None) -> list[str]:
-        """Ids drawn by these sessions (at a version of the sessions table)."""
+        """Ids drawn by these sessions' committed batches. At a ``version`` of
+        the sessions table (a replay) every row of that version counts: a draw
+        repairs its sessions (:meth:`repair`) before it reads the version it
+        records."""
         names = [check_name(n) for n in names]
         if not names:
             return []
@@ -196,39 +242,69 @@ class Sessions:
             t.checkout(version)
         ds = t.to_lance()
         where = f"session IN ({','.join(_quote(n) for n in names)})"
-        tbl = ds.to_table(columns=["id", "batch"], filter=where)
+        tbl = ds.to_table(columns=["session", "id", "batch"], filter=where)
         if version is not None:
             t.checkout_latest()
-        # order by batch, then stored order: the order they were drawn
-        order = np.argsort(tbl.column("batch").to_numpy(), kind="stable")
+        batches = tbl.column("batch").to_numpy()
         ids = tbl.column("id").to_pylist()
+        keep = np.ones(len(ids), dtype=bool)
+        if version is None:
+            ok = self._committed(names)
+            keep = np.fromiter(((s, int(b)) in ok for s, b in
+                                zip(tbl.column("session").to_pylist(), batches)),
+                               dtype=bool, count=len(ids))
+        # order by batch, then stored order: the order they were drawn
+        order = [i for i in np.argsort(batches, kind="stable") if keep[i]]
         return [ids[i] for i in order]
 
-    def next_batch(self, name) -> int:
+    def repair(self, names) -> int:
+        """Remove the draw rows of these sessions that no manifest commits (a
+        draw killed between its two commits); the caller holds their session
+        locks. Returns how many rows went."""
+        names = sorted(set(names))
         t = self._table(SESSIONS)
-        if t is None:
-            return 1
-        tbl = t.to_lance().to_table(columns=["batch"], filter=f"session = {_quote(name)}")
-        return int(tbl.column("batch").to_numpy().max()) + 1 if tbl.num_rows else 1
+        if t is None or not names:
+            return 0
+        where = f"session IN ({','.join(_quote(n) for n in names)})"
+        tbl = t.to_lance().to_table(columns=["session", "batch"], filter=where)
+        ok = self._committed(names)
+        bad = sorted({(s, b) for s, b in zip(tbl.column("session").to_pylist(),
+                                             tbl.column("batch").to_pylist()) if (s, b) not in ok})
+        if not bad:
+            return 0
+        n = sum(1 for s, b in zip(tbl.column("session").to_pylist(),
+                                  tbl.column("batch").to_pylist()) if (s, b) in set(bad))
+        cond = " OR ".join(f"(session = {_quote(s)} AND batch = {int(b)})" for s, b in bad)
+        with self._tables_lock(), self.index.guard(SESSIONS):
+            self._table(SESSIONS).delete(cond)
+        return n
+
+    def next_batch(self, name) -> int:
+        batches = [b for _, b in self._committed([name])]
+        return max(batches) + 1 if batches else 1
 
     def record(self, name, batch: int, ids, manifest: dict) -> None:
+        """Commit one batch: its draws, then its manifest row (the commit
+        point). A failure of either undoes both."""
         import pyarrow as pa
 
-        draws, manis = self._schemas()
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self._table(SESSIONS, draws).add(pa.table({
-            "session": [name] * len(ids), "id": list(ids), "batch": [batch] * len(ids),
-            "drawn_at": [now] * len(ids)}, schema=draws))
-        self._table(MANIFESTS, manis).add(pa.table({
-            "session": [name], "batch": [batch], "manifest": [json.dumps(manifest)]}, schema=manis))
+        _, manis = self._schemas()
+        with self._tables_lock(), self.index.guard(SESSIONS):
+            self._append(SESSIONS, self._rows(name, batch, ids))
+            self._append(MANIFESTS, pa.table({
+                "session": [name], "batch": [batch], "manifest": [json.dumps(manifest)]},
+                schema=manis))
 
     def list(self) -> list[dict]:
         t = self._table(SESSIONS)
         if t is None:
             return []
         tbl = t.to_lance().to_table(columns=["session", "batch", "drawn_at"])
+        ok = self._committed(sorted(set(tbl.column("session").to_pylist()))) if tbl.num_rows else set()
         out: dict = {}
         for s, b, at in zip(*(tbl.column(c).to_pylist() for c in ("session", "batch", "drawn_at"))):
+            if (s, b) not in ok:
+                continue
             d = out.setdefault(s, {"session": s, "personas": 0, "batches": set(), "last": at})
             d["personas"] += 1
             d["batches"].add(b)
@@ -244,10 +320,16 @@ class Sessions:
         return sorted(ms, key=lambda m: m.get("batch", 0))
 
     def reset(self, name) -> int:
+        """Forget a session's draws: its manifests go first (from then on its
+        draws are not drawn), then its draw rows; a failure of either undoes
+        both, so a reset changes nothing unless it finishes."""
         check_name(name)
-        n = len(self.drawn([name]))
-        for tname in (SESSIONS, MANIFESTS):
-            t = self._table(tname)
-            if t is not None:
-                t.delete(f"session = {_quote(name)}")
+        with session_lock(self.index, [name]):
+            n = len(self.drawn([name]))
+            cond = f"session = {_quote(name)}"
+            with self._tables_lock(), self.index.guard(MANIFESTS), self.index.guard(SESSIONS):
+                for tname in (MANIFESTS, SESSIONS):
+                    t = self._table(tname)
+                    if t is not None:
+                        t.delete(cond)
         return n

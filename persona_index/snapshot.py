@@ -68,6 +68,11 @@ class Hit:
                 **self.attributes, "source": self.source, "licence": self.licence}
 
 
+#: hidden column names of a column replace in progress (store.set_columns)
+TMP_PREFIX = "_pi_"
+TMP_NEW = "_pi_new_"
+TMP_OLD = "_pi_old_"
+
 def table_of(rows: list):
     """Rows (dicts) as an Arrow table.
 
@@ -229,7 +234,9 @@ class Snapshot:
 
     @property
     def columns(self) -> list[str]:
-        return list(self.schema.names)
+        """The stored columns, less the hidden ones of a column replace in
+        progress (``_pi_`` names, see :meth:`PersonaIndex.set_columns`)."""
+        return [c for c in self.schema.names if not c.startswith(TMP_PREFIX)]
 
     @property
     def dim(self) -> int:
