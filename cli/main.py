@@ -16,7 +16,8 @@ import numpy as np
 
 from persona_index.outputs import output_file
 from persona_index_cli.messages import as_flags, library_warnings
-from persona_index.errors import InvalidFilterError, PersonaIndexError, StrategyParameterError
+from persona_index.errors import (InvalidFilterError, OutputPathError, PersonaIndexError,
+                                  StrategyParameterError)
 from persona_index.samplers.registry import DEFAULT_STRATEGY, STRATEGIES as _SPECS
 from persona_index.samplers.registry import DEVICES, strategy_names, validate_params
 
@@ -62,13 +63,14 @@ class _Group(click.Group):
         except click.ClickException as exc:
             self._json_error(ctx, exc.format_message(), "data")
             raise
-        except (StrategyParameterError, InvalidFilterError) as exc:  # usage errors: exit 2
+        except (StrategyParameterError, InvalidFilterError, OutputPathError) as exc:  # exit 2
             msg = as_flags(ctx, _one_line(exc))
             self._json_error(ctx, msg, "usage")
             raise click.UsageError(msg, ctx=ctx) from None
-        except BrokenPipeError:  # `| head` closed stdout: end quietly
-            raise
-        except (PersonaIndexError, ValueError, OSError) as exc:
+        except BrokenPipeError:  # `| head` closed stdout: end quietly, exit 0
+            _stdout_gone()
+            raise click.exceptions.Exit(0) from None
+        except (PersonaIndexError, ValueError, OSError, RuntimeError) as exc:
             msg = as_flags(ctx, _one_line(exc))
             self._json_error(ctx, msg, "data")
             raise click.ClickException(msg) from None
@@ -79,13 +81,30 @@ class _Group(click.Group):
             click.echo(json.dumps({"error": message, "kind": kind}))
 
 
+def _stdout_gone() -> None:
+    """The reader of stdout went away: point stdout at /dev/null so that the
+    interpreter's last flush cannot fail again."""
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def _one_line(exc) -> str:
+    from persona_index.errors import write_cause
     from persona_index.store import clean_error
 
     msg = clean_error(exc)
     if not isinstance(exc, PersonaIndexError):  # a library's own error: say what kind, plainly
         kind = {"FileNotFoundError": "no such file", "PermissionError": "permission denied",
                 "IsADirectoryError": "is a directory"}.get(type(exc).__name__, "error")
+        cause = write_cause(exc)
+        if kind == "error" and cause != msg:  # disk full, file too large, read-only ...
+            kind = cause
         msg = f"{kind}: {msg}" if kind != "error" else msg
     return msg
 
@@ -220,10 +239,13 @@ def format_table(rows: list[dict], columns: list | None = None, max_width: int =
 @click.option("--single-writer", is_flag=True,
               help="Object-storage stores (s3://) cannot be locked: promise that no other "
                    "process writes or draws meanwhile, to allow writes and session draws there.")
+@click.option("--lock-timeout", type=click.FloatRange(0), default=None, metavar="SECONDS",
+              help="Give up (exit 1) when the store's writer or session lock is not free within "
+                   "SECONDS (default: wait; a waiter says after 2 s what it waits for).")
 @click.version_option(package_name="persona-index")
 @renamed_option("--model", "--embed-model", "embed_model")
 @click.pass_context
-def cli(ctx, db, embed_model, single_writer):
+def cli(ctx, db, embed_model, single_writer, lock_timeout):
     """persona-index: an embedded persona index with a coverage-aware sampler.
 
     Build a store of personas with embeddings and attributes, query similar
@@ -233,6 +255,7 @@ def cli(ctx, db, embed_model, single_writer):
     from click.core import ParameterSource
 
     ctx.obj = {"db": db, "model": embed_model, "single_writer": single_writer,
+               "lock_timeout": lock_timeout,
                "db_given": ctx.get_parameter_source("db") is not ParameterSource.DEFAULT}
 
 
@@ -240,7 +263,17 @@ def open_index(ctx, must_exist: bool = True):
     from persona_index.store import PersonaIndex
 
     return PersonaIndex(ctx.obj["db"], ctx.obj["model"], must_exist=must_exist,
-                        single_writer=ctx.obj.get("single_writer", False))
+                        single_writer=ctx.obj.get("single_writer", False),
+                        lock_timeout=ctx.obj.get("lock_timeout"))
+
+
+def check_outputs(ctx, outputs: dict, inputs: dict | None = None) -> None:
+    """Refuse (exit 2) outputs under the store or any Lance table, or equal
+    to an input or to each other, before any work
+    (:func:`persona_index.outputs.check_outputs`)."""
+    from persona_index.outputs import check_outputs as check
+
+    check(outputs, db=ctx.obj["db"], inputs=inputs or {})
 
 
 def _summary_out(summary, as_json):
@@ -349,6 +382,7 @@ def ingest(ctx, path, fmt, text_field, attrs, licence, schema, template, bands, 
     if minhash:
         mh = {k: v for k, v in (("threshold", minhash_threshold), ("num_perm", minhash_perms))
               if v is not None}
+    check_outputs(ctx, {"--report": report}, {"PATH": path})
     idx = open_index(ctx, must_exist=False)
     kw = dict(fmt=fmt, licence=licence, text_field=text_field, attrs=list(attrs) or None,
               near_dedup=not no_near_dedup, near_dup_threshold=near_dup_threshold,
@@ -385,6 +419,7 @@ def generate(ctx, count, seed, out, weights, near_dup_threshold, no_near_dedup, 
     """Compose personas from the built-in attribute tables and add them to the store."""
     from persona_index import generate as gen
 
+    check_outputs(ctx, {"--out": out, "--report": report})
     if out:
         n = 0
         with output_file(out) as fh:
@@ -465,8 +500,14 @@ def info(ctx, as_json):
 @output_options
 @click.pass_context
 def export(ctx, out, fmt, where, vectors, as_json):
-    """Export the store (with attributes, source and licence) to jsonl or parquet."""
+    """Export the store (with attributes, source and licence) to jsonl or parquet
+    (OUT ``-``: standard output)."""
+    check_outputs(ctx, {"OUT": out})
+    if out == "-" and as_json:
+        raise click.UsageError("export - writes the rows to stdout; it cannot go with --json")
     n = open_index(ctx).export(out, fmt, where=where, vectors=vectors)
+    if out == "-":
+        return
     emit({"exported": n, "out": out}, as_json)
 
 
@@ -482,6 +523,7 @@ def reembed(ctx, new_db, to_model, batch_size, progress, as_json):
     """Copy the store into NEW_DB with every persona embedded by another model."""
     from persona_index.maintenance import reembed as do_reembed
 
+    check_outputs(ctx, {"NEW_DB": new_db})
     res = do_reembed(open_index(ctx), new_db, to_model, batch_size=batch_size, progress=progress)
     emit(res, as_json)
 
@@ -553,8 +595,16 @@ def sample(ctx, n, strategy, by, allocation, target, target_file, min_per_cell, 
            alpha, n_cells, trim, lam, beta, tau, extra, device,
            where, near, within, seed, session, exclude, replay_path, out, manifest_out, as_json):
     """Draw a batch of personas that covers the persona space."""
-    from persona_index.sampling import (batch_rows, draw, load_manifest, replay, sampling_params,
-                                        upgrade_manifest, write_batch)
+    from functools import partial
+
+    from persona_index.sampling import (batch_rows, draw, load_manifest, manifest_path_for, replay,
+                                        sampling_params, stage_batch, upgrade_manifest)
+
+    if out and out != "-" and not manifest_out:
+        manifest_out = manifest_path_for(out)
+    # every output checked before anything is drawn (exit 2)
+    check_outputs(ctx, {"--out": out, "--manifest": manifest_out}, {"--replay": replay_path})
+    deliver = partial(stage_batch, out=out, manifest_out=manifest_out)
 
     if replay_path:
         # the manifest's own store, unless --db (or $PERSONA_INDEX_DB) names one
@@ -564,6 +614,7 @@ def sample(ctx, n, strategy, by, allocation, target, target_file, min_per_cell, 
             click.echo(f"note: {note}", err=True)
         b = replay(manifest, path=db)
         click.echo(f"replayed on {db or b.manifest['store']}", err=True)
+        deliver(b).commit()
     else:
         if n is None:
             raise click.UsageError("give -n N (or --replay MANIFEST)")
@@ -585,12 +636,13 @@ def sample(ctx, n, strategy, by, allocation, target, target_file, min_per_cell, 
             raise click.BadParameter("must be a non-empty text", param_hint="--near")
         if (near is None) != (within is None):
             raise click.UsageError("--near TEXT and --within M go together")
+        # the outputs are staged beside their targets, the session records the
+        # batch, then the outputs move into place: nothing drawn goes undelivered
         b = draw(open_index(ctx), n, strategy, seed=seed, where=where, near=near, within=within,
                  session=session, exclude_sessions=exclude, params=params,
-                 target="world" if world else None)
+                 target="world" if world else None, deliver=deliver)
     idx_attrs = b.attributes
     rows = batch_rows(b)
-    write_batch(b, out, manifest_out=manifest_out, inputs=[replay_path])
     if out == "-":
         return
     rows_only = not as_json and ctx.meta.get("row_format") in ("jsonl", "csv")
@@ -947,6 +999,7 @@ def synthesize(ctx, templates, personas_file, session, granularity, attrs, out, 
 
         ChatClient(cfg)
     check_not_input(out, [personas_file])
+    check_outputs(ctx, {"--out": out}, {"--personas": personas_file})
     if personas_file:
         personas = srun.read_personas(personas_file)
     else:
@@ -1049,6 +1102,7 @@ def outputs_report(ctx, outputs, threshold, kept, as_json):
 
     from persona_index.ingest import iter_file
 
+    check_outputs(ctx, {"--kept": kept}, {"OUTPUTS": outputs})
     rows = [rec for _, rec in iter_file(outputs, "jsonl")]  # bad lines: file:line, exit 1
     rep, keep = output_report(rows, get_embedder(ctx.obj["model"]), threshold=threshold)
     if kept:
@@ -1071,16 +1125,28 @@ def bench(ctx):
     ctx.exit(bench_main(list(ctx.args)))
 
 
-def main():  # pragma: no cover
-    import os
+def main():
+    """The console script's entry point (pyproject's ``persona-index``): the
+    CLI, plus a reader of stdout that goes away (``| head``) ending any
+    command with exit 0 and no noise, also when the last flush is the one that
+    finds the pipe closed."""
     import sys
 
     try:
         cli(prog_name="persona-index")
-    except BrokenPipeError:  # the reader went away (`| head`): no traceback, no noise
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(0)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    except BrokenPipeError:
+        code = 0
+        _stdout_gone()
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        _stdout_gone()  # the command's own exit status stands
+    except OSError:
+        pass
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

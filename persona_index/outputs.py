@@ -175,6 +175,9 @@ def check_outputs(outputs: dict, *, db=None, inputs: dict | Iterable = ()) -> No
             why = _protected(key, db)
             if why:
                 raise OutputPathError(f"{name} {path!r} would overwrite part of a store: {why}")
+            folder = os.path.dirname(key)
+            if not os.path.isdir(folder):
+                raise OutputPathError(f"{name} {path!r}: its folder {folder!r} does not exist")
             for iname, src in inputs.items():
                 if src and str(src) != "-" and (same_file(path, src) or key == _real(src)):
                     raise OutputPathError(f"{name} {path!r} is {iname} {str(src)!r}: it would be "

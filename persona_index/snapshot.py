@@ -73,6 +73,22 @@ TMP_PREFIX = "_pi_"
 TMP_NEW = "_pi_new_"
 TMP_OLD = "_pi_old_"
 
+
+def whole_clause(where: str | None) -> str | None:
+    """A ``where`` clause as Lance must parse it: whole, in parentheses
+    (DataFusion otherwise runs the longest valid prefix of a clause and drops
+    trailing garbage such as ``... ANDX id = 'zz'``); an empty clause is an
+    :class:`~persona_index.errors.InvalidFilterError`.
+
+    >>> whole_clause("region = 'Asia'"), whole_clause(None)
+    ("(region = 'Asia')", None)
+    """
+    if where is None:
+        return None
+    if not isinstance(where, str) or not where.strip():
+        raise InvalidFilterError("empty where clause")
+    return f"({where.strip()})"
+
 def table_of(rows: list):
     """Rows (dicts) as an Arrow table.
 
@@ -312,7 +328,8 @@ class Snapshot:
         try:
             # in parentheses: DataFusion otherwise runs the longest valid prefix
             # of a clause and silently drops trailing garbage ("... AMD x = 1")
-            t = self.dataset.to_table(columns=["id"], filter=f"({key})", with_row_address=True)
+            t = self.dataset.to_table(columns=["id"], filter=whole_clause(key),
+                                      with_row_address=True)
         except Exception as exc:  # lance raises ValueError/OSError with a long trace
             raise InvalidFilterError(f"bad where clause {where!r}: {clean_error(exc)}") from None
         addresses = t.column("_rowaddr").to_numpy()
@@ -397,9 +414,17 @@ class Snapshot:
 
     def iter_batches(self, columns: Sequence[str] | None = None, where: str | None = None,
                      batch_size: int = 8192):
-        """Stream the version as Arrow record batches (bounded memory)."""
-        yield from self.dataset.to_batches(columns=list(columns) if columns else None,
-                                           filter=where, batch_size=batch_size)
+        """Stream the version as Arrow record batches (bounded memory); ``where``
+        must parse as a whole (:func:`whole_clause`)."""
+        it = self.dataset.to_batches(columns=list(columns) if columns else None,
+                                     filter=whole_clause(where), batch_size=batch_size)
+        try:
+            first = next(iter(it), None)
+        except Exception as exc:  # lance raises ValueError/OSError with a long trace
+            raise InvalidFilterError(f"bad where clause {where!r}: {clean_error(exc)}") from None
+        if first is not None:
+            yield first
+            yield from it
 
     # -- queries -------------------------------------------------------------
     def rank(self, vector, k: int, *, where: str | None = None, sign: int = +1,
@@ -469,37 +494,41 @@ class Snapshot:
     # -- export ----------------------------------------------------------------
     def export(self, out: str | os.PathLike, fmt: str | None = None, *,
                where: str | None = None, vectors: bool = False) -> int:
-        """Write this version (or its rows matching ``where``) to jsonl or
-        parquet, atomically; the format comes from ``fmt`` or the suffix.
-        Returns the row count."""
+        """Write this version (or its rows matching ``where``, a whole clause:
+        trailing garbage is refused, as by :meth:`positions`) to jsonl or
+        parquet; the format comes from ``fmt`` or the suffix. ``out`` is
+        written as :func:`persona_index.outputs.output_file` writes: ``-`` is
+        stdout, a special file (``/dev/stdout``, a FIFO) is written in place,
+        a regular file atomically. Returns the row count."""
         import pyarrow.parquet as pq
+
+        from .outputs import output_file
 
         out = str(out)
         fmt = fmt or ("parquet" if out.endswith(".parquet") else "jsonl")
         if fmt not in ("jsonl", "parquet"):
             raise InvalidQueryError(f"unknown export format {fmt!r}: use jsonl or parquet")
         cols = [c for c in self.columns if vectors or c != "vector"]
+        batches = self.iter_batches(cols, where)
+        first = next(batches, None)  # a bad clause fails here, before any file is made
         n = 0
-        tmp = out + ".partial"
-        try:
+        with output_file(out, mode="wb" if fmt == "parquet" else "w",
+                         encoding=None if fmt == "parquet" else "utf-8") as fh:
             if fmt == "parquet":
-                writer = None
-                for b in self.iter_batches(cols, where):
-                    writer = writer or pq.ParquetWriter(tmp, b.schema)
+                writer = pq.ParquetWriter(fh, first.schema if first is not None
+                                          else self.schema.empty_table().select(cols).schema)
+                for b in ([first] if first is not None else []):
                     writer.write_batch(b)
                     n += b.num_rows
-                if writer is None:
-                    pq.write_table(self.schema.empty_table().select(cols), tmp)
-                else:
-                    writer.close()
+                for b in batches:
+                    writer.write_batch(b)
+                    n += b.num_rows
+                writer.close()
             else:
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    for b in self.iter_batches(cols, where):
-                        for row in b.to_pylist():
-                            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                        n += b.num_rows
-            os.replace(tmp, out)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+                for b in ([first] if first is not None else []):
+                    fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in b.to_pylist()))
+                    n += b.num_rows
+                for b in batches:
+                    fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in b.to_pylist()))
+                    n += b.num_rows
         return n
