@@ -46,6 +46,8 @@ FORMAT_VERSION = 1
 TABLE = "personas"
 ENV_DB = "PERSONA_INDEX_DB"
 DEFAULT_DB = "personas.lance"
+#: a store directory holding this file is a reembed copy still being built
+REEMBED_MARKER = ".reembed-incomplete.json"
 #: hidden columns of a column replace in progress (see PersonaIndex.set_columns)
 from .snapshot import TMP_NEW, TMP_OLD, TMP_PREFIX  # noqa: E402
 
@@ -418,7 +420,7 @@ class PersonaIndex:
 
     def __init__(self, path=None, embedder=None, *, must_exist: bool = False,
                  version: int | None = None, single_writer: bool = False,
-                 lock_timeout: float | None = None):
+                 lock_timeout: float | None = None, _partial_ok: bool = False):
         self.path = resolve_db(path)
         self.single_writer = single_writer
         self.lock_timeout = lock_timeout
@@ -431,7 +433,7 @@ class PersonaIndex:
             from .embed import get_embedder
 
             embedder = get_embedder(embedder)
-        self._check_layout()
+        self._check_layout(_partial_ok)
         if must_exist and not self.exists:
             raise StoreNotFoundError(
                 f"no persona store at {self.path!r} (create one with `persona-index ingest` "
@@ -448,7 +450,7 @@ class PersonaIndex:
         self._embedder = embedder
 
     # -- opening ---------------------------------------------------------------
-    def _check_layout(self) -> None:
+    def _check_layout(self, partial_ok: bool = False) -> None:
         """Refuse a local path that is not a store and cannot become one: the
         store path or its ``personas.lance`` a file, or a ``personas.lance``
         directory without a committed version (debris of a failed first
@@ -458,6 +460,9 @@ class PersonaIndex:
         root, table = Path(self.path), Path(self._uri)
         if root.exists() and not root.is_dir():
             raise BrokenStoreError(f"store {self.path!r} is a file, not a store directory")
+        if not partial_ok and (root / REEMBED_MARKER).exists():
+            raise BrokenStoreError(f"{self.path!r} is an unfinished reembed copy, not a store: "
+                                   "run the reembed again to resume it")
         if table.exists() and not table.is_dir():
             raise BrokenStoreError(f"store {self.path!r}: {table} is a file, not a Lance table "
                                    "(move it away, or point --db elsewhere)")
