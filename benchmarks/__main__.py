@@ -18,7 +18,7 @@ import numpy as np
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "personahub" / "tools-dev.jsonl"
 CHAT_DATA = DEFAULT_DATA.parents[1] / "persona-chat" / "chat-dev.jsonl"
 SECTIONS = ("sampler", "dedup", "latency", "embedders", "coverage", "speed", "store", "scale", "synth", "ray", "demo", "pool", "population",
-            "gpu", "minhash", "balanced")
+            "gpu", "minhash", "balanced", "faults")
 
 
 def main(argv=None) -> int:
@@ -207,6 +207,11 @@ def main(argv=None) -> int:
         res["gpu"] = run_gpu(args.data, quick=quick)
         (out / "gpu.json").write_text(json.dumps({**res["gpu"], "environment": res["environment"]},
                                                  indent=1, default=str), encoding="utf-8")
+
+    if "faults" in sections:  # needs no data; the disk-full rows need root (unshare -m)
+        from .faults import run_faults
+
+        res["faults"] = run_faults()
 
     if "scale" in sections:
         from .scale import run_scale

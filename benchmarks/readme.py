@@ -249,6 +249,13 @@ def render(name: str, res: dict) -> str:
         from .balanced import markdown as balanced_markdown
 
         return "\n".join(balanced_markdown(res["balanced"]) + ["", _provenance(res, "balanced")])
+    if name == "faults":
+        from .faults import fault_table
+
+        f = res["faults"]
+        head = (f"*{len(f['rows'])} faults injected, {sum(r['whole'] for r in f['rows'])} left the "
+                f"store whole with nothing lost ({f['seconds']:.0f} s).*")
+        return "\n".join([head, ""] + fault_table(f) + ["", _provenance(res, "faults")])
     raise KeyError(f"no renderer for generated section {name!r}")
 
 

@@ -181,6 +181,11 @@ def write_report(results: dict, out: Path) -> None:
 
         L += ["## MinHash at ingest: beyond the embedding stage, and its cost", ""]
         L += minhash_markdown(r["minhash"]) + [""]
+    if "faults" in r:
+        from .faults import fault_table
+
+        L += ["## Faults: kill -9, file-size limits, a full disk, a read-only store", ""]
+        L += fault_table(r["faults"]) + [""]
     if "gpu" in r:
         from .gpu import markdown as gpu_markdown
 

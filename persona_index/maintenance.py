@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .errors import InvalidQueryError
-from .store import REEMBED_MARKER, PersonaIndex
+from .store import REEMBED_MARKER, PersonaIndex, fault_point
 
 
 def partial_path(new_path: str) -> str:
@@ -112,6 +112,7 @@ def reembed(src: PersonaIndex, new_path: str, model: str, *, batch_size: int = 1
             dim = vecs.shape[1]
             vec = pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1), pa.float32()), dim)
             dst.write(t.append_column("vector", vec), attributes=snap.attributes)
+            fault_point("reembed:batch")
     if Path(new_path).exists():  # an empty folder (checked above): rename replaces it
         os.rmdir(new_path)
     os.rename(tmp, new_path)

@@ -244,6 +244,10 @@ class Staged:
             raise
         self.parts.append((real, tmp, text))
 
+    def pending(self) -> list:
+        """(temporary, final) path of every staged file."""
+        return [(tmp, path) for path, tmp, _ in self.parts if tmp]
+
     def abort(self) -> None:
         for _, tmp, _ in self.parts:
             if tmp:

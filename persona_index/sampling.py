@@ -40,7 +40,7 @@ from .samplers.base import get_strategy, sample
 from .samplers.registry import DEFAULT_STRATEGY, validate_params
 from .sessions import Sessions, check_name, session_lock
 from .snapshot import Snapshot
-from .store import PersonaIndex
+from .store import PersonaIndex, fault_point
 
 MANIFEST_VERSION = 1
 
@@ -297,11 +297,14 @@ def _draw_locked(index, snap, n, strategy, *, seed, where, near, within, session
     staged = deliver(batch) if deliver is not None else None
     recorded = None
     try:
+        fault_point("draw:staged")
         if session and record:
             if exclude_sessions:
                 sessions.record_exclusions(session, exclude_sessions)
-            sessions.record(session, batch_no, ids, manifest)
+            sessions.record(session, batch_no, ids, manifest,
+                            delivery=staged.pending() if staged is not None else ())
             recorded = f"session {session!r} batch {batch_no}"
+            fault_point("draw:recorded")
     except BaseException:
         if staged is not None:
             staged.abort()

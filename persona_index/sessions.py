@@ -265,6 +265,7 @@ class Sessions:
         t = self._table(SESSIONS)
         if t is None or not names:
             return 0
+        self.finish_deliveries(names)
         where = f"session IN ({','.join(_quote(n) for n in names)})"
         tbl = t.to_lance().to_table(columns=["session", "batch"], filter=where)
         ok = self._committed(names)
@@ -283,16 +284,23 @@ class Sessions:
         batches = [b for _, b in self._committed([name])]
         return max(batches) + 1 if batches else 1
 
-    def record(self, name, batch: int, ids, manifest: dict) -> None:
+    def record(self, name, batch: int, ids, manifest: dict, delivery=()) -> None:
         """Commit one batch: its draws, then its manifest row (the commit
-        point). A failure of either undoes both."""
+        point). A failure of either undoes both. ``delivery``: (temporary,
+        final) paths of the batch's staged files, kept with the manifest so
+        that :meth:`repair` can move them into place if the drawing process
+        dies before it does."""
         import pyarrow as pa
 
+        from .store import fault_point
+
         _, manis = self._schemas()
+        row = dict(manifest, _delivery=[list(p) for p in delivery]) if delivery else manifest
         with self._tables_lock(), self.index.guard(SESSIONS):
             self._append(SESSIONS, self._rows(name, batch, ids))
+            fault_point("draw:draws-committed")
             self._append(MANIFESTS, pa.table({
-                "session": [name], "batch": [batch], "manifest": [json.dumps(manifest)]},
+                "session": [name], "batch": [batch], "manifest": [json.dumps(row)]},
                 schema=manis))
 
     def list(self) -> list[dict]:
@@ -317,7 +325,35 @@ class Sessions:
             return []
         tbl = t.to_lance().to_table(filter=f"session = {_quote(check_name(name))}")
         ms = [json.loads(m) for m in tbl.column("manifest").to_pylist()]
+        for m in ms:
+            m.pop("_delivery", None)
         return sorted(ms, key=lambda m: m.get("batch", 0))
+
+    def finish_deliveries(self, names) -> list[str]:
+        """Move into place the staged files of committed batches whose drawing
+        process died between its commit and its renames (roll forward); the
+        caller holds the sessions' locks. Returns the paths delivered."""
+        import os
+        import sys
+
+        t = self._table(MANIFESTS)
+        if t is None or not names:
+            return []
+        where = f"session IN ({','.join(_quote(n) for n in sorted(set(names)))})"
+        tbl = t.to_lance().to_table(columns=["manifest"], filter=where)
+        done = []
+        for text in tbl.column("manifest").to_pylist():
+            if "_delivery" not in text:
+                continue
+            m = json.loads(text)
+            for tmp, final in m.get("_delivery") or []:
+                if os.path.exists(tmp):
+                    os.replace(tmp, final)
+                    done.append(final)
+                    print(f"delivered {final} (session {m.get('session')!r} batch "
+                          f"{m.get('batch')}: its drawing process stopped before moving it "
+                          "into place)", file=sys.stderr)
+        return done
 
     def reset(self, name) -> int:
         """Forget a session's draws: its manifests go first (from then on its
@@ -326,10 +362,15 @@ class Sessions:
         check_name(name)
         with session_lock(self.index, [name]):
             n = len(self.drawn([name]))
+            self.finish_deliveries([name])
             cond = f"session = {_quote(name)}"
             with self._tables_lock(), self.index.guard(MANIFESTS), self.index.guard(SESSIONS):
                 for tname in (MANIFESTS, SESSIONS):
                     t = self._table(tname)
                     if t is not None:
                         t.delete(cond)
+                    if tname == MANIFESTS:
+                        from .store import fault_point
+
+                        fault_point("reset:manifests-deleted")
         return n

@@ -221,6 +221,27 @@ def store_lock(store_path: str, names, *, what: str = "the store's writer lock",
         yield
 
 
+# -- fault injection (tests) -----------------------------------------------------
+_FAULT_HITS: dict = {}
+
+
+def fault_point(name: str) -> None:
+    """A named point where tests/test_faults.py kills this process (SIGKILL)
+    when ``$PERSONA_INDEX_FAULT`` is ``NAME`` or ``NAME#K`` (the K-th time it
+    is reached). Costs one environment lookup otherwise."""
+    want = os.environ.get("PERSONA_INDEX_FAULT")
+    if not want or not want.startswith(name):
+        return
+    point, _, k = want.partition("#")
+    if point != name:
+        return
+    _FAULT_HITS[name] = _FAULT_HITS.get(name, 0) + 1
+    if _FAULT_HITS[name] >= int(k or 1):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 # -- verified commits ------------------------------------------------------------
 _MAX_U64 = 2**64 - 1
 
@@ -348,6 +369,7 @@ def verified_commit(store_path: str, uri: str, what: str, on_undo=None):
 
     try:
         yield
+        fault_point("commit")
     except BaseException as exc:
         state = undo()
         if isinstance(exc, PersonaIndexError) or not isinstance(exc, Exception):
@@ -760,12 +782,13 @@ class PersonaIndex:
         in between leaves hidden ``_pi_`` columns that the next
         ``set_columns`` removes first."""
         with self.writer_lock(), self.guard():
-            self._drop_leftovers()
             snap = self.snapshot()
             if expect_version is not None and snap.version != expect_version:
                 raise ConcurrencyError(
                     f"the store moved from version {expect_version} to {snap.version} meanwhile; "
                     "run again to cover the new personas")
+            if self._drop_leftovers():  # the personas are the same: no new check needed
+                snap = self.snapshot()
             cols = [c for c in values.schema.names if c != "id"]
             clash = [c for c in cols if c in snap.columns]
             if clash and not replace:
@@ -782,19 +805,22 @@ class PersonaIndex:
             staged = values.rename_columns([c if c == "id" else TMP_NEW + c
                                             for c in values.schema.names])
             self._merge_columns(snap, staged, meta)
+            fault_point("tag:merged")
             self._dataset().alter_columns(
                 *[{"path": c, "name": TMP_OLD + c} for c in clash],
                 *[{"path": TMP_NEW + c, "name": c} for c in cols])
+            fault_point("tag:swapped")
             self._dataset().drop_columns([TMP_OLD + c for c in clash])
             return self.version
 
     def _drop_leftovers(self) -> None:
         """Remove the hidden columns of a replace that was killed midway."""
         if not self.exists:
-            return
+            return False
         names = [c for c in self._dataset().schema.names if c.startswith(TMP_PREFIX)]
         if names:
             self._dataset().drop_columns(names)
+        return bool(names)
 
     def _merge_columns(self, snap: Snapshot, values, meta: dict) -> None:
         """Join ``values`` on id into every fragment and commit the new
