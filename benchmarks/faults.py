@@ -32,7 +32,8 @@ PERSONAS = 300  # the base store: generated personas, hash embedder
 
 # -- running the CLI -------------------------------------------------------------
 def _env(extra=None):
-    env = dict(os.environ, LANCEDB_LOG="error", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    path = [str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    env = dict(os.environ, LANCEDB_LOG="error", HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join(path))
     env.pop("PERSONA_INDEX_FAULT", None)
     env.update(extra or {})
     return env
@@ -269,8 +270,10 @@ def run_fsize(name: str, root: Path, kib: int | None = None) -> dict:
            "stderr": r["stderr"][-300:], "stderr_lines": r["stderr_lines"],
            "traceback": r["traceback"], "before": before["count"], "after": after["count"],
            "sessions_after": after["sessions"], "problems": after["problems"]}
-    # the next command, without the limit: the same one must work
-    n = cli(["--db", db, *argv], cwd=work)
+    # the next command, without the limit: the same one again when it failed,
+    # else a fresh draw (the store was changed whole)
+    nxt = argv if r["rc"] != 0 else ["sample", "-n", "10", "--session", "next", "--seed", "1"]
+    n = cli(["--db", db, *nxt], cwd=work)
     final = check_store(db)
     row.update(next_rc=n["rc"], final_count=final["count"], final_sessions=final["sessions"],
                problems=row["problems"] + final["problems"])
@@ -334,7 +337,8 @@ def _inner(spec: dict) -> dict:
            "problems": after["problems"],
            "debris": sorted(p for p in os.listdir(work) if p.endswith(".partial")
                             or p.startswith("."))}
-    n = cli(["--db", db, *argv], cwd=work)
+    nxt = argv if r["rc"] != 0 else ["sample", "-n", "10", "--session", "next", "--seed", "1"]
+    n = cli(["--db", db, *nxt], cwd=work)
     final = check_store(db)
     row.update(next_rc=n["rc"], next_stderr=n["stderr"][-200:], final_count=final["count"],
                final_sessions=final["sessions"], problems=row["problems"] + final["problems"])

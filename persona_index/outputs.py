@@ -238,9 +238,11 @@ class Staged:
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.remove(tmp)
+            if isinstance(exc, OSError) and exc.errno is not None:  # name the output
+                raise type(exc)(exc.errno, exc.strerror, path) from None
             raise
         self.parts.append((real, tmp, text))
 
