@@ -70,7 +70,8 @@ def write_jsonl(path, rows):
 # subset developers run while working stays under a minute on 2 cores. The
 # default run (`make test`, CI) runs everything.
 SLOW_MODULES = {"test_fuzz.py", "test_concurrency.py", "test_distributed.py", "test_scale.py",
-                "test_onnx_query.py", "test_readme_walkthrough.py", "test_model_folder.py"}
+                "test_onnx_query.py", "test_readme_walkthrough.py", "test_model_folder.py",
+                "test_faults.py"}
 SLOW_TESTS = {
     "tests/test_kernels.py::test_fast_encoder_matches_encode_on_cpu",
     "tests/test_ingest.py::test_interrupted_ingest_completes_without_duplicates",
