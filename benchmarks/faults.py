@@ -302,11 +302,14 @@ def tmpfs_possible() -> str | None:
     return None if p.returncode == 0 else f"unshare -m cannot mount a tmpfs: {p.stderr.strip()[:100]}"
 
 
-DISK_CASES = {
-    "sample -n 300 --session Z (first session draw)": (
-        ["sample", "-n", "300", "--session", "Z", "--seed", "1", "--out", "{work}/b.jsonl"]),
-    "ingest (120 personas)": (["ingest", "{more}", "--no-progress", "--no-near-dedup"]),
-    "sessions reset A": (["sessions", "reset", "A"]),
+DISK_CASES = {  # name: (argv, KB left free)
+    "sample -n 300 --session Z --json (first session draw, 12 KB free)": (
+        ["sample", "-n", "300", "--session", "Z", "--seed", "1", "--json"], 12),
+    "sample -n 300 --session Z --out (first session draw)": (
+        ["sample", "-n", "300", "--session", "Z", "--seed", "1", "--out", "{work}/b.jsonl"], 50),
+    "ingest (120 personas)": (["ingest", "{more}", "--no-progress", "--no-near-dedup"], 50),
+    "sessions reset A": (["sessions", "reset", "A"], 50),
+    "sessions reset A (4 KB free)": (["sessions", "reset", "A"], 4),
 }
 
 
@@ -352,10 +355,11 @@ def _inner(spec: dict) -> dict:
     return row
 
 
-def run_disk(name: str, root: Path, free_kib: int = 50) -> dict:
+def run_disk(name: str, root: Path) -> dict:
     base = make_base(root)
     mnt = tempfile.mkdtemp(dir=root)
-    spec = {"name": name, "argv": DISK_CASES[name], "mnt": mnt, "base": str(base),
+    argv, free_kib = DISK_CASES[name]
+    spec = {"name": name, "argv": argv, "mnt": mnt, "base": str(base),
             "more": str(root / "more.jsonl"), "size_kib": 4096, "free_kib": free_kib}
     p = subprocess.run(["unshare", "-m", sys.executable, "-m", "benchmarks.faults", "_inner",
                         json.dumps(spec)], cwd=ROOT, env=_env(), capture_output=True, text=True,

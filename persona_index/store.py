@@ -965,7 +965,12 @@ class PersonaIndex:
         return self.snapshot().export(out, fmt, where=where, vectors=vectors)
 
     def create_ann_index(self, index_type: str = "IVF_HNSW_SQ", **kwargs) -> None:
-        """Build an optional ANN index (used only by ``similar_approx``)."""
+        """Build an optional ANN index (used only by ``similar_approx``); a
+        commit like any other, under the writer lock and verified."""
+        with self.writer_lock(), self.guard():
+            self._create_ann_index(index_type, **kwargs)
+
+    def _create_ann_index(self, index_type: str, **kwargs) -> None:
         self.table.create_index(metric="cosine", vector_column_name="vector",
                                 index_type=index_type, **kwargs)
 

@@ -144,8 +144,8 @@ needs_tmpfs = pytest.mark.skipif(F.tmpfs_possible() is not None,
 
 
 @needs_tmpfs
-@pytest.mark.parametrize("name", ["sample -n 300 --session Z (first session draw)",
-                                  "sessions reset A"])
+@pytest.mark.parametrize("name", ["sample -n 300 --session Z --json (first session draw, 12 KB free)",
+                                  "sessions reset A (4 KB free)"])
 def test_a_full_disk_leaves_the_store_whole(root, name):
     # before: 'Table manifests was not found' for good, an empty manifests.lance,
     # the draws recorded anyway, and reset deleting the draws before failing
