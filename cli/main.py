@@ -523,6 +523,8 @@ def reembed(ctx, new_db, to_model, batch_size, progress, as_json):
     """Copy the store into NEW_DB with every persona embedded by another model."""
     from persona_index.maintenance import reembed as do_reembed
 
+    if new_db == "-":
+        raise click.UsageError("NEW_DB is a store directory; '-' (stdout) cannot hold one")
     check_outputs(ctx, {"NEW_DB": new_db})
     res = do_reembed(open_index(ctx), new_db, to_model, batch_size=batch_size, progress=progress)
     emit(res, as_json)

@@ -164,6 +164,10 @@ class _Report:
     open text file, left open), the first of each kind kept as examples."""
 
     def __init__(self, target):
+        import sys
+
+        if isinstance(target, str) and target == "-":  # standard output, left open
+            target = sys.stdout
         self.own = isinstance(target, (str, os.PathLike))
         self.fh = open(target, "w", encoding="utf-8") if self.own else target
         self.counts: dict = {}

@@ -359,3 +359,17 @@ def test_a_replace_that_fails_midway_is_undone_whole(tmp_path, monkeypatch):
     assert idx.version == v0  # the merge it had committed is gone
     assert sorted(idx.snapshot().attribute_columns(["region"])["region"]) == before
     assert tag(idx, "region", ["north", "south"], replace=True)["tagged"] == 40
+
+
+def test_dash_is_stdout_for_ingest_report_and_refused_for_a_store(db, root, tmp_path):
+    rows = [{"persona": "a beekeeper in Wales"}, {"persona": "a beekeeper in Wales"}]
+    src = tmp_path / "dup.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = run(["--db", db, "--embed-model", "hash-64", "ingest", src, "--report", "-",
+             "--no-progress"])
+    assert r.exit_code == 0, r.output
+    dropped = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    assert [d["reason"] for d in dropped] == ["exact-duplicate"]
+    assert not (Path.cwd() / "-").exists()
+    r = run(["--db", db, "reembed", "-", "--to-model", "hash-8"])
+    assert r.exit_code == 2 and not (Path.cwd() / "-").exists()
