@@ -18,7 +18,7 @@ import numpy as np
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "personahub" / "tools-dev.jsonl"
 CHAT_DATA = DEFAULT_DATA.parents[1] / "persona-chat" / "chat-dev.jsonl"
 SECTIONS = ("sampler", "dedup", "latency", "embedders", "coverage", "speed", "store", "scale", "synth", "ray", "demo", "pool", "population",
-            "gpu", "minhash", "balanced", "faults")
+            "gpu", "minhash", "balanced", "faults", "default", "ray-default", "scale7")
 
 
 def main(argv=None) -> int:
@@ -212,6 +212,12 @@ def main(argv=None) -> int:
         from .faults import run_faults
 
         res["faults"] = run_faults()
+
+    if "default" in sections:
+        from .scale import run_default_grid
+
+        res["default"] = run_default_grid((10_000,) if quick else (10_000, 100_000, 1_000_000),
+                                          generated=2_000 if quick else 10_000)
 
     if "scale" in sections:
         from .scale import run_scale

@@ -169,3 +169,94 @@ def run_scale(ns, k: int = 1000, strategies=("uniform", "herding", "stratified",
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+# -- the default's Pareto grid (issue 25, step 1) ------------------------------
+
+#: the rules compared: (label, strategy, params). The default is the first.
+DEFAULT_RULES = (
+    ("herding beta=0.5 (default)", "herding", {}),
+    ("herding beta=0.6", "herding", {"beta": 0.6}),
+    ("herding beta=0.75", "herding", {"beta": 0.75}),
+    ("herding beta=1.0", "herding", {"beta": 1.0}),
+    ("facility 8k clients", "facility", "8k"),
+)
+
+
+def _rule_params(params, k: int) -> dict:
+    if params == "8k":  # facility with max(4096, 8 k) candidates and clients
+        return {"sample_size": max(4096, 8 * k)}
+    return dict(params)
+
+
+def default_cell(X: np.ndarray, k: int, rules=DEFAULT_RULES, *, eval_rows: int = 20_000,
+                 uniform_draws: int = 20, seed: int = 0) -> dict:
+    """One (pool, k) cell: each rule's Vendi z and mean-nearest z against
+    ``uniform_draws`` uniform batches, its radius over uniform's mean radius
+    (both measured on a seeded ``eval_rows`` subsample of the pool), and its
+    time next to blocked farthest-point in the same run."""
+    import time
+
+    from persona_index.metrics import vendi_score
+    from persona_index.samplers.base import sample
+    from persona_index.samplers.farthest import farthest_point
+
+    n = len(X)
+    rng = np.random.default_rng(3)
+    ev = np.sort(rng.choice(n, min(eval_rows, n), replace=False))
+    E = X[ev]
+
+    def cover(idx):
+        d = 1.0 - (E @ X[idx].T).max(axis=1)
+        return vendi_score(X[idx]), float(d.mean()), float(d.max())
+
+    U = np.array([cover(sample(X, k, "uniform", seed=100 + s)) for s in range(uniform_draws)])
+    mu, sd = U.mean(axis=0), U.std(axis=0)
+    gc.collect()
+    t = time.perf_counter()
+    farthest_point(X, k, start=12345 % n)
+    t_fp = time.perf_counter() - t
+    out = {"n": int(n), "k": int(k), "farthest_seconds": t_fp, "uniform_draws": uniform_draws,
+           "eval_rows": int(len(ev)), "rules": {}}
+    for label, strat, params in rules:
+        p = _rule_params(params, k)
+        gc.collect()
+        t = time.perf_counter()
+        idx = sample(X, k, strat, seed=seed, **p)
+        secs = time.perf_counter() - t
+        v, mn, r = cover(idx)
+        e = {"strategy": strat, "params": p, "seconds": secs, "ratio_to_farthest": secs / t_fp,
+             "vendi_z": float((v - mu[0]) / sd[0]), "mean_nearest_z": float(-(mn - mu[1]) / sd[1]),
+             "radius_ratio": float(r / mu[2])}
+        e["met"] = {"vendi": e["vendi_z"] >= 3, "mean_nearest": e["mean_nearest_z"] >= 3,
+                    "radius": e["radius_ratio"] <= 1.0,
+                    "time": e["ratio_to_farthest"] <= 3 or secs < 1.0}
+        e["all_met"] = all(e["met"].values())
+        out["rules"][label] = e
+        print(f"  default n={n} k={k} {label}: vendi z {e['vendi_z']:+.1f} mean-nearest z "
+              f"{e['mean_nearest_z']:+.1f} radius {e['radius_ratio']:.3f} {secs:.2f}s "
+              f"({e['ratio_to_farthest']:.2f}x farthest)", flush=True)
+    return out
+
+
+def run_default_grid(ns=(10_000, 100_000, 1_000_000), ks=(100, 1000), generated: int = 10_000) -> dict:
+    """Every rule at every (N, k) on the clustered pools (``clustered_vectors(n,
+    seed=n)``, as the speed section), and on an embedded generated pool of
+    ``generated`` personas (the default model; vectors cached)."""
+    cells = []
+    for n in ns:
+        X = clustered_vectors(n, seed=n)
+        for k in ks:
+            cells.append({"pool": "clustered", **default_cell(X, k)})
+        del X
+        gc.collect()
+    if generated:
+        from persona_index.generate import generate
+
+        from .common import cached_embeddings
+
+        recs = list(generate(generated, seed=0))
+        Xg = cached_embeddings([r["persona"] for r in recs], "generated")
+        for k in ks:
+            cells.append({"pool": "generated (embedded)", **default_cell(Xg, k)})
+    return {"rules": [lab for lab, _, _ in DEFAULT_RULES], "cells": cells}

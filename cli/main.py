@@ -578,6 +578,11 @@ def strategies(as_json):
 @click.option("--device", type=click.Choice(DEVICES),
               help="farthest, herding, inverse-density: run the kernel in numpy or torch "
                    "(default auto: numpy unless torch is already loaded and sees a GPU).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default=None,
+              help="herding: local, or two rounds on Ray (partitions with masses, then the "
+                   "driver); needs the ray extra.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="herding with --engine ray: Ray CPUs (default 2).")
 @click.option("--where", help="SQL filter: draw only from matching personas.")
 @click.option("--near", help="Draw among the personas nearest to this text (with --within).")
 @click.option("--within", type=click.IntRange(1), help="Neighbourhood size for --near.")
@@ -594,7 +599,7 @@ def strategies(as_json):
 @row_format_option
 @click.pass_context
 def sample(ctx, n, strategy, by, allocation, target, target_file, min_per_cell, stratum_method,
-           alpha, n_cells, trim, lam, beta, tau, extra, device,
+           alpha, n_cells, trim, lam, beta, tau, extra, device, engine, workers,
            where, near, within, seed, session, exclude, replay_path, out, manifest_out, as_json):
     """Draw a batch of personas that covers the persona space."""
     from functools import partial
@@ -630,6 +635,10 @@ def sample(ctx, n, strategy, by, allocation, target, target_file, min_per_cell, 
                                  min_per_cell=min_per_cell)
         if device is not None:
             params["device"] = device
+        if engine is not None:
+            params["engine"] = engine
+        if workers is not None:
+            params["workers"] = workers
         strategy = strategy or ("stratified" if params.get("by") or world else DEFAULT_STRATEGY)
         if world and strategy != "stratified":
             raise click.UsageError("--target world needs --strategy stratified")

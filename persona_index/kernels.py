@@ -297,11 +297,16 @@ def _kernel(torch, S, tau: float):
     return torch.exp_(S)
 
 
-def _mean_kernel(torch, X, R, tau: float, block: int = 8192):
+def _mean_kernel(torch, X, R, tau: float, block: int = 8192, weights=None):
     out = torch.empty(X.shape[0], dtype=torch.float32, device=X.device)
     RT = R.T
+    w = None
+    if weights is not None:  # normalised in float64 then float32, as the numpy kernel does
+        w = torch.as_tensor((np.asarray(weights, np.float64) / np.sum(weights)).astype(np.float32),
+                            device=X.device)
     for s in range(0, X.shape[0], block):
-        out[s:s + block] = _kernel(torch, X[s:s + block] @ RT, tau).mean(dim=1)
+        S = _kernel(torch, X[s:s + block] @ RT, tau)
+        out[s:s + block] = S.mean(dim=1) if w is None else S @ w
     return out
 
 
@@ -315,7 +320,8 @@ def _masked_mean_std(torch, v, free, count: int):
 
 
 def herding_torch(X, cand: np.ndarray, ref: np.ndarray, k: int, *, tau: float = 0.2,
-                  beta: float = 0.5, prior=None, device: str = "torch-cpu") -> np.ndarray:
+                  beta: float = 0.5, prior=None, device: str = "torch-cpu",
+                  weights=None) -> np.ndarray:
     """Kernel herding with a spread term in torch, on rows the caller chose:
     the twin of herding's numpy kernel, step by step.
 
@@ -324,7 +330,9 @@ def herding_torch(X, cand: np.ndarray, ref: np.ndarray, k: int, *, tau: float = 
     X : (n, d) float32 unit vectors, numpy or a torch tensor.
     cand, ref : sorted int row arrays (candidates, reference rows), as
         :func:`persona_index.samplers.herding.herding_rows` draws them.
-    k, tau, beta, prior : as in :func:`~persona_index.samplers.herding.herding_select`.
+    k, tau, beta, prior, weights : as in
+        :func:`~persona_index.samplers.herding.herding_select` (``weights``:
+        one mass per row of ``ref``).
 
     Returns
     -------
@@ -347,7 +355,7 @@ def herding_torch(X, cand: np.ndarray, ref: np.ndarray, k: int, *, tau: float = 
     n = int(Xt.shape[0])
     Xc = Xt if len(cand) == n else Xt[_index(torch, cand, dev)]
     R = Xt if len(ref) == n else Xt[_index(torch, ref, dev)]
-    mu = _mean_kernel(torch, Xc, R, tau)
+    mu = _mean_kernel(torch, Xc, R, tau, weights=weights)
     m = len(cand)
     K = torch.zeros(m, dtype=torch.float32, device=dev)
     d = torch.full((m,), float("inf"), dtype=torch.float32, device=dev)

@@ -46,8 +46,10 @@ def _kernel_(S: np.ndarray, tau: float) -> np.ndarray:
     return S
 
 
-def mean_kernel(X: np.ndarray, R: np.ndarray, tau: float, block: int = 8192) -> np.ndarray:
-    """For each row of X, its mean kernel value over the rows of R.
+def mean_kernel(X: np.ndarray, R: np.ndarray, tau: float, block: int = 8192,
+                weights: np.ndarray | None = None) -> np.ndarray:
+    """For each row of X, its mean kernel value over the rows of R (weighted
+    by ``weights``, one non-negative mass per row of R, when given).
 
     Examples
     --------
@@ -59,8 +61,10 @@ def mean_kernel(X: np.ndarray, R: np.ndarray, tau: float, block: int = 8192) -> 
     """
     out = np.empty(len(X), dtype=np.float32)
     RT = np.ascontiguousarray(R.T)
+    w = None if weights is None else (np.asarray(weights, np.float64) / np.sum(weights)).astype(np.float32)
     for s in range(0, len(X), block):
-        out[s:s + block] = _kernel_(X[s:s + block] @ RT, tau).mean(axis=1)
+        S = _kernel_(X[s:s + block] @ RT, tau)
+        out[s:s + block] = S.mean(axis=1) if w is None else S @ w
     return out
 
 
@@ -111,12 +115,13 @@ def herding_rows(n: int, k: int, *, candidates: int | None = None, reference: in
 
 
 def _herding(X: np.ndarray, cand: np.ndarray, ref: np.ndarray, k: int, tau: float, beta: float,
-             prior: np.ndarray | None) -> np.ndarray:
+             prior: np.ndarray | None, weights: np.ndarray | None = None) -> np.ndarray:
     """The numpy kernel: ``k`` positions into ``cand``, in pick order. Assumes
-    valid input (unit rows, ``k <= len(cand)``); no randomness."""
+    valid input (unit rows, ``k <= len(cand)``, ``weights`` one mass per row of
+    ``ref`` or None); no randomness."""
     n = len(X)
     Xc = X if len(cand) == n else X[cand]
-    mu = mean_kernel(Xc, X if len(ref) == n else X[ref], tau)
+    mu = mean_kernel(Xc, X if len(ref) == n else X[ref], tau, weights=weights)
     m = len(cand)
     K = np.zeros(m, dtype=np.float32)
     d = np.full(m, np.inf, dtype=np.float32)
@@ -153,7 +158,7 @@ def _herding(X: np.ndarray, cand: np.ndarray, ref: np.ndarray, k: int, tau: floa
 def herding_select(X, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=None,
                    prior: np.ndarray | None = None, reference: int = REFERENCE,
                    candidates: int | None = None, stats: dict | None = None,
-                   device: str = "numpy") -> np.ndarray:
+                   device: str = "numpy", weights: np.ndarray | None = None) -> np.ndarray:
     """Kernel herding with a standardised spread term (see the module docstring).
 
     Draws the candidate and reference rows once (:func:`herding_rows`), then
@@ -171,6 +176,10 @@ def herding_select(X, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=None,
         sequence, filling what they left uncovered.
     stats : if a dict, receives ``candidates`` and ``reference`` (row counts).
     device : ``"numpy"``, ``"torch-cpu"`` or ``"cuda"`` (already resolved).
+    weights : (n,) non-negative masses, one per row: how many personas each
+        row stands for (the second round of the distributed default, whose
+        rows are picks from partitions). ``mu`` is then the mass-weighted mean
+        kernel over all ``n`` rows (no reference subsample).
 
     Examples
     --------
@@ -183,13 +192,21 @@ def herding_select(X, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=None,
     >>> np.array_equal(idx, herding_select(X, 10, rng=1))  # a small pool: no randomness
     True
     """
-    cand, ref = herding_rows(len(X), k, candidates=candidates, reference=reference, rng=rng)
+    n = len(X)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (n,) or not np.all(weights >= 0) or not weights.sum() > 0:
+            raise ValueError(f"weights must be {n} non-negative masses with a positive sum, got "
+                             f"shape {weights.shape}")
+        reference = n
+    cand, ref = herding_rows(n, k, candidates=candidates, reference=reference, rng=rng)
     if device == "numpy":
-        pos = _herding(X, cand, ref, k, tau, beta, prior)
+        pos = _herding(X, cand, ref, k, tau, beta, prior, weights)
     else:
         from ..kernels import herding_torch
 
-        pos = herding_torch(X, cand, ref, k, tau=tau, beta=beta, prior=prior, device=device)
+        pos = herding_torch(X, cand, ref, k, tau=tau, beta=beta, prior=prior, device=device,
+                            weights=weights)
     if stats is not None:
         stats.update(candidates=int(len(cand)), reference=int(len(ref)))
     return cand[pos]
@@ -198,9 +215,14 @@ def herding_select(X, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=None,
 @register("herding", "kernel herding plus a standardised spread term: typical personas from "
           "distinct regions (the default)")
 def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=0.5, reference=REFERENCE,
-            candidates=None, device="auto"):
+            candidates=None, device="auto", engine="local", workers=2, partitions=8,
+            oversample=2):
     """The registered strategy: :func:`herding_select` with the registry's defaults;
     ``device`` picks numpy or its torch twin (:mod:`persona_index.kernels`).
+    ``engine="ray"`` runs it in two rounds on Ray
+    (:func:`persona_index.distributed.distributed_default`: ``partitions``
+    blocks of ``oversample * k`` picks with masses, then weighted herding of
+    their union on the driver, which continues ``prior``); numpy kernels there.
 
     Examples
     --------
@@ -215,6 +237,12 @@ def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=0.5, refere
     >>> bool((idx < 8).all()), len(set(idx.tolist()))
     (True, 3)
     """
+    if engine == "ray":
+        from ..distributed import distributed_default
+
+        return distributed_default(X, k, partitions=partitions, oversample=oversample, seed=rng,
+                                   workers=workers, tau=tau, beta=beta, reference=reference,
+                                   candidates=candidates, prior=prior)
     from ..kernels import resolve_device
 
     return herding_select(X, k, tau=tau, beta=beta, rng=rng, prior=prior, reference=reference,

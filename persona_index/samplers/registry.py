@@ -17,7 +17,7 @@ Examples
 >>> validate_params("herding", {"alpha": 2})
 Traceback (most recent call last):
 ...
-persona_index.errors.StrategyParameterError: strategy 'herding' takes no parameter 'alpha'; its parameters: tau, beta, reference, candidates, device
+persona_index.errors.StrategyParameterError: strategy 'herding' takes no parameter 'alpha'; its parameters: tau, beta, reference, candidates, device, engine, workers, partitions, oversample
 """
 
 from __future__ import annotations
@@ -138,6 +138,14 @@ STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
                      Param("candidates", "int", None, "candidate subsample for large pools "
                            "(default max(16384, 32 k))", 1, 10**9, nullable=True),
                      _DEVICE,
+                     Param("engine", "choice", "local", "local: one process; ray: each partition "
+                           "picks oversample x k with masses, the driver herds their union "
+                           "(persona_index.distributed.distributed_default)",
+                           choices=("local", "ray")),
+                     Param("workers", "int", 2, "Ray CPUs when engine is ray", 1, 4096),
+                     Param("partitions", "int", 8, "row blocks when engine is ray", 1, 10**6),
+                     Param("oversample", "int", 2, "picks per partition, in multiples of k, when "
+                           "engine is ray", 1, 64),
                  )),
     StrategySpec("uniform", "uniform", "uniform", "every persona equally likely: the baseline"),
     StrategySpec("stratified", "stratified", "stratified",
