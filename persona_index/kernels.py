@@ -369,11 +369,23 @@ def herding_torch(X, cand: np.ndarray, ref: np.ndarray, k: int, *, tau: float = 
         t = len(P)
     free = torch.ones(m, dtype=torch.bool, device=dev)
     picks = torch.empty(k, dtype=torch.int64, device=dev)
+    wz = None
+    if weights is not None and len(cand) == len(ref) == n:
+        wz = torch.as_tensor(np.asarray(weights, dtype=np.float32), device=dev)
     beta = float(np.float32(beta))
     neg_inf = torch.tensor(float("-inf"), dtype=torch.float32, device=dev)
     for j in range(k):
         h = mu - K / float(np.float32(t + 1))
-        if t > 0:  # d is finite once anything is chosen: z(h) + beta z(d)
+        if t > 0 and wz is not None:  # mass-weighted z-scores, as the numpy kernel
+            wf = wz * free
+            W = wf.sum()
+            mh, md = (wf @ h) / W, (wf @ d) / W
+            sh, sd = torch.sqrt(wf @ (h - mh) ** 2 / W), torch.sqrt(wf @ (d - md) ** 2 / W)
+            sh = torch.where(sh > 0, sh, torch.ones_like(sh))
+            sd = torch.where(sd > 0, sd, torch.ones_like(sd))
+            score = (h - mh) / sh
+            score += beta * (d - md) / sd
+        elif t > 0:  # d is finite once anything is chosen: z(h) + beta z(d)
             mh, sh = _masked_mean_std(torch, h, free, m - j)
             md, sd = _masked_mean_std(torch, d, free, m - j)
             score = (h - mh) / sh

@@ -167,9 +167,61 @@ def _fixed_mmap_threshold(nbytes: int = 1 << 20) -> None:
         pass
 
 
-def load_matrix(dataset, dim: int):
+#: the environment variable that sets the warm matrix's dtype: ``float32``
+#: (the default) or ``float16`` (half the memory; queries re-rank exactly)
+WARM_DTYPE_ENV = "PERSONA_INDEX_WARM_DTYPE"
+WARM_DTYPES = ("float32", "float16")
+#: a bound on |float16-row similarity - float32-row similarity| for unit
+#: vectors: rounding each component to float16 moves x . q by at most
+#: 2^-11 sum |x_i q_i| <= 4.9e-4, plus float32 accumulation (d 2^-24, 2.3e-5
+#: at d = 384) and float16 subnormals (d 2^-25); 1e-3 covers d up to 4,096
+FP16_SIMILARITY_ERROR = 1e-3
+#: rows per block when a float16 matrix is multiplied (converted to float32
+#: a block at a time: numpy has no float16 BLAS path)
+FP16_BLOCK = 32768
+
+
+def warm_dtype(value: str | None = None) -> str:
+    """The warm matrix dtype: ``value`` if given, else ``$PERSONA_INDEX_WARM_DTYPE``,
+    else ``"float32"``.
+
+    Examples
+    --------
+    >>> warm_dtype("float16"), warm_dtype()
+    ('float16', 'float32')
+    >>> warm_dtype("int8")
+    Traceback (most recent call last):
+    ...
+    ValueError: warm dtype 'int8' is not one of float32, float16
+    """
+    v = value or os.environ.get(WARM_DTYPE_ENV, "").strip() or "float32"
+    if v not in WARM_DTYPES:
+        raise ValueError(f"warm dtype {v!r} is not one of {', '.join(WARM_DTYPES)}")
+    return v
+
+
+def matrix_dot(X: np.ndarray, q: np.ndarray, block: int = FP16_BLOCK) -> np.ndarray:
+    """``X @ q`` in float32; a float16 ``X`` is converted a block of rows at a
+    time (memory: ``block x d`` float32 on top of the matrix).
+
+    Examples
+    --------
+    >>> X = np.eye(3, dtype=np.float16)
+    >>> matrix_dot(X, np.array([0.5, 0.25, 1.0], dtype=np.float32), block=2).tolist()
+    [0.5, 0.25, 1.0]
+    """
+    if X.dtype == np.float32:
+        return X @ q
+    out = np.empty(len(X), dtype=np.float32)
+    for s in range(0, len(X), block):
+        out[s:s + block] = X[s:s + block].astype(np.float32) @ q
+    return out
+
+
+def load_matrix(dataset, dim: int, dtype: str = "float32"):
     """``(ids, vectors, row_addresses)`` of a Lance dataset, streamed into one
-    preallocated float32 array: peak memory is the matrix plus a few batches.
+    preallocated ``dtype`` array (float32, or float16 at half the bytes):
+    peak memory is the matrix plus a few batches.
 
     The id and address columns are copied out of each batch, not viewed: a
     Lance batch crosses into Arrow as one allocation, so a view of its small
@@ -188,7 +240,7 @@ def load_matrix(dataset, dim: int):
 
     _fixed_mmap_threshold()
     n = dataset.count_rows()
-    vectors = np.empty((n, dim), dtype=np.float32)
+    vectors = np.empty((n, dim), dtype=np.dtype(dtype))
     ids, addrs, at = [], [], 0
     for b in dataset.to_batches(columns=["id", "vector"], with_row_address=True,
                                 batch_size=65536, batch_readahead=2, fragment_readahead=1):
@@ -229,9 +281,11 @@ class Snapshot:
     ['Africa', 'Asia']
     """
 
-    def __init__(self, dataset, path: str):
+    def __init__(self, dataset, path: str, warm_dtype_: str | None = None):
         self.dataset = dataset  # a pylance dataset checked out at one version
         self.path = path
+        # float16 halves the warm matrix; rank() then re-ranks exactly in float32
+        self.warm_dtype = warm_dtype(warm_dtype_)
         self.version = int(dataset.version)
         self.schema = dataset.schema
         self.meta = read_meta(self.schema, path)
@@ -266,7 +320,7 @@ class Snapshot:
     # -- the warm matrix -----------------------------------------------------
     def _load(self) -> None:
         if self._vectors is None:
-            ids, vectors, addresses = load_matrix(self.dataset, self.dim)
+            ids, vectors, addresses = load_matrix(self.dataset, self.dim, self.warm_dtype)
             self._order = np.argsort(addresses, kind="stable")
             self._sorted_addresses = addresses[self._order]
             self._ids, self._vectors = ids, vectors
@@ -279,7 +333,8 @@ class Snapshot:
 
     @property
     def vectors(self) -> np.ndarray:
-        """The ``(n, d)`` float32 unit vectors, read-only."""
+        """The ``(n, d)`` unit vectors, read-only: float32, or float16 when the
+        snapshot's :attr:`warm_dtype` is ``float16``."""
         self._load()
         return self._vectors
 
@@ -441,6 +496,8 @@ class Snapshot:
         if q.shape[0] != self.dim:
             raise InvalidQueryError(f"query vector has dim {q.shape[0]}, the store {self.dim}")
         dev = resolve_device(device, self.vectors.size)
+        if self.vectors.dtype == np.float16:
+            return self._rank_fp16(q, k, where=where, sign=sign, leave_out=leave_out)
         cand = self.positions(where) if where else None
         if leave_out is not None:
             cand = np.arange(len(self.vectors)) if cand is None else cand
@@ -455,6 +512,35 @@ class Snapshot:
 
             pos, s = top_k_numpy(self.vectors, q, k, sign=sign, candidates=cand)
         return self.hits(pos, s) if len(pos) else Hits()
+
+    def exact_vectors(self, positions) -> np.ndarray:
+        """The stored float32 vectors of matrix ``positions`` (read from Lance)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        if len(pos) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        col = self.dataset.take(pos, columns=["vector"]).column("vector").combine_chunks()
+        return col.flatten().to_numpy(zero_copy_only=False).reshape(len(pos), self.dim).astype(
+            np.float32, copy=False)
+
+    def _rank_fp16(self, q: np.ndarray, k: int, *, where, sign: int, leave_out) -> Hits:
+        """rank() over a float16 matrix: approximate scores from the float16
+        rows, then every row within twice :data:`FP16_SIMILARITY_ERROR` of the
+        k-th approximate score is re-scored from its stored float32 vector, so
+        the result is the float32 ranking (ties by position)."""
+        approx = matrix_dot(self.vectors, q)
+        cand = self.positions(where) if where else np.arange(len(approx))
+        if leave_out is not None:
+            cand = cand[cand != leave_out]
+        k_eff = min(int(k), len(cand))
+        if k_eff == 0:
+            return Hits()
+        key = -sign * approx[cand]
+        kth = np.partition(key, k_eff - 1)[k_eff - 1]
+        near = cand[key <= kth + 2 * FP16_SIMILARITY_ERROR]
+        exact = self.exact_vectors(near) @ q
+        ekey = -sign * exact
+        order = np.lexsort((near, ekey))[:k_eff]
+        return self.hits(near[order], exact[order])
 
     def _by_id(self, id: str) -> int:
         pos = self.position_of_id(id)
@@ -479,8 +565,9 @@ class Snapshot:
             raise InvalidQueryError("give one of a query text, an id or a vector")
         if id is not None:
             pos = self._by_id(id)
-            return self.rank(self.vectors[pos], k, where=where, sign=sign, leave_out=pos,
-                             device=device)
+            q = self.vectors[pos] if self.vectors.dtype == np.float32 else \
+                self.exact_vectors([pos])[0]
+            return self.rank(q, k, where=where, sign=sign, leave_out=pos, device=device)
         return self.rank(vector, k, where=where, sign=sign, device=device)
 
     def hits(self, positions, similarities) -> Hits:

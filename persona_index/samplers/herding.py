@@ -120,8 +120,11 @@ def _herding(X: np.ndarray, cand: np.ndarray, ref: np.ndarray, k: int, tau: floa
     valid input (unit rows, ``k <= len(cand)``, ``weights`` one mass per row of
     ``ref`` or None); no randomness."""
     n = len(X)
-    Xc = X if len(cand) == n else X[cand]
-    mu = mean_kernel(Xc, X if len(ref) == n else X[ref], tau, weights=weights)
+    # a float16 matrix (a half-size warm matrix) is read only at these rows,
+    # converted once: numpy has no float16 BLAS path
+    Xc = (X if len(cand) == n else X[cand]).astype(np.float32, copy=False)
+    R = (X if len(ref) == n else X[ref]).astype(np.float32, copy=False)
+    mu = mean_kernel(Xc, R, tau, weights=weights)
     m = len(cand)
     K = np.zeros(m, dtype=np.float32)
     d = np.full(m, np.inf, dtype=np.float32)
@@ -135,9 +138,21 @@ def _herding(X: np.ndarray, cand: np.ndarray, ref: np.ndarray, k: int, tau: floa
     free = np.ones(m, dtype=bool)
     picks = np.empty(k, dtype=np.int64)
     beta = np.float32(beta)
+    # with masses, every candidate stands for that many personas in the
+    # z-scores too (the candidates are the rows the masses belong to)
+    wz = None
+    if weights is not None and len(cand) == len(ref) == n:
+        wz = np.asarray(weights, dtype=np.float32)
     for j in range(k):
         h = mu - K / np.float32(t + 1)
-        if np.isfinite(d[0]):  # z(h) + beta z(d), up to terms equal for all rows
+        if np.isfinite(d[0]) and wz is not None:  # mass-weighted z-scores
+            wf = wz * free
+            W = wf.sum()
+            mh, md = (wf @ h) / W, (wf @ d) / W
+            sd_h, sd_d = np.sqrt(wf @ (h - mh) ** 2 / W), np.sqrt(wf @ (d - md) ** 2 / W)
+            score = (h - mh) / (sd_h if sd_h > 0 else 1)
+            score += beta * (d - md) / (sd_d if sd_d > 0 else 1)
+        elif np.isfinite(d[0]):  # z(h) + beta z(d), up to terms equal for all rows
             hf, df = h[free], d[free]
             sd_h, sd_d = hf.std(), df.std()
             score = (h - hf.mean()) / (sd_h if sd_h > 0 else 1)
