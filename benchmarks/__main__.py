@@ -219,6 +219,11 @@ def main(argv=None) -> int:
         res["default"] = run_default_grid((10_000,) if quick else (10_000, 100_000, 1_000_000),
                                           generated=2_000 if quick else 10_000)
 
+    if "scale7" in sections:
+        from .scale import run_scale7
+
+        res["scale7"] = run_scale7((100_000,) if quick else (1_000_000, 10_000_000))
+
     if "scale" in sections:
         from .scale import run_scale
 

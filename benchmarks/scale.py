@@ -10,6 +10,7 @@ ingesting into a store that large, and extra memory for each.
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -260,3 +261,128 @@ def run_default_grid(ns=(10_000, 100_000, 1_000_000), ks=(100, 1000), generated:
         for k in ks:
             cells.append({"pool": "generated (embedded)", **default_cell(Xg, k)})
     return {"rules": [lab for lab, _, _ in DEFAULT_RULES], "cells": cells}
+
+
+# -- 10^7 on one machine (issue 25, step 3) -------------------------------------
+
+def clustered_chunks(n: int, d: int = 384, clusters: int = 1000, seed: int = 0,
+                     spread: float = 0.8, step: int = 100_000):
+    """:func:`benchmarks.common.clustered_vectors`'s distribution, yielded in
+    ``step``-row float32 chunks (a 10^7 x 384 pool is 15 GB in float32)."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((clusters, d), dtype=np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    sizes = rng.zipf(1.6, clusters).astype(np.float64)
+    p = sizes / sizes.sum()
+    for s in range(0, n, step):
+        m = min(n, s + step) - s
+        lab = rng.choice(clusters, size=m, p=p)
+        block = centers[lab] + np.float32(spread / np.sqrt(d)) * rng.standard_normal((m, d), dtype=np.float32)
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        yield block
+
+
+WARM_CHILD = """
+import json, os, statistics, sys, time
+import numpy as np
+from persona_index import PersonaIndex
+from persona_index.samplers.herding import herding_select
+
+def kb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+
+path, dtype, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+os.environ["PERSONA_INDEX_WARM_DTYPE"] = dtype
+idx = PersonaIndex(path)
+snap = idx.snapshot()
+n = snap.count()
+base = kb("VmRSS")
+t = time.perf_counter()
+X = snap.vectors
+load = time.perf_counter() - t
+out = {"n": n, "dtype": dtype, "load_seconds": load, "matrix_mb": X.nbytes / 2**20,
+       "rss_after_load_mb": kb("VmRSS") / 1024, "baseline_mb": base / 1024}
+rng = np.random.default_rng(0)
+qs = [snap.exact_vectors([int(i)])[0] for i in rng.choice(n, 5, replace=False)]
+t = time.perf_counter()
+snap.rank(qs[0], 10)  # the first query (float16: imports torch for its float16 product)
+out["first_query_ms"] = (time.perf_counter() - t) * 1000
+for name, sign in (("similar", 1), ("distant", -1)):
+    ts = []
+    for q in qs:
+        t = time.perf_counter()
+        snap.rank(q, 10, sign=sign)
+        ts.append(time.perf_counter() - t)
+    out[name + "_ms"] = statistics.median(ts) * 1000
+    out[name + "_ns_per_row"] = out[name + "_ms"] * 1e6 / n
+t = time.perf_counter()
+herding_select(X, k, rng=0)
+out["herding_seconds"] = time.perf_counter() - t
+out["herding_k"] = k
+out["peak_rss_mb"] = kb("VmHWM") / 1024
+print(json.dumps(out))
+"""
+
+
+def _warm_child(path, dtype: str, k: int) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", WARM_CHILD, str(path), dtype, str(k)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return {"dtype": dtype, "error": r.stderr.strip().splitlines()[-1:]}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def run_scale7(ns=(1_000_000, 10_000_000), k: int = 1000, batch: int = 100_000,
+               float32_max: int = 2_000_000) -> dict:
+    """Precomputed vectors through ``PersonaIndex.add(records, vectors=)`` in
+    ``batch``-row calls (write rate), then, each in a fresh process: the warm
+    load (seconds, peak RSS) in float16, and in float32 up to ``float32_max``
+    rows; similar / distant latency (median of 5 stored-vector queries, k = 10;
+    float16 re-ranks exactly); and the default's time for ``k`` picks."""
+    import time
+
+    from persona_index import PersonaIndex
+    from persona_index.embed import HashEmbedder
+
+    out = []
+    regions = np.array(["Africa", "Asia", "Europe", "Americas"], dtype=object)
+    for n in ns:
+        tmp = Path(tempfile.mkdtemp(dir=os.environ.get("PERSONA_INDEX_BENCH_TMP")))
+        try:
+            idx = PersonaIndex(tmp / "s.lance", HashEmbedder(384))
+            t0 = time.perf_counter()
+            at = 0
+            for X in clustered_chunks(n, seed=7, step=batch):
+                m = len(X)
+                recs = [{"text": f"synthetic persona {i}", "region": regions[i % 4]}
+                        for i in range(at, at + m)]
+                idx.add(recs, vectors=X, attributes=["region"])
+                at += m
+                if at % 1_000_000 == 0:
+                    print(f"  scale7 n={n}: {at} written ({time.perf_counter() - t0:.0f}s)",
+                          flush=True)
+            secs = time.perf_counter() - t0
+            disk = sum(f.stat().st_size for f in (tmp / "s.lance").rglob("*") if f.is_file())
+            row = {"n": n, "write_seconds": secs, "rows_per_s": n / secs,
+                   "store_gb": disk / 2**30, "add_batch": batch, "warm": {}}
+            del idx
+            gc.collect()
+            for dtype in ("float16", "float32"):
+                if dtype == "float32" and n > float32_max:
+                    continue
+                row["warm"][dtype] = _warm_child(tmp / "s.lance", dtype, k)
+                print(f"  scale7 n={n} {dtype}: {row['warm'][dtype]}", flush=True)
+            w = row["warm"]
+            if "float32" in w and "error" not in w["float32"] and "error" not in w["float16"]:
+                row["fp16_over_fp32"] = {q: w["float16"][q + "_ms"] / w["float32"][q + "_ms"]
+                                         for q in ("similar", "distant")}
+            out.append(row)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return {"rows": out, "k": k}
