@@ -219,10 +219,22 @@ def main(argv=None) -> int:
         res["default"] = run_default_grid((10_000,) if quick else (10_000, 100_000, 1_000_000),
                                           generated=2_000 if quick else 10_000)
 
+    if "ray-default" in sections:
+        from .ray_bench import run_ray_default
+
+        res["ray_default"] = run_ray_default(100_000 if quick else 1_000_000)
+
     if "scale7" in sections:
         from .scale import run_scale7
 
-        res["scale7"] = run_scale7((100_000,) if quick else (1_000_000, 10_000_000))
+        ns = tuple(int(float(v)) for v in os.environ.get("SCALE7_NS", "").split(",") if v) or \
+            ((100_000,) if quick else (1_000_000, 10_000_000))
+        res["scale7"] = run_scale7(ns)
+        prev7 = out / "results.json"  # rows of other sizes from an earlier run are kept
+        if prev7.exists():
+            old7 = json.loads(prev7.read_text(encoding="utf-8")).get("scale7", {}).get("rows", [])
+            res["scale7"]["rows"] = sorted([r for r in old7 if r["n"] not in ns]
+                                           + res["scale7"]["rows"], key=lambda r: r["n"])
 
     if "scale" in sections:
         from .scale import run_scale

@@ -256,6 +256,26 @@ def render(name: str, res: dict) -> str:
         head = (f"*{len(f['rows'])} faults injected, {sum(r['whole'] for r in f['rows'])} left the "
                 f"store whole with nothing lost ({f['seconds']:.0f} s).*")
         return "\n".join([head, ""] + fault_table(f) + ["", _provenance(res, "faults")])
+    if name == "scale-default":
+        from .scale import default_markdown
+
+        return "\n".join(default_markdown(res["default"]) + ["", _provenance(res, "default")])
+    if name == "scale-ray-default":
+        from .scale import ray_default_markdown
+
+        return "\n".join(ray_default_markdown(res["ray_default"]) + ["", _provenance(res, "ray-default")])
+    if name == "scale-shared-sets":
+        from .scale import shared_sets_markdown
+
+        return "\n".join(shared_sets_markdown(res) + ["", _provenance(res, "sampler")])
+    if name == "scale-plan":
+        from .scale import plan_markdown
+
+        return "\n".join(plan_markdown(res) + ["", _provenance(res, "ray-default")])
+    if name == "scale7":
+        from .scale import scale7_markdown
+
+        return "\n".join(scale7_markdown(res["scale7"]) + ["", _provenance(res, "scale7")])
     raise KeyError(f"no renderer for generated section {name!r}")
 
 

@@ -386,3 +386,160 @@ def run_scale7(ns=(1_000_000, 10_000_000), k: int = 1000, batch: int = 100_000,
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return {"rows": out, "k": k}
+
+
+# -- markdown for docs/scale.md (benchmarks/readme.py's render() calls these) ----
+
+def default_markdown(d: dict) -> list[str]:
+    """The Pareto grid: one row per (pool, N, k, rule)."""
+    L = ["| pool | N | k | rule | Vendi z | mean-nearest z | radius / uniform | s | x farthest-point "
+         "| all four met |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in d["cells"]:
+        for lab, e in c["rules"].items():
+            m = e["met"]
+            def mark(ok, text):  # a miss in bold
+                return text if ok else f"**{text}**"
+
+            vz = mark(m["vendi"], f"{e['vendi_z']:+.1f}")
+            mz = mark(m["mean_nearest"], f"{e['mean_nearest_z']:+.1f}")
+            rr = mark(m["radius"], f"{e['radius_ratio']:.3f}")
+            tr = mark(m["time"], f"{e['ratio_to_farthest']:.2f}")
+            L.append(f"| {c['pool']} | {c['n']:,} | {c['k']:,} | {lab} | {vz} | {mz} | {rr} | "
+                     f"{e['seconds']:.2f} | {tr} | "
+                     f"{'yes' if e['all_met'] else 'no'} |")
+    cells = d["cells"]
+    L += ["", "Cells where every goal is met, per rule: " + "; ".join(
+        f"{lab} {sum(c['rules'][lab]['all_met'] for c in cells)}/{len(cells)}"
+        for lab in d["rules"]) + "."]
+    return L
+
+
+def ray_default_markdown(r: dict) -> list[str]:
+    L = [f"{r['n']:,} clustered personas, {r['partitions']} partitions, {r['oversample']} k picks "
+         f"each, {r['workers']} Ray CPUs; z against {r['uniform_draws']} uniform draws.", "",
+         "| k | run | Vendi z | mean-nearest z | radius / uniform | s |", "|---|---|---|---|---|---|"]
+    for k, row in r["ks"].items():
+        for lab in ("single", "single, seed 1", "ray"):
+            e = row[lab]
+            L.append(f"| {int(k):,} | {lab} | {e['vendi_z']:+.1f} | {e['mean_nearest_z']:+.1f} | "
+                     f"{e['radius_ratio']:.3f} | {e['seconds']:.1f} |")
+    L += ["", "| k | Vendi z, ray - single | mean-nearest z, ray - single | radius, ray / single - 1 "
+          "| within 1.0, 1.0, 2% | one partition's round: rows, s | driver round: union rows, s |",
+          "|---|---|---|---|---|---|---|"]
+    for k, row in r["ks"].items():
+        c = row["ray_vs_single"]
+        L.append(f"| {int(k):,} | {c['vendi_z_diff']:+.1f} | {c['mean_nearest_z_diff']:+.1f} | "
+                 f"{100 * c['radius_rel']:+.1f}% | {'yes' if row['met'] else 'no'} | "
+                 f"{row['one_partition_rows']:,}, {row['one_partition_seconds']:.1f} | "
+                 f"{row['driver_union_rows']:,}, {row['driver_round_seconds']:.1f} |")
+    return L
+
+
+def scale7_markdown(s: dict) -> list[str]:
+    rows = s["rows"]
+    L = ["| | " + " | ".join(f"{r['n']:,} personas" for r in rows) + " |",
+         "|---|" + "---|" * len(rows)]
+
+    def line(label, fn):
+        cells = []
+        for r in rows:
+            try:
+                cells.append(fn(r))
+            except (KeyError, TypeError, ZeroDivisionError):
+                cells.append("-")
+        L.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    w16 = lambda r: r["warm"]["float16"]  # noqa: E731
+    w32 = lambda r: r["warm"]["float32"]  # noqa: E731
+    line(f"write, add(records, vectors=) in {rows[0]['add_batch']:,}-row calls",
+         lambda r: f"{r['rows_per_s']:,.0f} rows/s ({r['write_seconds']:.0f} s; {r['store_gb']:.1f} GB)")
+    line("warm load, float16: s (matrix MB)", lambda r: f"{w16(r)['load_seconds']:.1f} ({w16(r)['matrix_mb']:,.0f})")
+    line("warm load, float32: s (matrix MB)", lambda r: f"{w32(r)['load_seconds']:.1f} ({w32(r)['matrix_mb']:,.0f})")
+    line("peak RSS of the process, float16 (load, queries, the default)",
+         lambda r: f"{w16(r)['peak_rss_mb'] / 1024:.2f} GiB")
+    line("peak RSS, float32", lambda r: f"{w32(r)['peak_rss_mb'] / 1024:.2f} GiB")
+    for q in ("similar", "distant"):
+        line(f"{q}, k = 10, float16 + exact re-rank: ms (ns per row)",
+             lambda r, q=q: f"{w16(r)[q + '_ms']:.0f} ({w16(r)[q + '_ns_per_row']:.1f})")
+        line(f"{q}, float32: ms (ns per row)",
+             lambda r, q=q: f"{w32(r)[q + '_ms']:.0f} ({w32(r)[q + '_ns_per_row']:.1f})")
+        line(f"{q}: float16 / float32", lambda r, q=q: f"{r['fp16_over_fp32'][q]:.2f}x")
+    line("first query, float16 (imports torch): ms", lambda r: f"{w16(r)['first_query_ms']:,.0f}")
+    line(f"the default, k = {s['k']:,}, on the float16 matrix: s", lambda r: f"{w16(r)['herding_seconds']:.1f}")
+    line(f"the default, k = {s['k']:,}, float32: s", lambda r: f"{w32(r)['herding_seconds']:.1f}")
+    return L
+
+
+#: the 10^9 plan's stated assumptions (everything else in it is measured)
+PLAN_ASSUMPTIONS = {
+    "n": 10**9, "d": 384, "k": 1000,
+    "workers": 100, "cores_per_worker": 16,
+    "fan_in": 8,                      # partitions' unions merged 8 at a time per driver round
+    "pq_bytes": 48,                   # PQ: 48 sub-vectors of 8 bits each
+    "read_gb_per_s_per_worker": 1.0,  # object storage to a worker
+    "usd_per_core_hour": 0.05,        # a cloud vCPU-hour, order of magnitude
+    "pick_record_bytes": 16,          # a pick's row id and mass (int64 each) besides its vector
+}
+
+
+def plan_markdown(res: dict) -> list[str]:
+    """The 10^9 plan: each figure computed from a measured figure (the
+    ray-default section: one partition's round and the driver round; the
+    scale7 section: bytes per vector) and :data:`PLAN_ASSUMPTIONS`."""
+    import math
+
+    a = PLAN_ASSUMPTIONS
+    r = res["ray_default"]
+    row = r["ks"][str(a["k"])]
+    part_rows, t_part = row["one_partition_rows"], row["one_partition_seconds"]
+    union, t_drv = row["driver_union_rows"], row["driver_round_seconds"]
+    m = r["oversample"]
+    n, d, k = a["n"], a["d"], a["k"]
+    cores = a["workers"] * a["cores_per_worker"]
+    P = math.ceil(n / part_rows)
+    waves = math.ceil(P / cores)
+    levels = math.ceil(math.log(P) / math.log(a["fan_in"]))
+    pick_bytes = 4 * d + a["pick_record_bytes"]
+    level1 = P * m * k * pick_bytes
+    moved = sum(level1 / a["fan_in"] ** i for i in range(levels))
+    read_s = n * 4 * d / (a["workers"] * a["read_gb_per_s_per_worker"] * 1e9)
+    wall = read_s + waves * t_part + levels * t_drv
+    cost = wall / 3600 * cores * a["usd_per_core_hour"]
+    per = {"float32": 4 * d, "float16": 2 * d, "int8 (+ a float32 scale)": d + 4,
+           f"PQ, {a['pq_bytes']} sub-vectors x 8 bits": a["pq_bytes"]}
+    L = ["| vector format | bytes per vector | 10^9 vectors |", "|---|---|---|"]
+    L += [f"| {f} | {b:,} | {n * b / 2**40:.2f} TiB |" if n * b >= 2**40 else
+          f"| {f} | {b:,} | {n * b / 2**30:,.0f} GiB |" for f, b in per.items()]
+    L += ["", "| step | figure | from |", "|---|---|---|",
+          f"| partitions | {P:,} of {part_rows:,} rows | the measured partition size; "
+          f"{P / a['workers']:,.0f} per worker |",
+          f"| one partition's round ({m} k = {m * k:,} picks with masses) | {t_part:.1f} s on one "
+          f"core | measured (ray-default section, one core of this shared 2-core machine) |",
+          f"| round 1 wall time | {waves} waves x {t_part:.1f} s = {waves * t_part:,.0f} s | "
+          f"{P:,} tasks on {cores:,} cores (assumed: {a['workers']} workers x "
+          f"{a['cores_per_worker']} cores) |",
+          f"| reading the vectors once (float32) | {read_s:,.0f} s | assumed "
+          f"{a['read_gb_per_s_per_worker']:g} GB/s per worker |",
+          f"| driver rounds | {levels} (a tree of fan-in {a['fan_in']}), each {t_drv:.1f} s | "
+          f"measured: weighted herding of a {union:,}-row union (= {a['fan_in']} x {m} k) |",
+          f"| bytes moved to the drivers | {moved / 2**30:,.1f} GiB | {m} k picks per partition "
+          f"x ({4 * d:,} B vector + {a['pick_record_bytes']} B id and mass), shrinking "
+          f"{a['fan_in']}x per level |",
+          f"| wall time | {wall / 60:,.1f} min | read + round 1 + driver rounds; scheduling "
+          f"not modelled |",
+          f"| cost | ${cost:,.2f} | {cores:,} cores x the wall time x assumed "
+          f"${a['usd_per_core_hour']}/core-hour |"]
+    return L
+
+
+def shared_sets_markdown(res: dict, strategies=("herding", "facility")) -> list[str]:
+    """The shared sets' persona-space z (sampler section) for the strategies
+    the default grid weighs against each other."""
+    L = ["| set | k | strategy | Vendi z | mean-nearest z | radius / uniform |", "|---|---|---|---|---|---|"]
+    for name, ps in res["sampler"]["persona_space"].items():
+        for k in ps["ks"]:
+            for s in strategies:
+                e = ps["strategies"][s][str(k)]["metrics"]
+                L.append(f"| {name} (N = {ps['pool']:,}) | {k} | {s} | {e['vendi']['z']:+.1f} | "
+                         f"{e['mean_nearest_distance']['z']:+.1f} | {e['kcenter_radius']['ratio']:.3f} |")
+    return L
