@@ -24,12 +24,11 @@ import warnings
 
 import numpy as np
 
-from ._lazy import attempt_import
 from .errors import IngestWarning
 from .ingest import IngestOptions, IngestSummary, ingest_records
 from .plan import prepare_file, warn
 from .samplers.farthest import farthest_point
-from .samplers.herding import REFERENCE, herding_select
+from .samplers.herding import REFERENCE, partition_picks, two_round  # noqa: F401 (re-exported)
 from .store import PersonaIndex
 
 
@@ -61,11 +60,9 @@ class _EmbedActor:
 
 
 def _ray(num_workers):
-    ray = attempt_import("ray", "ray")
-    if not ray.is_initialized():
-        ray.init(num_cpus=max(2, num_workers), include_dashboard=False, log_to_driver=False,
-                 ignore_reinit_error=True)
-    return ray
+    from .raymap import ray_runtime
+
+    return ray_runtime(num_workers)
 
 
 def ingest_file_ray(index: PersonaIndex, path: str, options: IngestOptions | None = None, *,
@@ -179,46 +176,14 @@ def distributed_farthest(X: np.ndarray, k: int, *, partitions: int = 8, seed=Non
     return union[farthest_point(X[union], k, rng=rng)]
 
 
-def partition_picks(X: np.ndarray, k: int, *, seed=None, tau: float = 0.2, beta: float = 0.5,
-                    reference: int = REFERENCE, candidates: int | None = None,
-                    block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
-    """One partition's round of :func:`distributed_default`: ``k`` herding
-    picks (rows of ``X``) and each pick's mass, the number of rows of ``X``
-    whose nearest pick it is (ties to the lowest pick). Masses sum to ``len(X)``.
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.standard_normal((300, 8)).astype(np.float32)
-    >>> X /= np.linalg.norm(X, axis=1, keepdims=True)
-    >>> rows, mass = partition_picks(X, 12, seed=0)
-    >>> len(set(rows.tolist())), int(mass.sum()), bool((mass >= 1).all())
-    (12, 300, True)
-    """
-    k = min(int(k), len(X))
-    rows = herding_select(X, k, tau=tau, beta=beta, rng=seed, reference=reference,
-                          candidates=candidates)
-    P = np.ascontiguousarray(X[rows].T)
-    mass = np.zeros(k, dtype=np.int64)
-    for s in range(0, len(X), block):
-        mass += np.bincount((X[s:s + block] @ P).argmax(axis=1), minlength=k)
-    return rows, mass
-
-
 def distributed_default(X: np.ndarray, k: int, *, partitions: int = 8, oversample: int = 2,
                         seed=None, workers: int = 2, tau: float = 0.2, beta: float = 0.5,
                         reference: int = REFERENCE, candidates: int | None = None,
                         prior: np.ndarray | None = None) -> np.ndarray:
-    """The default strategy in two composable rounds on Ray.
-
-    Round 1: ``partitions`` contiguous row blocks, each a Ray task running
-    :func:`partition_picks` (herding for ``oversample * k`` picks, with masses).
-    Round 2, on the driver: herding over the union of the picks, its typicality
-    term ``mu`` weighted by the masses (so each pick stands for the rows it
-    covers), candidates = the union. Seeds: one per partition and one for the
-    driver, all from ``seed`` (``np.random.default_rng``), so a seed gives the
-    same batch whatever the number of workers. ``prior`` (vectors already
-    drawn) is continued by the driver's round.
+    """The default strategy in two composable rounds, round 1 in Ray tasks:
+    :func:`persona_index.samplers.herding.two_round` with Ray as its executor,
+    so its picks equal the local two-round's (the rounds are numpy; Ray only
+    runs them). ``workers``: the local runtime's CPUs when none is running.
 
     Needs the ``ray`` extra (it starts a local Ray runtime with ``workers``
     CPUs if none is running). Returns ``k`` distinct row indices into ``X``.
@@ -233,34 +198,9 @@ def distributed_default(X: np.ndarray, k: int, *, partitions: int = 8, oversampl
     ...
     persona_index.errors.MissingDependencyError: ray is needed for this; install it with `pip install 'persona-index[ray]'` (...)
     """
-    ray = _ray(workers)
-    rng = np.random.default_rng(seed)
-    n = len(X)
-    partitions = max(1, min(int(partitions), n))
-    bounds = np.linspace(0, n, partitions + 1).astype(int)
-    seeds = rng.integers(2**32, size=partitions)
-    per = int(oversample) * int(k)
-    kw = dict(tau=tau, beta=beta, reference=reference, candidates=candidates)
+    from .raymap import ray_map
 
-    @ray.remote
-    def part(block, offset, s):
-        rows, mass = partition_picks(block, per, seed=int(s), **kw)
-        return rows + offset, mass
-
-    X_ref = ray.put(X) if n * X.shape[1] >= 1 << 20 else None
-    if X_ref is not None:
-        @ray.remote
-        def part_of(Xall, a, b, s):
-            rows, mass = partition_picks(Xall[a:b], per, seed=int(s), **kw)
-            return rows + a, mass
-
-        refs = [part_of.remote(X_ref, int(a), int(b), s)
-                for a, b, s in zip(bounds[:-1], bounds[1:], seeds)]
-    else:
-        refs = [part.remote(X[a:b], int(a), s) for a, b, s in zip(bounds[:-1], bounds[1:], seeds)]
-    got = ray.get(refs)
-    union = np.concatenate([r for r, _ in got])
-    mass = np.concatenate([m for _, m in got]).astype(np.float64)
-    pos = herding_select(X[union], min(int(k), len(union)), rng=rng, weights=mass, prior=prior,
-                         **{**kw, "candidates": len(union)})
-    return union[pos]
+    return two_round(X, k, partitions=partitions, oversample=oversample, rng=seed, prior=prior,
+                     tau=tau, beta=beta, reference=reference, candidates=candidates,
+                     mapper=lambda fn, calls, shared: ray_map(fn, calls, shared=shared,
+                                                              workers=workers))

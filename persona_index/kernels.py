@@ -1,10 +1,11 @@
 """Torch kernels for the heavy array work, and the choice of numpy or torch per call.
 
 Four kernels have a torch twin here that mirrors the numpy one step by step
-(same algorithm, same tie rule). Kernels take rows; the strategies choose
-them: the seeded candidate and reference draws happen once, in the strategy's
-module, and both kernels get the same rows, so nothing here imports a sampler, so that on a CPU the picks
-are identical to numpy's wherever the data has no float near-ties:
+(same algorithm, same tie rule), so that on a CPU the picks are identical to
+numpy's wherever the data has no float near-ties. Kernels take rows; the
+strategies choose them: the seeded candidate and reference draws happen once,
+in the strategy's module, and both kernels get the same rows (nothing here
+imports a sampler). The kernels:
 
 * :func:`farthest_point_torch`: the blocked greedy k-center of
   :func:`persona_index.samplers.farthest.farthest_point`;

@@ -152,6 +152,18 @@ def test_distributed_default_masses_matter():
     assert not np.array_equal(np.sort(a), np.sort(unweighted))
 
 
+def test_ray_runs_the_local_two_round_exactly():
+    """Ray is only the executor: the same seed gives the same picks as the
+    two rounds run in this process."""
+    from persona_index.distributed import distributed_default
+    from persona_index.samplers.herding import two_round
+
+    X = _continuous_pool(5000, 12, 8)
+    a = distributed_default(X, 25, partitions=5, oversample=3, seed=4)
+    b = two_round(X, 25, partitions=5, oversample=3, rng=4)
+    assert np.array_equal(a, b)
+
+
 def test_sample_engine_ray_through_the_registry():
     from persona_index.samplers.base import sample
 

@@ -227,6 +227,86 @@ def herding_select(X, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=None,
     return cand[pos]
 
 
+def partition_picks(X: np.ndarray, k: int, *, seed=None, tau: float = 0.2, beta: float = 0.5,
+                    reference: int = REFERENCE, candidates: int | None = None,
+                    block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """One partition's round of :func:`two_round`: ``k`` herding picks (rows
+    of ``X``) and each pick's mass, the number of rows of ``X`` whose nearest
+    pick it is (ties to the earlier pick). Masses sum to ``len(X)``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((300, 8)).astype(np.float32)
+    >>> X /= np.linalg.norm(X, axis=1, keepdims=True)
+    >>> rows, mass = partition_picks(X, 12, seed=0)
+    >>> len(set(rows.tolist())), int(mass.sum()), bool((mass >= 1).all())
+    (12, 300, True)
+    """
+    k = min(int(k), len(X))
+    rows = herding_select(X, k, tau=tau, beta=beta, rng=seed, reference=reference,
+                          candidates=candidates)
+    P = np.ascontiguousarray(X[rows].T.astype(np.float32, copy=False))
+    mass = np.zeros(k, dtype=np.int64)
+    for s in range(0, len(X), block):
+        mass += np.bincount((X[s:s + block].astype(np.float32, copy=False) @ P).argmax(axis=1),
+                            minlength=k)
+    return rows, mass
+
+
+def _block_picks(X, a: int, b: int, k: int, seed: int, kw: dict):
+    rows, mass = partition_picks(X[a:b], k, seed=seed, **kw)
+    return rows + a, mass
+
+
+def _local_map(fn, calls, shared):
+    return [fn(shared, *c) for c in calls]
+
+
+def two_round(X: np.ndarray, k: int, *, partitions: int = 8, oversample: int = 2, rng=None,
+              prior: np.ndarray | None = None, tau: float = 0.2, beta: float = 0.5,
+              reference: int = REFERENCE, candidates: int | None = None,
+              mapper=None) -> np.ndarray:
+    """The default in two composable rounds (the distributed default).
+
+    Round 1: ``partitions`` contiguous row blocks each run
+    :func:`partition_picks` (herding for ``oversample * k`` picks, with
+    masses). Round 2: herding over the union of the picks with the masses
+    as ``weights`` (each pick stands for the rows it covers, in the
+    typicality term and in the z-scores), candidates = the union; it
+    continues ``prior``. Seeds: one per block and the driver's, all from
+    ``rng``, so a seed gives the same batch on any executor.
+
+    ``mapper(fn, calls, shared)`` runs round 1: ``[fn(shared, *c) for c in
+    calls]`` by default (this process);
+    :func:`persona_index.raymap.ray_map` runs the calls as Ray tasks
+    (:func:`persona_index.distributed.distributed_default`).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((2000, 8)).astype(np.float32)
+    >>> X /= np.linalg.norm(X, axis=1, keepdims=True)
+    >>> idx = two_round(X, 20, partitions=4, rng=0)
+    >>> len(set(idx.tolist())), bool(idx.max() < 2000)
+    (20, True)
+    """
+    rng = np.random.default_rng(rng)
+    n = len(X)
+    partitions = max(1, min(int(partitions), n))
+    bounds = np.linspace(0, n, partitions + 1).astype(int)
+    seeds = rng.integers(2**32, size=partitions)
+    per = int(oversample) * int(k)
+    kw = dict(tau=tau, beta=beta, reference=reference, candidates=candidates)
+    calls = [(int(a), int(b), per, int(s), kw) for a, b, s in zip(bounds[:-1], bounds[1:], seeds)]
+    got = (mapper or _local_map)(_block_picks, calls, X)
+    union = np.concatenate([r for r, _ in got])
+    mass = np.concatenate([m for _, m in got]).astype(np.float64)
+    pos = herding_select(X[union], min(int(k), len(union)), rng=rng, weights=mass, prior=prior,
+                         **{**kw, "candidates": len(union)})
+    return union[pos]
+
+
 @register("herding", "kernel herding plus a standardised spread term: typical personas from "
           "distinct regions (the default)")
 def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=0.5, reference=REFERENCE,
@@ -234,10 +314,10 @@ def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=0.5, refere
             oversample=2):
     """The registered strategy: :func:`herding_select` with the registry's defaults;
     ``device`` picks numpy or its torch twin (:mod:`persona_index.kernels`).
-    ``engine="ray"`` runs it in two rounds on Ray
-    (:func:`persona_index.distributed.distributed_default`: ``partitions``
+    ``engine="ray"`` runs it in two rounds (:func:`two_round`: ``partitions``
     blocks of ``oversample * k`` picks with masses, then weighted herding of
-    their union on the driver, which continues ``prior``); numpy kernels there.
+    their union on the driver, which continues ``prior``), round 1 as Ray
+    tasks (:func:`persona_index.raymap.ray_map`); numpy kernels there.
 
     Examples
     --------
@@ -253,11 +333,12 @@ def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=0.5, refere
     (True, 3)
     """
     if engine == "ray":
-        from ..distributed import distributed_default
+        from ..raymap import ray_map
 
-        return distributed_default(X, k, partitions=partitions, oversample=oversample, seed=rng,
-                                   workers=workers, tau=tau, beta=beta, reference=reference,
-                                   candidates=candidates, prior=prior)
+        return two_round(X, k, partitions=partitions, oversample=oversample, rng=rng, prior=prior,
+                         tau=tau, beta=beta, reference=reference, candidates=candidates,
+                         mapper=lambda fn, calls, shared: ray_map(fn, calls, shared=shared,
+                                                                  workers=workers))
     from ..kernels import resolve_device
 
     return herding_select(X, k, tau=tau, beta=beta, rng=rng, prior=prior, reference=reference,
