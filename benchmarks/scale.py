@@ -513,8 +513,9 @@ def plan_markdown(res: dict) -> list[str]:
     L += ["", "| step | figure | from |", "|---|---|---|",
           f"| partitions | {P:,} of {part_rows:,} rows | the measured partition size; "
           f"{P / a['workers']:,.0f} per worker |",
-          f"| one partition's round ({m} k = {m * k:,} picks with masses) | {t_part:.1f} s on one "
-          f"core | measured (ray-default section, one core of this shared 2-core machine) |",
+          f"| one partition's round ({m} k = {m * k:,} picks with masses) | {t_part:.1f} s in one "
+          f"process | measured (ray-default section: one process on this shared 2-core machine; "
+          f"counted here as one core) |",
           f"| round 1 wall time | {waves} waves x {t_part:.1f} s = {waves * t_part:,.0f} s | "
           f"{P:,} tasks on {cores:,} cores (assumed: {a['workers']} workers x "
           f"{a['cores_per_worker']} cores) |",
