@@ -1136,6 +1136,11 @@ def bench(ctx):
     ctx.exit(bench_main(list(ctx.args)))
 
 
+from persona_index_cli.curate import curate_command  # noqa: E402  (its own file)
+
+cli.add_command(curate_command)
+
+
 def main():
     """The console script's entry point (pyproject's ``persona-index``): the
     CLI, plus a reader of stdout that goes away (``| head``) ending any

@@ -187,6 +187,17 @@ class ManifestError(PersonaIndexError, ValueError):
     """
 
 
+class CurationError(PersonaIndexError, ValueError):
+    """Output rows that cannot be curated: an empty file, a field no row has,
+    k larger than the rows left, a score that is not a number.
+
+    Examples
+    --------
+    >>> issubclass(CurationError, ValueError)
+    True
+    """
+
+
 class SynthesisError(PersonaIndexError, RuntimeError):
     """A generation request that failed after its retries.
 

@@ -91,7 +91,7 @@ def strategy_names() -> list[str]:
     Examples
     --------
     >>> strategy_names()
-    ['herding', 'blend', 'cells', 'core-farthest', 'facility', 'farthest', 'inverse-density', 'stratified', 'uniform']
+    ['herding', 'blend', 'cells', 'core-farthest', 'facility', 'farthest', 'inverse-density', 'medoids', 'stratified', 'uniform']
     """
     return registry.strategy_names()
 
@@ -120,7 +120,7 @@ def get_strategy(name: str) -> Callable:
     >>> get_strategy("random")
     Traceback (most recent call last):
     ...
-    persona_index.errors.UnknownStrategyError: unknown strategy 'random'; valid: herding, blend, cells, core-farthest, facility, farthest, inverse-density, stratified, uniform
+    persona_index.errors.UnknownStrategyError: unknown strategy 'random'; valid: herding, blend, cells, core-farthest, facility, farthest, inverse-density, medoids, stratified, uniform
     """
     return registry.get_spec(name).load()
 

@@ -115,10 +115,12 @@ def herding_rows(n: int, k: int, *, candidates: int | None = None, reference: in
 
 
 def _herding(X: np.ndarray, cand: np.ndarray, ref: np.ndarray, k: int, tau: float, beta: float,
-             prior: np.ndarray | None, weights: np.ndarray | None = None) -> np.ndarray:
+             prior: np.ndarray | None, weights: np.ndarray | None = None,
+             bonus: np.ndarray | None = None) -> np.ndarray:
     """The numpy kernel: ``k`` positions into ``cand``, in pick order. Assumes
     valid input (unit rows, ``k <= len(cand)``, ``weights`` one mass per row of
-    ``ref`` or None); no randomness."""
+    ``ref`` or None); no randomness. ``bonus`` (one value per candidate) is
+    added to the criterion at every pick."""
     n = len(X)
     # a float16 matrix (a half-size warm matrix) is read only at these rows,
     # converted once: numpy has no float16 BLAS path
@@ -159,6 +161,11 @@ def _herding(X: np.ndarray, cand: np.ndarray, ref: np.ndarray, k: int, tau: floa
             score += beta * (d - df.mean()) / (sd_d if sd_d > 0 else 1)
         else:
             score = h
+        if bonus is not None:  # on the z scale of the criterion, the first pick too
+            if not np.isfinite(d[0]):
+                sd_h = h[free].std()
+                score = (h - h[free].mean()) / (sd_h if sd_h > 0 else 1)
+            score = score + bonus
         score[~free] = -np.inf
         p = int(np.argmax(score))
         picks[j] = p
@@ -173,7 +180,8 @@ def _herding(X: np.ndarray, cand: np.ndarray, ref: np.ndarray, k: int, tau: floa
 def herding_select(X, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=None,
                    prior: np.ndarray | None = None, reference: int = REFERENCE,
                    candidates: int | None = None, stats: dict | None = None,
-                   device: str = "numpy", weights: np.ndarray | None = None) -> np.ndarray:
+                   device: str = "numpy", weights: np.ndarray | None = None,
+                   bonus: np.ndarray | None = None) -> np.ndarray:
     """Kernel herding with a standardised spread term (see the module docstring).
 
     Draws the candidate and reference rows once (:func:`herding_rows`), then
@@ -195,6 +203,8 @@ def herding_select(X, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=None,
         row stands for (the second round of the distributed default, whose
         rows are picks from partitions). ``mu`` is then the mass-weighted mean
         kernel over all ``n`` rows (no reference subsample).
+    bonus : (n,) optional term added to each row's criterion at every pick
+        (``curate`` puts ``w * z(score)`` there); the numpy kernel only.
 
     Examples
     --------
@@ -215,8 +225,9 @@ def herding_select(X, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=None,
                              f"shape {weights.shape}")
         reference = n
     cand, ref = herding_rows(n, k, candidates=candidates, reference=reference, rng=rng)
-    if device == "numpy":
-        pos = _herding(X, cand, ref, k, tau, beta, prior, weights)
+    if device == "numpy" or bonus is not None:
+        extra = None if bonus is None else np.asarray(bonus, dtype=np.float32)[cand]
+        pos = _herding(X, cand, ref, k, tau, beta, prior, weights, extra)
     else:
         from ..kernels import herding_torch
 

@@ -147,6 +147,17 @@ STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
                      Param("oversample", "int", 2, "picks per partition, in multiples of k, when "
                            "engine is ray", 1, 64),
                  )),
+    StrategySpec("medoids", "medoids", "medoids",
+                 "density-weighted facility location with a spread term: representative and "
+                 "diverse; the default of `curate` (outputs)", (
+                     Param("spread", "float", 0.5, "weight of the standardised distance to the "
+                           "nearest chosen row", 0.0, 10.0),
+                     Param("gamma", "float", 0.5, "exponent of the typicality weight of each "
+                           "client (0: plain facility location)", 0.0, 4.0),
+                     Param("tau", "float", 0.2, "kernel width of the typicality", 0.01, 10.0),
+                     Param("sample_size", "int", 2048, "candidate and client subsample", 16,
+                           10**6),
+                 )),
     StrategySpec("uniform", "uniform", "uniform", "every persona equally likely: the baseline"),
     StrategySpec("stratified", "stratified", "stratified",
                  "balance attribute strata (crossed when several): quotas raked to the targets' "
@@ -208,7 +219,7 @@ def strategy_names() -> list[str]:
     Examples
     --------
     >>> strategy_names()
-    ['herding', 'blend', 'cells', 'core-farthest', 'facility', 'farthest', 'inverse-density', 'stratified', 'uniform']
+    ['herding', 'blend', 'cells', 'core-farthest', 'facility', 'farthest', 'inverse-density', 'medoids', 'stratified', 'uniform']
     """
     return [DEFAULT_STRATEGY] + sorted(n for n in STRATEGIES if n != DEFAULT_STRATEGY)
 
@@ -224,7 +235,7 @@ def get_spec(name: str) -> StrategySpec:
     >>> get_spec("kmeans")
     Traceback (most recent call last):
     ...
-    persona_index.errors.UnknownStrategyError: unknown strategy 'kmeans'; valid: herding, blend, cells, core-farthest, facility, farthest, inverse-density, stratified, uniform
+    persona_index.errors.UnknownStrategyError: unknown strategy 'kmeans'; valid: herding, blend, cells, core-farthest, facility, farthest, inverse-density, medoids, stratified, uniform
     """
     try:
         return STRATEGIES[name]

@@ -9,6 +9,19 @@ from ..errors import InvalidQueryError
 from ..metrics import mean_pairwise_distance, vendi_score
 
 
+def coherence(P: np.ndarray, O: np.ndarray) -> np.ndarray:
+    """The coherence score of each output: the cosine similarity of its
+    persona's embedding (row of ``P``) to its response's (row of ``O``), both
+    unit rows. ``outputs-report --threshold`` and ``curate --coherence`` use it.
+
+    Examples
+    --------
+    >>> coherence(np.eye(2, dtype=np.float32), np.array([[1, 0], [1, 0]], dtype=np.float32))
+    array([1., 0.], dtype=float32)
+    """
+    return (P * O).sum(axis=1)
+
+
 def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
                   near_dup: float = 0.95) -> tuple[dict, list[dict]]:
     """Embed each ok row's persona and response; keep rows whose cosine
@@ -48,7 +61,7 @@ def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
         return {"rows": len(rows), "ok": 0, "kept": 0}, []
     P = embedder.encode([r["persona"] for r in ok])
     O = embedder.encode([r["response"] for r in ok])
-    sim = (P * O).sum(axis=1)
+    sim = coherence(P, O)
     keep = sim >= threshold
     kept = [dict(r, coherence=round(float(s), 4)) for r, s, k in zip(ok, sim, keep) if k]
     Ok = O[keep]
