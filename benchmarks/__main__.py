@@ -18,7 +18,7 @@ import numpy as np
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "personahub" / "tools-dev.jsonl"
 CHAT_DATA = DEFAULT_DATA.parents[1] / "persona-chat" / "chat-dev.jsonl"
 SECTIONS = ("sampler", "dedup", "latency", "embedders", "coverage", "speed", "store", "scale", "synth", "ray", "demo", "pool", "population",
-            "gpu", "minhash", "balanced", "faults", "default", "ray-default", "scale7")
+            "gpu", "minhash", "balanced", "faults", "default", "ray-default", "scale7", "curation")
 
 
 def main(argv=None) -> int:
@@ -83,6 +83,20 @@ def main(argv=None) -> int:
             res["sampler"]["default_check"][name] = SA.default_check(ps)
             tsets[name] = (XP, XO, np.array([stable_half(p) for p in personas]), size, tks)
         res["sampler"]["transfer"] = SA.run_transfer(tsets, quick=quick)
+
+    if "curation" in sections and args.data:
+        from .curation import run_curation
+
+        csets = {}
+        for name, path, size, ks in (("tools", args.data, 600, (50, 120)),
+                                     ("chat", str(CHAT_DATA), 300, (30, 60))):
+            if not Path(path).exists():
+                continue
+            personas, outputs = load_pairs(path)
+            csets[name] = (cached_embeddings(personas, f"{name}-personas"),
+                           cached_embeddings(outputs, f"{name}-outputs"),
+                           np.array([stable_half(p) for p in personas]), size, ks, outputs)
+        res["curation"] = run_curation(csets, quick=quick)
 
     if "dedup" in sections and args.data:
         from .dedup import run_dedup

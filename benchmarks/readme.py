@@ -276,6 +276,10 @@ def render(name: str, res: dict) -> str:
         from .scale import scale7_markdown
 
         return "\n".join(scale7_markdown(res["scale7"]) + ["", _provenance(res, "scale7")])
+    if name == "curation":
+        from .curation import markdown as curation_markdown
+
+        return "\n".join(curation_markdown(res["curation"]) + ["", _provenance(res, "curation")])
     raise KeyError(f"no renderer for generated section {name!r}")
 
 

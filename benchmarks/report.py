@@ -186,6 +186,11 @@ def write_report(results: dict, out: Path) -> None:
 
         L += ["## Faults: kill -9, file-size limits, a full disk, a read-only store", ""]
         L += fault_table(r["faults"]) + [""]
+    if "curation" in r:
+        from .curation import markdown as curation_markdown
+
+        L += ["## Curation: selecting among generated outputs", ""]
+        L += curation_markdown(r["curation"]) + [""]
     if "gpu" in r:
         from .gpu import markdown as gpu_markdown
 

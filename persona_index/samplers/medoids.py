@@ -55,7 +55,7 @@ def typicality(S: np.ndarray, tau: float) -> np.ndarray:
 
 
 def weighted_facility(S: np.ndarray, k: int, *, weights: np.ndarray | None = None,
-                      spread: float = 0.5, bonus: np.ndarray | None = None,
+                      spread: float = 0.75, bonus: np.ndarray | None = None,
                       X: np.ndarray | None = None) -> np.ndarray:
     """Greedy weighted facility location with a spread term (see the module
     docstring). ``S`` is the (clients, candidates) similarity matrix; when it
@@ -108,7 +108,7 @@ def weighted_facility(S: np.ndarray, k: int, *, weights: np.ndarray | None = Non
 
 @register("medoids", "density-weighted facility location with a spread term: representative "
           "and diverse (the curation default)")
-def medoids(X, k, *, rng, prior=None, attributes=None, spread=0.5, gamma=0.5, tau=0.2,
+def medoids(X, k, *, rng, prior=None, attributes=None, spread=0.75, gamma=0.5, tau=0.2,
             sample_size=SAMPLE):
     """Density-weighted facility location with a spread term (see the module
     docstring); ``prior`` is ignored (each batch stands alone).
@@ -130,7 +130,7 @@ def medoids(X, k, *, rng, prior=None, attributes=None, spread=0.5, gamma=0.5, ta
                           sample_size=sample_size)
 
 
-def medoids_select(X, k, *, rng, spread=0.5, gamma=0.5, tau=0.2, sample_size=SAMPLE,
+def medoids_select(X, k, *, rng, spread=0.75, gamma=0.5, tau=0.2, sample_size=SAMPLE,
                    bonus=None):
     """:func:`medoids` with ``bonus``, a per-row term added to each pick's
     criterion (``curate``'s score). Assumes valid input.

@@ -150,7 +150,7 @@ STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
     StrategySpec("medoids", "medoids", "medoids",
                  "density-weighted facility location with a spread term: representative and "
                  "diverse; the default of `curate` (outputs)", (
-                     Param("spread", "float", 0.5, "weight of the standardised distance to the "
+                     Param("spread", "float", 0.75, "weight of the standardised distance to the "
                            "nearest chosen row", 0.0, 10.0),
                      Param("gamma", "float", 0.5, "exponent of the typicality weight of each "
                            "client (0: plain facility location)", 0.0, 4.0),
