@@ -131,3 +131,16 @@ def curate_command(ctx, outputs, n, fmt, response_field, persona_field, id_field
                    if out else f"wrote the manifest to {written}", err=(out == "-"))
     elif not out:
         click.echo("(no --out: nothing written)", err=True)
+
+
+def audit_rows(audit: dict) -> list[dict]:
+    """``outputs-report --by``'s table: one row per stratum."""
+    rows = []
+    for e in audit["strata"]:
+        v = e["output_vendi"] or {}
+        rows.append({"stratum": e["stratum"], "count": e["count"],
+                     "coherence": e["mean_coherence"],
+                     "vendi": v.get("vendi"), "vendi z vs random": v.get("z"),
+                     "over-represented words (z)": ", ".join(
+                         f"{w['word']} {w['z']:.1f}" for w in e["words"][:5])})
+    return rows

@@ -1104,9 +1104,11 @@ def expand(ctx, personas_file, session, rounds, licence, base_url, llm_model, te
 @click.option("--threshold", type=float, default=0.2, show_default=True,
               help="Keep outputs at least this similar to their persona.")
 @click.option("--kept", type=click.Path(dir_okay=False), help="Write the kept rows here.")
+@click.option("--by", help="Audit by this row field: per stratum count, coherence, output Vendi "
+                           "against random subsets, over-represented words (log-odds z).")
 @output_options
 @click.pass_context
-def outputs_report(ctx, outputs, threshold, kept, as_json):
+def outputs_report(ctx, outputs, threshold, kept, by, as_json):
     """Coherence filter and diversity report of a synthesize output file."""
     from persona_index.embed import get_embedder
     from persona_index.synthesis.report import output_report
@@ -1115,11 +1117,18 @@ def outputs_report(ctx, outputs, threshold, kept, as_json):
 
     check_outputs(ctx, {"--kept": kept}, {"OUTPUTS": outputs})
     rows = [rec for _, rec in iter_file(outputs, "jsonl")]  # bad lines: file:line, exit 1
-    rep, keep = output_report(rows, get_embedder(ctx.obj["model"]), threshold=threshold)
+    rep, keep = output_report(rows, get_embedder(ctx.obj["model"]), threshold=threshold, by=by)
     if kept:
         with output_file(kept, inputs=[outputs]) as fh:
             for r in keep:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    if by and not as_json:
+        from persona_index_cli.curate import audit_rows
+
+        emit({k: v for k, v in rep.items() if k != "audit"}, False)
+        click.echo(f"\naudit by {by}:")
+        click.echo(format_table(audit_rows(rep["audit"])))
+        return
     emit(rep, as_json)
 
 

@@ -23,9 +23,11 @@ def coherence(P: np.ndarray, O: np.ndarray) -> np.ndarray:
 
 
 def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
-                  near_dup: float = 0.95) -> tuple[dict, list[dict]]:
+                  near_dup: float = 0.95, by: str | None = None) -> tuple[dict, list[dict]]:
     """Embed each ok row's persona and response; keep rows whose cosine
-    similarity is at least ``threshold``. Returns (report, kept rows).
+    similarity is at least ``threshold``. Returns (report, kept rows). With
+    ``by`` (a row field), the report's ``audit`` holds
+    :func:`persona_index.audit.audit` of the ok rows by that field.
 
     Rows are read as :func:`~persona_index.synthesis.run.last_rows` reads
     them: a rerun appends a new row for a failed ``custom_id``, and only the
@@ -57,6 +59,8 @@ def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
             raise InvalidQueryError(f"output row {i} needs a 'persona' and a 'response' text")
     rows = last_rows(rows)
     ok = [r for r in rows if r.get("status", "ok") == "ok" and r.get("response")]
+    if by is not None and not any(by in r for r in rows):
+        raise InvalidQueryError(f"no output row has the field {by!r} to audit by")
     if not ok:
         return {"rows": len(rows), "ok": 0, "kept": 0}, []
     P = embedder.encode([r["persona"] for r in ok])
@@ -76,6 +80,11 @@ def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
            "output_vendi": _r4(vendi_score(Ok)) if len(Ok) else None,
            "output_mean_pairwise_distance": _r4(mean_pairwise_distance(Ok)) if len(Ok) else None,
            "output_near_duplicate_rate": _r4(dup_rate)}
+    if by is not None:
+        from ..audit import audit
+
+        rep["audit"] = {"by": by, "strata": audit([r["response"] for r in ok], O,
+                                                  [r.get(by) for r in ok], coherence=sim)}
     return rep, kept
 
 
