@@ -1122,14 +1122,17 @@ def outputs_report(ctx, outputs, threshold, kept, by, as_json):
         with output_file(kept, inputs=[outputs]) as fh:
             for r in keep:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    if by and not as_json:
+    if as_json:
+        emit(rep, True)
+        return
+    emit({k: v for k, v in rep.items() if k not in ("audit", "control_comparison")}, False)
+    if by:
         from persona_index_cli.curate import audit_rows
 
-        emit({k: v for k, v in rep.items() if k != "audit"}, False)
         click.echo(f"\naudit by {by}:")
         click.echo(format_table(audit_rows(rep["audit"])))
-        return
-    emit(rep, as_json)
+    if "control_comparison" in rep:  # the one-line answer, last
+        click.echo(rep["control_comparison"]["verdict"])
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -137,3 +137,56 @@ def audit(responses: Sequence[str], O: np.ndarray, strata: Sequence, *,
              "words": log_odds(group, rest, total, prior_scale=prior_scale, top=top)}
         out.append(e)
     return out
+
+
+def compare_arms(O_persona: np.ndarray, O_control: np.ndarray, *, subsamples: int = 200,
+                 share: float = 0.8, seed=0) -> dict:
+    """Persona-conditioned outputs against the control arm (same template, no
+    persona): output Vendi, mean pairwise distance and PCA-4 quartile cell
+    coverage (grid fitted on both arms), each as persona minus control on
+    ``subsamples`` equal-size subsamples (``share`` of the smaller arm, without
+    replacement, from each arm), with the mean difference and its 2.5-97.5%
+    interval; and a one-line verdict from the Vendi and cell intervals.
+
+    Examples
+    --------
+    Spread persona outputs against a control that repeats two replies:
+
+    >>> rng = np.random.default_rng(0)
+    >>> P = rng.standard_normal((60, 16)); C = np.repeat(rng.standard_normal((2, 16)), 30, axis=0)
+    >>> P, C = [(A / np.linalg.norm(A, axis=1, keepdims=True)).astype(np.float32) for A in (P, C)]
+    >>> r = compare_arms(P, C + 0.0, subsamples=50)
+    >>> r["vendi"]["low"] > 0, r["verdict"].startswith("personas raised output coverage")
+    (True, True)
+    """
+    from .metrics import CellGrid, mean_pairwise_distance
+
+    rng = np.random.default_rng(seed)
+    grid = CellGrid(np.vstack([O_persona, O_control]))
+    m = max(2, int(share * min(len(O_persona), len(O_control))))
+    fns = {"vendi": vendi_score, "mean_pairwise_distance": mean_pairwise_distance,
+           "cell_coverage": lambda X: grid.coverage(X)[0]}
+    D = {k: [] for k in fns}
+    for _ in range(subsamples):
+        a = O_persona[rng.choice(len(O_persona), m, replace=False)]
+        b = O_control[rng.choice(len(O_control), m, replace=False)]
+        for k, f in fns.items():
+            D[k].append(f(a) - f(b))
+    out = {"persona_rows": int(len(O_persona)), "control_rows": int(len(O_control)),
+           "subsample_size": m, "subsamples": subsamples}
+    for k, d in D.items():
+        d = np.asarray(d)
+        out[k] = {"persona": float(fns[k](O_persona)), "control": float(fns[k](O_control)),
+                  "difference": float(d.mean()), "low": float(np.quantile(d, 0.025)),
+                  "high": float(np.quantile(d, 0.975))}
+    v, c = out["vendi"], out["cell_coverage"]
+    if v["low"] > 0 and c["low"] >= 0:
+        verdict = "personas raised output coverage for this task and model"
+    elif v["high"] < 0 and c["high"] <= 0:
+        verdict = "personas lowered output coverage for this task and model"
+    else:
+        verdict = "no clear difference in output coverage between personas and the control"
+    out["verdict"] = (f"{verdict} (output Vendi {v['persona']:.1f} vs {v['control']:.1f}; "
+                      f"difference at {m} rows {v['difference']:+.2f}, 95% "
+                      f"[{v['low']:+.2f}, {v['high']:+.2f}])")
+    return out

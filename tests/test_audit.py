@@ -89,3 +89,45 @@ def test_outputs_report_by_prints_the_audit_table_and_json(tmp_path):
     r = CliRunner().invoke(cli, ["--embed-model", "hash-64", "outputs-report", str(f),
                                  "--by", "region"])
     assert r.exit_code == 1 and "no output row has the field 'region'" in r.output
+
+
+def _arm_rows(persona_texts, control_texts):
+    rows = [{"custom_id": f"p{i}:tool", "persona_id": f"p{i}", "persona": t, "response": t,
+             "template": "tool"} for i, t in enumerate(persona_texts)]
+    rows += [{"custom_id": f"control:tool:{i}", "persona_id": None, "persona": None, "arm": "control",
+              "response": t, "template": "tool"} for i, t in enumerate(control_texts)]
+    return rows
+
+
+@pytest.mark.parametrize("persona_diverse", [True, False])
+def test_control_arm_comparison_on_planted_data(tmp_path, persona_diverse):
+    diverse = [f"a distinct reply number {i}" for i in range(40)]
+    collapsed = [f"the same reply {i % 3}" for i in range(40)]
+    rows = _arm_rows(diverse if persona_diverse else collapsed,
+                     collapsed if persona_diverse else diverse)
+    f = write_jsonl(tmp_path / "out.jsonl", rows)
+    kept = tmp_path / "kept.jsonl"
+    r = CliRunner().invoke(cli, ["--embed-model", "hash-64", "outputs-report", str(f),
+                                 "--threshold", "0.5", "--kept", str(kept), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    cmp_ = doc["control_comparison"]
+    assert doc["control"] == 40 and cmp_["persona_rows"] == 40 and cmp_["control_rows"] == 40
+    if persona_diverse:
+        assert cmp_["vendi"]["low"] > 0 and cmp_["verdict"].startswith("personas raised")
+    else:
+        assert cmp_["vendi"]["high"] < 0 and cmp_["verdict"].startswith("personas lowered")
+    for m in ("vendi", "mean_pairwise_distance", "cell_coverage"):
+        assert cmp_[m]["low"] <= cmp_[m]["difference"] <= cmp_[m]["high"]
+    # control rows (persona null) stay out of the coherence filter: all 40 kept
+    kept_rows = [json.loads(l) for l in open(kept)]
+    assert sum(x.get("arm") == "control" for x in kept_rows) == 40
+    text = CliRunner().invoke(cli, ["--embed-model", "hash-64", "outputs-report", str(f)]).output
+    assert "output coverage" in text.splitlines()[-1] and "{" not in text.splitlines()[-1]
+
+
+def test_no_control_rows_no_comparison(tmp_path):
+    f = write_jsonl(tmp_path / "out.jsonl", _arm_rows([f"reply {i}" for i in range(5)], []))
+    doc = json.loads(CliRunner().invoke(cli, ["--embed-model", "hash-64", "outputs-report",
+                                              str(f), "--json"]).output)
+    assert "control_comparison" not in doc and doc["ok"] == 5

@@ -54,15 +54,18 @@ def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
     for i, r in enumerate(rows, 1):  # rows as `synthesize` writes them; others are named
         if not isinstance(r, dict):
             raise InvalidQueryError(f"output row {i} is not a JSON object")
+        control = r.get("arm") == "control"  # no persona: needs a response only
         if r.get("status", "ok") == "ok" and r.get("response") and not (
-                isinstance(r.get("persona"), str) and isinstance(r["response"], str)):
+                (control or isinstance(r.get("persona"), str)) and isinstance(r["response"], str)):
             raise InvalidQueryError(f"output row {i} needs a 'persona' and a 'response' text")
     rows = last_rows(rows)
-    ok = [r for r in rows if r.get("status", "ok") == "ok" and r.get("response")]
+    ok_all = [r for r in rows if r.get("status", "ok") == "ok" and r.get("response")]
+    ok = [r for r in ok_all if r.get("arm") != "control"]
+    ctrl = [r for r in ok_all if r.get("arm") == "control"]  # out of the coherence filter
     if by is not None and not any(by in r for r in rows):
         raise InvalidQueryError(f"no output row has the field {by!r} to audit by")
     if not ok:
-        return {"rows": len(rows), "ok": 0, "kept": 0}, []
+        return {"rows": len(rows), "ok": 0, "kept": len(ctrl), "control": len(ctrl)}, ctrl
     P = embedder.encode([r["persona"] for r in ok])
     O = embedder.encode([r["response"] for r in ok])
     sim = coherence(P, O)
@@ -80,6 +83,12 @@ def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
            "output_vendi": _r4(vendi_score(Ok)) if len(Ok) else None,
            "output_mean_pairwise_distance": _r4(mean_pairwise_distance(Ok)) if len(Ok) else None,
            "output_near_duplicate_rate": _r4(dup_rate)}
+    if ctrl:
+        from ..audit import compare_arms
+
+        rep["control"] = len(ctrl)
+        rep["control_comparison"] = compare_arms(O, embedder.encode([r["response"] for r in ctrl]))
+        kept = kept + ctrl
     if by is not None:
         from ..audit import audit
 
