@@ -53,9 +53,21 @@ def _defaults() -> dict:
     return {p.name: p.default for p in STRATEGIES["medoids"].params if p.name in ("gamma", "spread")}
 
 
+def _vendi(S: np.ndarray) -> float:
+    """metrics.vendi_score, from the k x k Gram matrix when k < d (the same
+    non-zero spectrum as its d x d form; cheaper for small selections)."""
+    if len(S) >= S.shape[1]:
+        return vendi_score(S)
+    G = S.astype(np.float64)
+    lam = np.linalg.eigvalsh(G @ G.T / len(G))
+    lam = lam[lam > 1e-12]
+    lam = lam / lam.sum()
+    return float(np.exp(-(lam * np.log(lam)).sum()))
+
+
 def _metrics(O: np.ndarray, sel: np.ndarray, grid: CellGrid) -> tuple:
     S = O[sel]
-    return (vendi_score(S), -float((1.0 - (O @ S.T).max(axis=1)).mean()), grid.coverage(S)[0])
+    return (_vendi(S), -float((1.0 - (O @ S.T).max(axis=1)).mean()), grid.coverage(S)[0])
 
 
 def _settings(half: int, ks, size: int):

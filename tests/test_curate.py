@@ -329,3 +329,13 @@ def test_sample_synthesize_curate_end_to_end(tmp_path, built_store):
     assert len(doc["kept"]) == 12 and all(x in gen for x in doc["kept"])
     assert doc["manifest"]["params"]["embed_model"] == built_store.embedder.name  # the store's
     assert doc["coverage"]["vendi_kept"] > 1.0
+
+
+def test_benchmark_vendi_from_the_gram_matrix_equals_metrics_vendi():
+    from benchmarks.curation import _vendi
+
+    rng = np.random.default_rng(0)
+    for n in (2, 30, 100):
+        X = unit(rng.standard_normal((n, 64)))
+        X[: n // 2] = X[0]  # duplicates too
+        assert _vendi(X) == pytest.approx(vendi_score(X), rel=1e-9)
