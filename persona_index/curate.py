@@ -393,7 +393,7 @@ def curate_file(path, k: int, *, fmt: str | None = None, **kw) -> Curation:
     ...
     persona_index.errors.CurationError: ...out.jsonl: no row has the field 'response'; the fields are output, persona
     """
-    from .ingest import _detect_format, iter_file
+    from .readers import _detect_format, iter_file
 
     path = str(path)
     fmt = _detect_format(path, fmt)
