@@ -159,7 +159,8 @@ def test_library_errors_name_parameters_and_the_cli_says_flags(tmp_path):
     r = CliRunner().invoke(cli, db + ["ingest", str(f), "--no-progress"])
     assert r.exit_code == 1 and r.stderr.strip().endswith("name one with --text-field")
     r = CliRunner().invoke(cli, db + ["ingest", str(f), "--no-progress", "--report", str(f)])
-    assert r.exit_code == 1 and f"--report '{f}' is the input file" in r.stderr
+    # the CLI refuses an output equal to an input before any work, as a usage error (exit 2)
+    assert r.exit_code == 2 and f"--report '{f}' is PATH '{f}'" in r.stderr
     assert "report=" not in r.stderr and "text_field" not in r.stderr
 
 
