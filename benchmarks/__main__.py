@@ -18,7 +18,8 @@ import numpy as np
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "personahub" / "tools-dev.jsonl"
 CHAT_DATA = DEFAULT_DATA.parents[1] / "persona-chat" / "chat-dev.jsonl"
 SECTIONS = ("sampler", "dedup", "latency", "embedders", "coverage", "speed", "store", "scale", "synth", "ray", "demo", "pool", "population",
-            "gpu", "minhash", "balanced", "faults", "default", "ray-default", "scale7", "curation")
+            "gpu", "minhash", "balanced", "faults", "default", "ray-default", "scale7",
+            "curation", "newuser")
 
 
 def main(argv=None) -> int:
@@ -249,6 +250,11 @@ def main(argv=None) -> int:
             old7 = json.loads(prev7.read_text(encoding="utf-8")).get("scale7", {}).get("rows", [])
             res["scale7"]["rows"] = sorted([r for r in old7 if r["n"] not in ns]
                                            + res["scale7"]["rows"], key=lambda r: r["n"])
+
+    if "newuser" in sections:
+        from .newuser import run_newuser
+
+        res["newuser"] = run_newuser(args.data, out, reps=3 if quick else 5)
 
     if "scale" in sections:
         from .scale import run_scale

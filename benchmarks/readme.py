@@ -280,6 +280,13 @@ def render(name: str, res: dict) -> str:
         from .curation import markdown as curation_markdown
 
         return "\n".join(curation_markdown(res["curation"]) + ["", _provenance(res, "curation")])
+    if name == "newuser-coverage":
+        from .newuser import markdown as newuser_markdown
+
+        return "\n".join(newuser_markdown(res["newuser"]) + ["", _provenance(res, "newuser")])
+    if name == "newuser-map":
+        m = res["newuser"]["map"]
+        return "\n".join([f"![{m['title']}]({m['file']})", "", _provenance(res, "newuser")])
     raise KeyError(f"no renderer for generated section {name!r}")
 
 

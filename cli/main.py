@@ -14,6 +14,7 @@ import math
 import click
 import numpy as np
 
+from .output import default_columns, draw_plot, plot_option, where_columns
 from persona_index.outputs import output_file
 from persona_index_cli.messages import as_flags, library_warnings
 from persona_index.errors import (InvalidFilterError, OutputPathError, PersonaIndexError,
@@ -164,10 +165,15 @@ def row_format_option(fn):
             kwargs["as_json"] = True
         return fn(*args, **kwargs)
 
-    return wrapper
+    from .output import column_options
+
+    return column_options(wrapper)
 
 
 def _emit_rows(rows: list, fmt: str) -> None:
+    from .output import chosen_columns, select
+
+    rows = select(rows, chosen_columns(rows, None))
     if fmt == "jsonl":
         for r in rows:
             click.echo(json.dumps(strict_json(r), ensure_ascii=False, default=str, allow_nan=False))
@@ -211,23 +217,11 @@ def emit(data, as_json: bool, *, rows: list | None = None, columns: list | None 
         click.echo(str(data))
 
 
-def format_table(rows: list[dict], columns: list | None = None, max_width: int = 70) -> str:
-    if not rows:
-        return "(no rows)"
-    columns = columns or list(rows[0].keys())
+def format_table(rows: list[dict], columns: list | None = None) -> str:
+    """Rows as an aligned table (``--columns`` and ``--wide`` apply; see cli/output.py)."""
+    from .output import format_rows
 
-    def cell(v):
-        if isinstance(v, float):
-            v = f"{v:.4f}"
-        s = "" if v is None else str(v)
-        return s if len(s) <= max_width else s[: max_width - 1] + "…"
-
-    cells = [[cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(lines)
+    return format_rows(rows, columns)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -457,7 +451,8 @@ def query_command(name, doc):
         idx = open_index(ctx)
         hits = getattr(idx, name)(text, id=pid, k=k, where=where, device=device)
         rows = [h.to_dict() for h in hits]
-        cols = ["similarity", "id", "text"] + [a for a in idx.attributes[:3]]
+        cols = default_columns(["similarity", "id", "text"], idx.attributes,
+                               asked=where_columns(where, idx.attributes))
         emit(rows, as_json, rows=rows, columns=cols)
 
     return cmd
@@ -595,12 +590,14 @@ def strategies(as_json):
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the batch as jsonl here.")
 @click.option("--manifest", "manifest_out", type=click.Path(dir_okay=False),
               help="Write the manifest here (default: OUT with .manifest.json).")
+@plot_option
 @output_options
 @row_format_option
 @click.pass_context
 def sample(ctx, n, strategy, by, allocation, target, target_file, min_per_cell, stratum_method,
            alpha, n_cells, trim, lam, beta, tau, extra, device, engine, workers,
-           where, near, within, seed, session, exclude, replay_path, out, manifest_out, as_json):
+           where, near, within, seed, session, exclude, replay_path, out, manifest_out, plot,
+           as_json):
     """Draw a batch of personas that covers the persona space."""
     from functools import partial
 
@@ -643,6 +640,11 @@ def sample(ctx, n, strategy, by, allocation, target, target_file, min_per_cell, 
         if world and strategy != "stratified":
             raise click.UsageError("--target world needs --strategy stratified")
         params = validate_params(strategy, params)  # exit 2 before the store is opened
+        if ctx.meta.get("columns"):  # a typo in --columns must not cost a recorded draw
+            from .output import chosen_columns
+
+            attrs = open_index(ctx).attributes
+            chosen_columns([dict.fromkeys(["id", "text", *attrs, "licence", "source"])], None)
         if near is not None and not near.strip():
             raise click.BadParameter("must be a non-empty text", param_hint="--near")
         if (near is None) != (within is None):
@@ -654,6 +656,11 @@ def sample(ctx, n, strategy, by, allocation, target, target_file, min_per_cell, 
                  target="world" if world else None, deliver=deliver)
     idx_attrs = b.attributes
     rows = batch_rows(b)
+    if plot:  # the pool the batch came from: its store at its table version
+        from persona_index.store import PersonaIndex
+
+        draw_plot(PersonaIndex(b.manifest["store"], version=b.manifest["table_version"]),
+                  b.ids, plot, where=b.manifest.get("where"))
     if out == "-":
         return
     rows_only = not as_json and ctx.meta.get("row_format") in ("jsonl", "csv")
@@ -674,7 +681,10 @@ def sample(ctx, n, strategy, by, allocation, target, target_file, min_per_cell, 
                    f"table version {m['table_version']}"
                    + (f", session {m['session']} batch {m['batch']}" if m.get("session") else ""),
                    err=True)
-        click.echo(format_table(rows, ["id", "text"] + idx_attrs[:3]))
+        p = m.get("params") or {}
+        asked = list(p.get("by") or []) + list(p.get("target") or {}) \
+            + where_columns(m.get("where"), idx_attrs)
+        click.echo(format_table(rows, default_columns(["id", "text"], idx_attrs, asked)))
         if balance:
             _echo_balance(balance)
 
@@ -716,11 +726,12 @@ def _echo_balance(rep: dict, err: bool = True) -> None:
               "(one per attribute), or 'world'; adds the error against it.")
 @click.option("--target-file", type=click.Path(exists=True, dir_okay=False),
               help="Targets from a JSON file {attr: {value: weight}}.")
-@click.option("--compare-uniform", type=int, default=0, show_default=True,
-              help="Also measure this many uniform batches of the same size (mean).")
+@click.option("--compare-uniform", type=click.IntRange(0, 10000), default=0, show_default=True,
+              help="Also measure this many uniform batches of the same size (mean ± sd, z).")
+@plot_option
 @output_options
 @click.pass_context
-def coverage(ctx, ids_file, session, where, target, target_file, compare_uniform, as_json):
+def coverage(ctx, ids_file, session, where, target, target_file, compare_uniform, plot, as_json):
     """Coverage metrics of a batch (or a session) against the pool."""
     from persona_index.sampling import balance_of, coverage_vs_uniform, read_ids, sampling_params
     from persona_index.sessions import Sessions
@@ -744,20 +755,24 @@ def coverage(ctx, ids_file, session, where, target, target_file, compare_uniform
         click.echo(f"target world: matched {', '.join(matched['matched'])}", err=True)
     balance = balance_of(idx, ids, target=targets, where=where) if targets else None
     result = coverage_vs_uniform(idx, ids, where=where, targets=targets,
-                                 uniform_draws=compare_uniform)
+                                 uniform_draws=compare_uniform, progress=not as_json)
     if balance:
         result["balance"] = balance
     rep = result["sample"]
+    if plot:
+        draw_plot(idx, ids, plot, where=where)
     if as_json:
         emit(result, True)
         return
-    keys = [k for k in rep if isinstance(rep[k], float)]
-    rows = [{"metric": k, "sample": rep[k],
-             **({"uniform (mean)": result["uniform_mean"][k]} if compare_uniform else {})}
-            for k in keys]
-    for name, v in (rep.get("attribute_balance") or {}).items():
-        rows.append({"metric": f"balance[{name}]", "sample": v})
-    click.echo(format_table(rows))
+    from persona_index.display import coverage_rows
+
+    if compare_uniform:
+        rep = {**rep, "uniform": {"draws": compare_uniform, "mean": result["uniform_mean"],
+                                  "sd": result["uniform_sd"], "z": result["z"]}}
+        click.echo(f"{rep['n']} personas in a pool of {rep['pool']}, next to {compare_uniform} "
+                   "uniform batches of the same size (z: sds from their mean, + is better)",
+                   err=True)
+    click.echo(format_table(coverage_rows(rep)))
     if balance:
         _echo_balance(balance, err=False)
 

@@ -31,6 +31,10 @@ import numpy as np
 
 PCA_SEED = 12345
 KNN_SEED = 54321
+#: which way each metric of :func:`coverage_report` is better: +1 higher, -1 lower
+BETTER = {"cell_coverage": +1, "cell_mass_coverage": +1, "knn_coverage": +1,
+          "kcenter_radius": -1, "mean_nearest_distance": -1, "vendi": +1,
+          "mean_pairwise_distance": +1}
 
 
 def _dist_to_nearest(P: np.ndarray, S: np.ndarray, block: int = 16384) -> np.ndarray:
@@ -130,7 +134,12 @@ class CellGrid:
         fit = pool if len(pool) <= fit_rows else pool[np.sort(rng.choice(len(pool), fit_rows, replace=False))]
         fit = fit.astype(np.float64)
         self.mean = fit.mean(axis=0)
-        _, _, vt = np.linalg.svd(fit - self.mean, full_matrices=False)
+        # the top right-singular vectors of the centred rows, as eigenvectors
+        # of their d x d scatter matrix: the same directions as an SVD (cosine
+        # 1 - 1e-15 on 5,000 x 384) at a twentieth of the time
+        centred = fit - self.mean
+        _, vecs = np.linalg.eigh(centred.T @ centred)
+        vt = vecs[:, ::-1].T[:min(len(fit), fit.shape[1])]
         self.components = vt[:dims].astype(np.float32)
         # sign convention so the grid is the same on every machine
         signs = np.sign(self.components[np.arange(len(self.components)),
@@ -197,18 +206,34 @@ def knn_coverage(sample: np.ndarray, pool: np.ndarray, k: int = 5,
     >>> knn_coverage(-pool, pool)
     0.0
     """
-    n = len(sample)
     if reference is None:
-        rng = np.random.default_rng(KNN_SEED)
-        reference = pool[rng.choice(len(pool), size=min(n, len(pool)), replace=False)]
+        return _knn_with(_knn_reference(pool, len(sample), k), sample)
+    return _knn_with(_knn_balls(reference, k), sample)
+
+
+def _knn_reference(pool: np.ndarray, n: int, k: int):
+    """The size-``n`` reference rows of ``pool`` (seed :data:`KNN_SEED`) and their balls."""
+    rng = np.random.default_rng(KNN_SEED)
+    return _knn_balls(pool[rng.choice(len(pool), size=min(n, len(pool)), replace=False)], k)
+
+
+def _knn_balls(reference: np.ndarray, k: int):
+    """``(reference, radius)``: each reference row's distance to its k-th
+    nearest other reference row (radius None when there are too few rows)."""
     m = len(reference)
     kk = min(k, m - 1)
     if kk < 1:
-        return float("nan")
+        return reference, None
     sims = reference @ reference.T
     np.fill_diagonal(sims, -np.inf)
     kth = np.partition(sims, m - kk, axis=1)[:, m - kk]  # k-th largest similarity
-    radius = 1.0 - kth
+    return reference, 1.0 - kth
+
+
+def _knn_with(balls, sample: np.ndarray) -> float:
+    reference, radius = balls
+    if radius is None:
+        return float("nan")
     nearest = _dist_to_nearest(reference, sample)
     return float((nearest <= radius + 1e-7).mean())
 
@@ -291,30 +316,88 @@ def coverage_report(sample_idx: Sequence[int], pool: np.ndarray, *,
     >>> full["cell_coverage"], round(full["kcenter_radius"], 4)
     (1.0, 0.0)
     """
-    idx = np.asarray(sample_idx, dtype=np.int64)
-    S = pool[idx]
-    grid = grid or CellGrid(pool)
-    cov, mass = grid.coverage(S)
-    rmax, rmean = kcenter_radius(S, pool)
-    out = {
-        "n": int(len(idx)),
-        "pool": int(len(pool)),
-        "cell_coverage": cov,
-        "cell_mass_coverage": mass,
-        "knn_coverage": knn_coverage(S, pool, k=knn_k),
-        "kcenter_radius": rmax,
-        "mean_nearest_distance": rmean,
-        "vendi": vendi_score(S),
-        "mean_pairwise_distance": mean_pairwise_distance(S),
-    }
-    if attributes:
-        bal = {}
-        for name, col in attributes.items():
-            col = np.asarray(col, dtype=object)
-            cats = np.unique(np.asarray(["(none)" if v is None else str(v) for v in col]))
-            bal[name] = normalized_entropy(col[idx], cats)
-        out["attribute_balance"] = bal
-    if targets:
-        out["target_divergence"] = {name: divergence_from_target(
-            np.asarray(attributes[name], dtype=object)[idx], t) for name, t in targets.items()}
-    return out
+    return coverage_reports([sample_idx], pool, attributes=attributes, targets=targets,
+                            grid=grid, knn_k=knn_k)[0]
+
+
+#: the most float32 cells one block of the pool-by-samples product may hold (64 MiB)
+PRODUCT_BLOCK_CELLS = 1 << 24
+
+
+def _nearest_per_batch(pool: np.ndarray, samples: Sequence[np.ndarray], progress=None):
+    """Per batch, the cosine distance from each pool row to its nearest row
+    of that batch: one product of the pool with every batch side by side,
+    in blocks of pool rows so that a block holds at most
+    :data:`PRODUCT_BLOCK_CELLS` similarities."""
+    from .threads import blas_limit
+
+    S = np.ascontiguousarray(np.concatenate(samples).T)
+    bounds = np.cumsum([0] + [len(s) for s in samples])
+    out = np.empty((len(samples), len(pool)), dtype=np.float32)
+    block = max(1, PRODUCT_BLOCK_CELLS // max(1, S.shape[1]))
+    with blas_limit(float(len(pool)) * S.shape[0] * S.shape[1]):
+        for s in range(0, len(pool), block):
+            sims = pool[s:s + block] @ S
+            for j in range(len(samples)):
+                out[j, s:s + block] = 1.0 - sims[:, bounds[j]:bounds[j + 1]].max(axis=1)
+            if progress is not None:
+                progress(min(block, len(pool) - s))
+    return np.maximum(out, 0.0)
+
+
+def coverage_reports(batches: Sequence[Sequence[int]], pool: np.ndarray, *,
+                     attributes: Mapping[str, Sequence] | None = None,
+                     targets: Mapping[str, Mapping[str, float]] | None = None,
+                     grid: CellGrid | None = None, knn_k: int = 5, progress=None) -> list[dict]:
+    """:func:`coverage_report` of several batches of one pool: the PCA grid
+    is fitted once, the k-center distances come from one blocked product of
+    the pool with all batches (bounded memory), the k-NN reference balls once
+    per batch size. ``progress``, if given, is called with a number of pool
+    rows done (the product's blocks).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> pool = rng.standard_normal((300, 8)).astype(np.float32)
+    >>> pool /= np.linalg.norm(pool, axis=1, keepdims=True)
+    >>> a, b = coverage_reports([range(0, 300, 10), range(30)], pool)
+    >>> a == coverage_report(range(0, 300, 10), pool), b == coverage_report(range(30), pool)
+    (True, True)
+    """
+    from .threads import blas_limit
+
+    idxs = [np.asarray(b, dtype=np.int64) for b in batches]
+    if grid is None:
+        with blas_limit(float(min(len(pool), 50000)) * pool.shape[1] ** 2):
+            grid = CellGrid(pool)
+    samples = [pool[i] for i in idxs]
+    nearest = _nearest_per_batch(pool, samples, progress)
+    cols = {name: np.asarray(col, dtype=object) for name, col in (attributes or {}).items()}
+    cats = {name: np.unique(np.asarray(["(none)" if v is None else str(v) for v in col]))
+            for name, col in cols.items()}
+    refs: dict = {}
+    reports = []
+    for idx, S, d in zip(idxs, samples, nearest):
+        n = len(idx)
+        if n not in refs:  # the reference and its balls depend on the batch size only
+            refs[n] = _knn_reference(pool, n, knn_k)
+        cov, mass = grid.coverage(S)
+        out = {
+            "n": int(n),
+            "pool": int(len(pool)),
+            "cell_coverage": cov,
+            "cell_mass_coverage": mass,
+            "knn_coverage": _knn_with(refs[n], S),
+            "kcenter_radius": float(d.max()),
+            "mean_nearest_distance": float(d.mean()),
+            "vendi": vendi_score(S),
+            "mean_pairwise_distance": mean_pairwise_distance(S),
+        }
+        if attributes:
+            out["attribute_balance"] = {name: normalized_entropy(col[idx], cats[name])
+                                        for name, col in cols.items()}
+        if targets:
+            out["target_divergence"] = {name: divergence_from_target(cols[name][idx], t)
+                                        for name, t in targets.items()}
+        reports.append(out)
+    return reports

@@ -27,6 +27,7 @@ True
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import warnings
@@ -460,9 +461,13 @@ def check_manifest(manifest) -> None:
         raise ManifestError("manifest field 'exclude_sessions' must be a list of strings")
 
 
-def replay(manifest: dict, *, path: str | None = None) -> Batch:
+def replay(manifest, *, path: str | None = None) -> Batch:
     """Re-run a manifest at its table version and session state; the ids must
     come out the same, else :class:`ManifestError`.
+
+    ``manifest`` is the manifest (a dict) or the path of a manifest file
+    (what ``sample --out`` writes next to the batch). ``path``: the store to
+    replay on (default: the manifest's ``store``).
 
     Examples
     --------
@@ -475,12 +480,34 @@ def replay(manifest: dict, *, path: str | None = None) -> Batch:
     >>> _ = idx.add([{"text": "a later persona"}])  # the store moves on
     >>> replay(b.manifest).ids == b.ids
     True
+    >>> import json, os
+    >>> m = os.path.join(tempfile.mkdtemp(), "b.manifest.json")
+    >>> _ = open(m, "w").write(json.dumps(b.manifest))
+    >>> replay(m).ids == b.ids  # a manifest file works as well
+    True
     """
+    if isinstance(manifest, (str, os.PathLike)):
+        manifest = load_manifest(manifest)
     check_manifest(manifest)
     manifest, notes = upgrade_manifest(manifest)
     for note in notes:
         warnings.warn(note, FutureWarning, stacklevel=2)
-    idx = PersonaIndex(path or manifest["store"], version=manifest["table_version"], must_exist=True)
+    store = path or manifest.get("store")
+    if not store:
+        raise ManifestError("the manifest names no store: pass path= (the CLI: --db)")
+    idx = PersonaIndex(store, version=manifest["table_version"], must_exist=True)
+    try:
+        idx.snapshot()
+    except Exception as exc:
+        from .errors import InvalidQueryError, StoreNotFoundError
+
+        if not isinstance(exc, (InvalidQueryError, StoreNotFoundError)):
+            raise
+        latest = PersonaIndex(store).version
+        raise ManifestError(f"the store {store!r} has no table version "
+                            f"{manifest['table_version']} (its latest is {latest}): replay the "
+                            "manifest on the store it was drawn from (its 'store', or path=)"
+                            ) from None
     b = draw(idx, manifest["n"], manifest["strategy"], seed=manifest["seed"],
              where=manifest.get("where"), near=manifest.get("near"), within=manifest.get("within"),
              session=manifest.get("session"), exclude_sessions=manifest.get("exclude_sessions") or (),
@@ -493,10 +520,53 @@ def replay(manifest: dict, *, path: str | None = None) -> Batch:
     return b
 
 
+class Coverage(dict):
+    """A coverage report (a dict: :func:`~persona_index.metrics.coverage_report`'s
+    keys, and ``uniform`` when compared with uniform batches) that prints as
+    a table, in a terminal and in a notebook."""
+
+    def rows(self) -> list[dict]:
+        from .display import coverage_rows
+
+        return coverage_rows(self)
+
+    def _title(self) -> str:
+        uni = self.get("uniform")
+        return (f"coverage of {self.get('n')} personas in a pool of {self.get('pool')}"
+                + (f", next to {uni['draws']} uniform batches of the same size" if uni else ""))
+
+    def __repr__(self) -> str:
+        from .display import text_table
+
+        return self._title() + "\n" + text_table(self.rows())
+
+    def _repr_html_(self) -> str:
+        from .display import html_table
+
+        return html_table(self.rows(), caption=self._title())
+
+
 def coverage_of(index: PersonaIndex, ids: Sequence[str], *, where: str | None = None,
-                targets: Mapping | None = None) -> dict:
+                targets: Mapping | None = None, compare_uniform: int = 0,
+                progress: bool = False) -> Coverage:
     """Every coverage metric of the personas ``ids`` against the store (or the
     rows matching ``where``), plus the balance of each store attribute.
+
+    Parameters
+    ----------
+    compare_uniform : int, default 0
+        Also measure this many uniform batches of the same size (seeds 0, 1,
+        ..., the batches ``draw(index, len(ids), "uniform", seed=s,
+        where=where)`` gives): the result's ``uniform`` holds their ``mean``
+        and ``sd`` (ddof 1) per metric (and per ``balance[ATTR]``), and ``z``,
+        the sample's distance from the mean in sds, signed so that positive is
+        better than uniform (nan where the uniform batches do not vary).
+    progress : bool
+        A progress bar on stderr when the work takes over 2 s.
+
+    All batches are measured on one snapshot, with one PCA grid and one
+    blocked product of the pool with every batch
+    (:func:`~persona_index.metrics.coverage_reports`).
 
     Examples
     --------
@@ -510,9 +580,18 @@ def coverage_of(index: PersonaIndex, ids: Sequence[str], *, where: str | None = 
     >>> r = coverage_of(idx, ids)  # the whole pool covers itself
     >>> round(r["kcenter_radius"], 4), r["n"]
     (0.0, 40)
+    >>> r = coverage_of(idx, ids[:8], compare_uniform=4)
+    >>> r["uniform"]["draws"], sorted(r["uniform"])
+    (4, ['draws', 'mean', 'sd', 'seeds', 'z'])
     """
-    from .metrics import coverage_report
+    from .errors import InvalidQueryError
+    from .metrics import BETTER, coverage_reports
+    from .progress import progress_bar
 
+    if isinstance(compare_uniform, bool) or not isinstance(compare_uniform, (int, np.integer)) \
+            or compare_uniform < 0:
+        raise InvalidQueryError(f"compare_uniform must be a whole number >= 0, "
+                                f"got {compare_uniform!r}")
     m = index.snapshot()  # one table version for the matrix, the filter and the attributes
     pool = m.positions(where) if where else np.arange(len(m.vectors))
     lookup = {int(p): i for i, p in enumerate(pool)}
@@ -530,8 +609,34 @@ def coverage_of(index: PersonaIndex, ids: Sequence[str], *, where: str | None = 
     attrs = m.attribute_columns(m.attributes) if m.attributes else None
     full = len(pool) == len(m.vectors)  # then no copy of the matrix
     attrs = {k: (v if full else v[pool]) for k, v in attrs.items()} if attrs else None
-    return coverage_report(local, m.vectors if full else m.vectors[pool], attributes=attrs,
-                           targets=targets)
+    X = m.vectors if full else m.vectors[pool]
+    seeds = list(range(int(compare_uniform)))
+    # the same batches draw(index, n, "uniform", seed=s, where=where) gives (no session)
+    batches = [np.asarray(local)] + [sample(X, len(local), "uniform", seed=s) for s in seeds]
+    with progress_bar(len(X), "coverage", enabled=progress, unit="personas") as bar:
+        reports = coverage_reports(batches, X, attributes=attrs, targets=targets,
+                                   progress=bar.update)
+    rep = Coverage(reports[0])
+    if seeds:
+        keys = [k for k in rep if isinstance(rep[k], float)]
+        vals = {k: np.array([r[k] for r in reports[1:]], dtype=np.float64) for k in keys}
+        mean = {k: float(v.mean()) for k, v in vals.items()}
+        sd = {k: float(v.std(ddof=1)) if len(v) > 1 else float("nan") for k, v in vals.items()}
+        z = {}
+        for k in keys:
+            if sd[k] > 0 and math.isfinite(sd[k]):
+                z[k] = BETTER.get(k, 1) * (rep[k] - mean[k]) / sd[k]
+            else:
+                z[k] = float("nan")
+        for name in rep.get("attribute_balance") or {}:  # balance: higher is better
+            key = f"balance[{name}]"
+            v = np.array([r["attribute_balance"][name] for r in reports[1:]], dtype=np.float64)
+            mean[key] = float(v.mean())
+            sd[key] = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+            z[key] = ((rep["attribute_balance"][name] - mean[key]) / sd[key]
+                      if sd[key] > 0 and math.isfinite(sd[key]) else float("nan"))
+        rep["uniform"] = {"draws": len(seeds), "seeds": seeds, "mean": mean, "sd": sd, "z": z}
+    return rep
 
 
 def balance_of(index: PersonaIndex, ids: Sequence[str], *, target: Mapping,
@@ -815,10 +920,11 @@ def read_ids(lines, name: str = "<ids>") -> list[str]:
 
 
 def coverage_vs_uniform(index: PersonaIndex, ids: Sequence[str], *, where: str | None = None,
-                        targets: Mapping | None = None, uniform_draws: int = 0) -> dict:
-    """``{"sample": coverage_of(ids), "uniform_mean": ...}``: the batch's
-    coverage next to the mean over ``uniform_draws`` uniform batches of the
-    same size (seeds 0, 1, ...), all on one snapshot.
+                        targets: Mapping | None = None, uniform_draws: int = 0,
+                        progress: bool = False) -> dict:
+    """``{"sample": ..., "uniform_mean": ..., "uniform_sd": ..., "z": ...}`` (what
+    ``coverage --json`` prints): :func:`coverage_of` with ``compare_uniform``,
+    the uniform figures moved to the top level (absent with no uniform draws).
 
     >>> import tempfile
     >>> from persona_index import PersonaIndex
@@ -827,14 +933,12 @@ def coverage_vs_uniform(index: PersonaIndex, ids: Sequence[str], *, where: str |
     >>> _ = idx.add([{"text": f"persona {i}"} for i in range(50)])
     >>> r = coverage_vs_uniform(idx, draw(idx, 10, seed=0).ids, uniform_draws=3)
     >>> sorted(r), r["sample"]["n"], "vendi" in r["uniform_mean"]
-    (['sample', 'uniform_mean'], 10, True)
+    (['sample', 'uniform_mean', 'uniform_sd', 'z'], 10, True)
     """
-    rep = coverage_of(index, ids, where=where, targets=targets)
-    result = {"sample": rep}
-    if uniform_draws:
-        reps = [coverage_of(index, draw(index, len(ids), "uniform", seed=s, where=where,
-                                        record=False).ids, where=where, targets=targets)
-                for s in range(uniform_draws)]
-        result["uniform_mean"] = {k: float(np.mean([r[k] for r in reps])) for k in rep
-                                  if isinstance(rep[k], float)}
+    rep = coverage_of(index, ids, where=where, targets=targets, compare_uniform=uniform_draws,
+                      progress=progress)
+    uni = rep.pop("uniform", None)
+    result = {"sample": dict(rep)}
+    if uni:
+        result.update(uniform_mean=uni["mean"], uniform_sd=uni["sd"], z=uni["z"])
     return result
