@@ -17,7 +17,8 @@ import numpy as np
 from .output import default_columns, draw_plot, plot_option, where_columns
 from persona_index.outputs import output_file
 from persona_index_cli.messages import as_flags, library_warnings
-from persona_index.errors import (InvalidFilterError, OutputPathError, PersonaIndexError,
+from persona_index.errors import (InvalidFilterError, ManifestError, OutputPathError,
+                                  PersonaIndexError,
                                   StrategyParameterError)
 from persona_index.samplers.registry import DEFAULT_STRATEGY, STRATEGIES as _SPECS
 from persona_index.samplers.registry import DEVICES, strategy_names, validate_params
@@ -39,12 +40,35 @@ def strict_json(obj):
     return obj
 
 
+class _Command(click.Command):
+    """A command whose usage errors show its own usage (not the group's), and
+    whose library usage errors (a bad strategy parameter or where clause)
+    are click usage errors of the command (exit 2)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            if exc.ctx is None or exc.ctx.command is not self:
+                exc.ctx, exc.cmd = ctx, self
+            raise
+        except (StrategyParameterError, InvalidFilterError) as exc:
+            raise click.UsageError(_one_line(exc), ctx=ctx) from None
+
+
+class _SubGroup(click.Group):
+    command_class = _Command
+
+
 class _Group(click.Group):
     """The CLI's error contract: a usage or parameter error exits 2, a data
     error exits 1, each with one line on stderr naming the option, the file
     and line or the field; with ``--json`` the same error is also printed as
     one JSON document (``{"error": ..., "kind": "usage" | "data"}``) on stdout.
     No Python exception type names or internal paths reach the user."""
+
+    command_class = _Command
+    group_class = _SubGroup
 
     def parse_args(self, ctx, args):
         ctx.meta["persona_index_json"] = "--json" in args
@@ -250,7 +274,9 @@ def cli(ctx, db, embed_model, single_writer, lock_timeout):
 
     ctx.obj = {"db": db, "model": embed_model, "single_writer": single_writer,
                "lock_timeout": lock_timeout,
-               "db_given": ctx.get_parameter_source("db") is not ParameterSource.DEFAULT}
+               "db_given": ctx.get_parameter_source("db") is not ParameterSource.DEFAULT,
+               "sources": {"db": ctx.get_parameter_source("db"),
+                           "model": ctx.get_parameter_source("embed_model")}}
 
 
 def open_index(ctx, must_exist: bool = True):
@@ -291,7 +317,8 @@ def _summary_out(summary, as_json):
 
 def ingest_options(fn):
     for opt in reversed([
-        click.option("--near-dup-threshold", type=float, default=0.95, show_default=True,
+        click.option("--near-dup-threshold", type=click.FloatRange(0, 1), default=0.95,
+                     show_default=True,
                      help="Cosine similarity at or above which a persona is a near duplicate."),
         click.option("--no-near-dedup", is_flag=True, help="Drop exact duplicates only."),
         click.option("--batch-size", type=click.IntRange(1), default=1024, show_default=True,
@@ -397,7 +424,8 @@ def ingest(ctx, path, fmt, text_field, attrs, licence, schema, template, bands, 
 @cli.command()
 @click.option("--count", "-n", type=click.IntRange(1), default=10000, show_default=True,
               help="How many personas to compose.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Random seed (a whole number >= 0).")
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Write the personas to this jsonl file instead of the store.")
 @click.option("--weights", type=click.Choice(["uniform", "population"]), default="uniform",
@@ -448,6 +476,8 @@ def query_command(name, doc):
     @row_format_option
     @click.pass_context
     def cmd(ctx, text, pid, k, where, device, as_json):
+        if text is None and pid is None:
+            raise click.UsageError("give a query TEXT or --id ID")
         idx = open_index(ctx)
         hits = getattr(idx, name)(text, id=pid, k=k, where=where, device=device)
         rows = [h.to_dict() for h in hits]
@@ -464,17 +494,31 @@ query_command("distant", "The k personas least similar to TEXT (or --id), exact 
 
 @cli.command()
 @click.argument("ids", nargs=-1, required=True)
+@click.option("--ignore-missing", is_flag=True,
+              help="Print the ids that are stored and name the others on stderr (exit 0).")
 @output_options
 @row_format_option
 @click.pass_context
-def get(ctx, ids, as_json):
-    """Show stored personas by id (``-`` reads ids from stdin, one a line or jsonl)."""
+def get(ctx, ids, ignore_missing, as_json):
+    """Show stored personas by id (``-`` reads ids from stdin, one a line or jsonl).
+
+    An id that is not stored is an error (exit 1, naming it) unless
+    --ignore-missing."""
     if list(ids) == ["-"]:
         from persona_index.sampling import read_ids
 
         with click.open_file("-") as fh:
             ids = read_ids(fh, "<stdin>")
-    rows = open_index(ctx).get(list(ids))
+    snap = open_index(ctx).snapshot()  # one version for the check and the rows
+    rows = snap.get(list(ids))
+    missing = list(dict.fromkeys(i for i in ids if snap.position_of_id(i) is None))
+    if missing:
+        shown = ", ".join(map(repr, missing[:5])) + (f" and {len(missing) - 5} more"
+                                                     if len(missing) > 5 else "")
+        if not ignore_missing:
+            raise click.ClickException(f"{len(missing)} id(s) not in the store: {shown} "
+                                       "(--ignore-missing to print the others)")
+        click.echo(f"note: {len(missing)} id(s) not in the store: {shown}", err=True)
     emit(rows, as_json, rows=rows)
 
 
@@ -581,7 +625,8 @@ def strategies(as_json):
 @click.option("--where", help="SQL filter: draw only from matching personas.")
 @click.option("--near", help="Draw among the personas nearest to this text (with --within).")
 @click.option("--within", type=click.IntRange(1), help="Neighbourhood size for --near.")
-@click.option("--seed", type=int, help="Random seed (default: a fresh one, recorded).")
+@click.option("--seed", type=click.IntRange(0),
+              help="Random seed, a whole number >= 0 (default: a fresh one, recorded).")
 @click.option("--session", help="Sampling session: never repeat a persona, fill earlier gaps.")
 @click.option("--exclude-session", "exclude", multiple=True,
               help="Exclude what this other session drew (repeatable).")
@@ -616,7 +661,10 @@ def sample(ctx, n, strategy, by, allocation, target, target_file, min_per_cell, 
         manifest, notes = upgrade_manifest(load_manifest(replay_path))
         for note in notes:
             click.echo(f"note: {note}", err=True)
-        b = replay(manifest, path=db)
+        try:
+            b = replay(manifest, path=db)
+        except ManifestError as exc:  # the library names its parameter; here it is --db
+            raise click.ClickException(_one_line(exc).replace("path=", "--db")) from None
         click.echo(f"replayed on {db or b.manifest['store']}", err=True)
         deliver(b).commit()
     else:
@@ -1166,6 +1214,10 @@ def bench(ctx):
 from persona_index_cli.curate import curate_command  # noqa: E402  (its own file)
 
 cli.add_command(curate_command)
+
+from .habits import add_store_options  # noqa: E402
+
+add_store_options(cli, skip=("bench",))
 
 
 def main():

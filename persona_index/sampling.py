@@ -495,14 +495,17 @@ def replay(manifest, *, path: str | None = None) -> Batch:
     store = path or manifest.get("store")
     if not store:
         raise ManifestError("the manifest names no store: pass path= (the CLI: --db)")
-    idx = PersonaIndex(store, version=manifest["table_version"], must_exist=True)
     try:
+        idx = PersonaIndex(store, version=manifest["table_version"], must_exist=True)
         idx.snapshot()
     except Exception as exc:
         from .errors import InvalidQueryError, StoreNotFoundError
 
         if not isinstance(exc, (InvalidQueryError, StoreNotFoundError)):
             raise
+        if isinstance(exc, StoreNotFoundError):
+            raise ManifestError(f"the manifest's store {store!r} does not exist (pass path= to "
+                                "replay it on another store)") from None
         latest = PersonaIndex(store).version
         raise ManifestError(f"the store {store!r} has no table version "
                             f"{manifest['table_version']} (its latest is {latest}): replay the "

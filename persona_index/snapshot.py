@@ -273,6 +273,49 @@ def load_matrix(dataset, dim: int, dtype: str = "float32"):
     return id_arr, vectors, (np.concatenate(addrs) if addrs else np.zeros(0, np.uint64))
 
 
+def where_error(exc, columns: Sequence[str]) -> str:
+    """What is wrong with a where clause, from Lance's error, in the user's
+    terms: the store's own columns only (none of Lance's ``_rowid``,
+    ``_rowaddr``, ...), no ``SELECT 1 FROM t WHERE`` wrapper, no Rust paths.
+
+    >>> where_error(ValueError("Invalid user input: Schema error: No field named t. Valid "
+    ...     "fields are id, text, _rowid, _rowaddr., /x/scanner.rs:839:33"), ["id", "text"])
+    "no column 't'; the columns are id, text"
+    >>> where_error(ValueError("Invalid user input: Error parsing statement: SELECT 1 FROM t "
+    ...     "WHERE (a = ) (sql parser error: Expected: an expression, found: )), /x/sql.rs:1:2"),
+    ...     ["a"])
+    'cannot parse it (expected an expression)'
+    """
+    import re
+
+    msg = clean_error(exc)
+    m = re.search(r"No field named ([^.\s]+)", msg)
+    if m:
+        name = m.group(1).strip("'\"")
+        near = re.search(r"Did you mean '([^']+)'", msg)
+        hint = f" (did you mean {near.group(1)!r}?)" if near and near.group(1) in columns else ""
+        return f"no column {name!r}{hint}; the columns are {', '.join(columns)}"
+    m = re.search(r"sql parser error: (.*?)(?:, found:.*)?\)?$", msg)
+    if m and "SELECT 1 FROM" in msg:
+        return f"cannot parse it ({m.group(1).strip().rstrip(')').lower().replace(':', '')})"
+    m = re.search(r"Invalid function '([^']+)'", msg)
+    if m:
+        return f"no function {m.group(1)!r}"
+    m = re.search(r"Received literal (\w+)\((.*?)\) and could not convert to literal of type "
+                  r"'(\w+)", msg)
+    if m:
+        kinds = {"utf8": "text", "largeutf8": "text", "int64": "integer", "float64": "number",
+                 "float32": "number", "boolean": "true/false", "fixedsizelist": "vector"}
+        lit, col = m.group(1).lower(), m.group(3).lower()
+        return (f"the value {m.group(2)} ({kinds.get(lit, lit)}) does not fit a "
+                f"{kinds.get(col, col)} column")
+    msg = re.sub(r"SELECT 1 FROM t WHERE\s*", "", msg)
+    msg = re.sub(r"(Invalid user input|Schema error|Error resolving filter expression|"
+                 r"Error optimizing sql filter|LanceError\(\w+\)):\s*", "", msg)
+    msg = re.sub(r"Valid fields are [^.]*\.", f"the columns are {', '.join(columns)}.", msg)
+    return re.sub(r",?\s*_row\w+", "", msg).strip(" ,.")
+
+
 class Snapshot:
     """The persona table at one Lance version, read-only.
 
@@ -402,7 +445,9 @@ class Snapshot:
             t = self.dataset.to_table(columns=["id"], filter=whole_clause(key),
                                       with_row_address=True)
         except Exception as exc:  # lance raises ValueError/OSError with a long trace
-            raise InvalidFilterError(f"bad where clause {where!r}: {clean_error(exc)}") from None
+            cols = [c for c in self.columns if c != "vector"]
+            raise InvalidFilterError(f"bad where clause {where!r}: "
+                                     f"{where_error(exc, cols)}") from None
         addresses = t.column("_rowaddr").to_numpy()
         if len(self._sorted_addresses):
             at = np.minimum(np.searchsorted(self._sorted_addresses, addresses),
