@@ -53,7 +53,9 @@ class _Command(click.Command):
                 exc.ctx, exc.cmd = ctx, self
             raise
         except (StrategyParameterError, InvalidFilterError) as exc:
-            raise click.UsageError(_one_line(exc), ctx=ctx) from None
+            msg = _one_line(exc)
+            raise click.UsageError(as_flags(ctx.parent, msg) if ctx.parent else msg,
+                                   ctx=ctx) from None
 
 
 class _SubGroup(click.Group):
@@ -307,6 +309,9 @@ def _summary_out(summary, as_json):
         keys[4:4] = ["minhash_duplicates"]
         keys[-2:-2] = ["minhash_seconds"]
     emit({k: (round(d[k], 2) if isinstance(d[k], float) else d[k]) for k in keys}, False)
+    if d.get("single_valued"):
+        click.echo("not strata (one value on every row, kept as plain columns): " + ", ".join(
+            f"{f} = {v!r}" for f, v in d["single_valued"].items()))
     if d["examples"]:
         click.echo("examples of dropped rows:")
         cols = ["line", "reason", "matched_id", "matched_in", "similarity", "detail"]
@@ -317,7 +322,8 @@ def _summary_out(summary, as_json):
 
 def ingest_options(fn):
     for opt in reversed([
-        click.option("--near-dup-threshold", type=click.FloatRange(0, 1), default=0.95,
+        click.option("--near-dup-threshold", type=click.FloatRange(0, 1, min_open=True),
+                     default=0.95,
                      show_default=True,
                      help="Cosine similarity at or above which a persona is a near duplicate."),
         click.option("--no-near-dedup", is_flag=True, help="Drop exact duplicates only."),

@@ -105,6 +105,8 @@ class IngestSummary:
     fields: dict = field(default_factory=dict)
     schema: str | None = None
     examples: list = field(default_factory=list)
+    #: field -> its one value: short categorical fields kept as plain columns, not strata
+    single_valued: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -227,6 +229,7 @@ def _write(index: PersonaIndex, prep: Prepared, *, embedder=None) -> IngestSumma
     getattr(embedder, "model", None)  # loads the model, outside the ingest timing
     summary = IngestSummary(source=prep.source, text_field=plan.text_field,
                             attributes=list(plan.attributes.values()), schema=plan.schema,
+                            single_valued=dict(plan.single_valued),
                             load_seconds=time.perf_counter() - tl,
                             version_before=snap.version if snap is not None else None)
     t0 = time.perf_counter()

@@ -38,6 +38,9 @@ DEFAULT_NEAR_DUP = 0.95
 ATTR_MAX_DISTINCT = 1000
 ATTR_MAX_LEN = 64
 ATTR_SMALL = 20
+#: from this many rows on, a field with one value on every row is no stratum
+#: (a plain column: a stratum that cannot split anything)
+SINGLE_VALUE_MIN_ROWS = 20
 _DISTINCT_CAP = ATTR_MAX_DISTINCT + 1
 
 
@@ -219,6 +222,8 @@ class Plan:
     plain: dict  # source field -> (column name, arrow type name)
     rows: int
     schema: str | None = None
+    #: field -> its one value: fields left out of the strata (see SINGLE_VALUE_MIN_ROWS)
+    single_valued: dict = field(default_factory=dict)
 
     @property
     def columns(self) -> dict:
@@ -356,6 +361,7 @@ def _choose_columns(scan: _Scan, path: str, text_field: str | None,
     elif text_field not in stats:
         raise InputFileError(path, None, f"unknown text field {text_field!r}; fields: {sorted(stats)}")
     others = [f for f in stats if f != text_field]
+    single: dict = {}
     if attrs is not None:
         unknown = [a for a in attrs if a not in stats]
         if unknown:
@@ -368,7 +374,10 @@ def _choose_columns(scan: _Scan, path: str, text_field: str | None,
             nd = len(s.distinct)
             if (s.kinds == {"str"} and s.max_len <= ATTR_MAX_LEN and nd <= ATTR_MAX_DISTINCT
                     and (nd <= ATTR_SMALL or nd <= rows / 2)):
-                attr_fields.append(f)
+                if nd == 1 and s.present == rows and rows >= SINGLE_VALUE_MIN_ROWS:
+                    single[f] = next(iter(s.distinct))
+                else:
+                    attr_fields.append(f)
     col, _ = assign_columns(list(dict.fromkeys(attr_fields + others)),
                             snap.meta.get("fields") if snap is not None else None,
                             snap.columns if snap is not None else ())
@@ -381,7 +390,7 @@ def _choose_columns(scan: _Scan, path: str, text_field: str | None,
         typ = ("int64" if kinds == {"int"} else "float64" if kinds <= {"int", "float"} and kinds
                else "bool" if kinds == {"bool"} else "string")
         plain[f] = (col[f], typ)
-    return Plan(text_field, attributes, plain, rows)
+    return Plan(text_field, attributes, plain, rows, single_valued=single)
 
 
 # -- check -------------------------------------------------------------------

@@ -90,6 +90,34 @@ class Batch:
                               min_per_cell=p.get("min_per_cell") or 0,
                               uniform_draws=uniform_draws)
 
+    def _caption(self) -> str:
+        m = self.manifest or {}
+        bits = [f"{len(self.ids)} personas"]
+        if m.get("strategy"):
+            bits.append(f"strategy {m['strategy']}, seed {m.get('seed')}, "
+                        f"table version {m.get('table_version')}")
+        if m.get("session"):
+            bits.append(f"session {m['session']} batch {m.get('batch')}")
+        return ", ".join(bits)
+
+    def _table_rows(self) -> list:
+        return [{"id": r.get("id"), "text": r.get("text"),
+                 **{a: r.get(a) for a in self.attributes}} for r in self.rows]
+
+    def __repr__(self) -> str:
+        """The manifest's gist and a table of the first ten personas."""
+        from .display import REPR_WIDTH, clipped, text_table
+
+        rows, more = clipped(self._table_rows())
+        return (f"Batch: {self._caption()}\n" + text_table(rows, max_width=REPR_WIDTH)
+                + (f"\n{more}" if more else ""))
+
+    def _repr_html_(self) -> str:
+        from .display import clipped, html_table
+
+        rows, more = clipped(self._table_rows())
+        return html_table(rows, caption=self._caption() + (f" ({more})" if more else ""))
+
     def to_arrow(self):
         """The batch's personas as an Arrow table (no vectors)."""
         from .snapshot import table_of

@@ -9,8 +9,11 @@ can derive fields:
 * ``personahub``: the persona file (``persona``) and the task files
   (``input persona``, ``synthesized text`` kept as a plain column);
   CC-BY-NC-SA-4.0.
-* ``persona-chat`` (Synthetic-Persona-Chat CSV): a persona is the
-  ``user 1 personas`` fact sentences joined by spaces; CC-BY-4.0.
+* ``persona-chat`` (Synthetic-Persona-Chat CSV): each row holds two
+  personas, ``user 1 personas`` and ``user 2 personas`` (fact sentences,
+  joined by spaces); both are read, each as its own record with the
+  attribute ``speaker`` (``user 1`` or ``user 2``) and the row's line;
+  CC-BY-4.0.
 * ``nemotron`` (Nemotron-Personas parquet): ``persona`` is the text (another
   ``*_persona`` column with ``text_field``); the other persona columns stay
   plain columns; ``sex``, ``occupation``, ``education_level``,
@@ -77,7 +80,7 @@ DEFAULT_TEMPLATE = ("[{age}-year-old ][{sex} ][{occupation}][ from {city_country
 
 SCHEMAS = {
     "personahub": {"licence": "CC-BY-NC-SA-4.0", "attrs": []},
-    "persona-chat": {"licence": "CC-BY-4.0", "text_field": "persona", "attrs": []},
+    "persona-chat": {"licence": "CC-BY-4.0", "text_field": "persona", "attrs": ["speaker"]},
     "nemotron": {"licence": "CC-BY-4.0", "text_field": "persona",
                  "attrs": ["sex", "age_band", "occupation", "education_level", "marital_status",
                            "state", "country"]},
@@ -316,21 +319,25 @@ def detect(columns: Iterable[str]) -> str | None:
     return None
 
 
-def apply(name: str, rec: dict, template: str | None = None) -> dict:
-    """One record as the schema reads it (``template``: the profiles text).
+def apply(name: str, rec: dict, template: str | None = None, *, speaker: str = "user 1") -> dict:
+    """One record as the schema reads it (``template``: the profiles text;
+    ``speaker``: which persona of a persona-chat row, ``user 1`` or ``user 2``).
 
     Examples
     --------
     >>> apply("persona-chat", {"user 1 personas": "I like cats.\\nI am a nurse.\\n"})["persona"]
     'I like cats. I am a nurse.'
+    >>> apply("persona-chat", {"user 2 personas": "I fish."}, speaker="user 2")["persona"]
+    'I fish.'
     >>> apply("profiles", {"age": 30, "occupation": "nurse"}, "{occupation}[, aged {age}]")["text"]
     'nurse, aged 30'
     """
     if name == "persona-chat":
-        facts = rec.get("user 1 personas")
-        if isinstance(facts, str):
-            rec = dict(rec)
-            rec["persona"] = " ".join(s.strip() for s in facts.splitlines() if s.strip())
+        facts = rec.get(f"{speaker} personas")
+        rec = dict(rec)
+        rec["speaker"] = speaker
+        rec["persona"] = (" ".join(s.strip() for s in facts.splitlines() if s.strip())
+                          if isinstance(facts, str) else None)
     elif name == "nemotron":
         rec = dict(rec)
         rec["age_band"] = age_band(rec.get("age"))
@@ -347,6 +354,21 @@ def apply(name: str, rec: dict, template: str | None = None) -> dict:
         if "income" in rec:
             rec["income_band"] = band(rec["income"], INCOME_EDGES)
     return rec
+
+
+_SPEAKER = "\0speaker"
+
+
+def _speakers(name, records):
+    """persona-chat: each row twice, once per speaker with a persona (the
+    second only where ``user 2 personas`` is in the row); other schemas: as is."""
+    for n, rec in records:
+        if name != "persona-chat":
+            yield n, rec
+            continue
+        yield n, {**rec, _SPEAKER: "user 1"}
+        if rec.get("user 2 personas") not in (None, ""):  # an empty cell holds no persona
+            yield n, {**rec, _SPEAKER: "user 2"}
 
 
 def wrap(name: str | None, records: Iterable[tuple[int, dict]], *, path: str = "<records>",
@@ -369,11 +391,12 @@ def wrap(name: str | None, records: Iterable[tuple[int, dict]], *, path: str = "
     """
     bands = bands or {}
     seen: set = set()
-    for n, rec in records:
+    for n, rec in _speakers(name, records):
+        speaker = rec.pop(_SPEAKER, "user 1")
         seen.update(rec)
         if name:
             try:
-                rec = apply(name, rec, template)
+                rec = apply(name, rec, template, speaker=speaker)
             except _Missing as exc:
                 f = exc.args[0]
                 why = (f"no value in this record; write [ ... {{{f}}} ...] to leave the phrase "

@@ -128,6 +128,26 @@ class Hits(list):
     def rows(self) -> list:
         return [h.to_dict() for h in self]
 
+    def _table_rows(self) -> list:
+        return [{"similarity": h.similarity, "id": h.id, "text": h.text, **h.attributes}
+                for h in self]
+
+    def __repr__(self) -> str:
+        """A table: similarity, id, text and attributes, the first ten hits."""
+        from .display import REPR_WIDTH, clipped, text_table
+
+        if not self:
+            return "Hits([])"
+        rows, more = clipped(self._table_rows())
+        return (f"{len(self)} hits\n" + text_table(rows, max_width=REPR_WIDTH)
+                + (f"\n{more}" if more else ""))
+
+    def _repr_html_(self) -> str:
+        from .display import clipped, html_table
+
+        rows, more = clipped(self._table_rows())
+        return html_table(rows, caption=f"{len(self)} hits" + (f" ({more})" if more else ""))
+
     def to_arrow(self):
         return table_of(self.rows())
 

@@ -39,10 +39,17 @@ def test_persona_chat_csv_joins_the_facts(tmp_path):
         w.writerow(["I am a nurse.\nI live in Lyon.", "I ski.", "User 1: hello"])
     idx = _store(tmp_path)
     s = ingest_file(idx, f, schema="auto", near_dedup=False, licence=None)
-    assert s.schema == "persona-chat" and s.added == 2
-    texts = sorted(r["text"] for r in idx.snapshot().dataset.to_table().to_pylist())
-    assert texts == ["I am a nurse. I live in Lyon.", "I like tea. I have a cat."]
-    assert {r["licence"] for r in idx.snapshot().dataset.to_table().to_pylist()} == {"CC-BY-4.0"}
+    assert s.schema == "persona-chat" and s.added == 4 and s.attributes == ["speaker"]
+    rows = idx.snapshot().dataset.to_table().to_pylist()
+    # both persona columns, each row saying which speaker it is
+    assert sorted((r["speaker"], r["text"]) for r in rows) == [
+        ("user 1", "I am a nurse. I live in Lyon."), ("user 1", "I like tea. I have a cat."),
+        ("user 2", "I ski."), ("user 2", "I surf.")]
+    assert {r["licence"] for r in rows} == {"CC-BY-4.0"}
+    by_line = {}
+    for r in rows:  # both personas of a row carry that row's line
+        by_line.setdefault(r["source_line"], set()).add(r["speaker"])
+    assert len(by_line) == 2 and all(v == {"user 1", "user 2"} for v in by_line.values())
 
 
 def test_nemotron_parquet_bands_age_and_stratifies(tmp_path):
