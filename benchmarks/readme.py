@@ -286,7 +286,14 @@ def render(name: str, res: dict) -> str:
         return "\n".join(newuser_markdown(res["newuser"]) + ["", _provenance(res, "newuser")])
     if name == "newuser-map":
         m = res["newuser"]["map"]
-        return "\n".join([f"![{m['title']}]({m['file']})", "", _provenance(res, "newuser")])
+        return "\n".join([f"![{m['title']}]({m['docs_file']})", "",
+                          f"*Left: the batch of {m['n']} (herding, seed 0) on the pool of "
+                          f"{m['pool']:,}: k-center radius {m['batch']['kcenter_radius']:.3f}, "
+                          f"Vendi {m['batch']['vendi']:.1f}, cell coverage "
+                          f"{m['batch']['cell_coverage']:.2f}; right: a uniform batch of the same "
+                          f"size: {m['uniform']['kcenter_radius']:.3f}, "
+                          f"{m['uniform']['vendi']:.1f}, {m['uniform']['cell_coverage']:.2f}.*",
+                          "", _provenance(res, "newuser")])
     raise KeyError(f"no renderer for generated section {name!r}")
 
 
