@@ -1,8 +1,10 @@
 """Progress bars on stderr that stay out of the way of quick work.
 
-A bar shows only once the work has run for :data:`DELAY` seconds, and
-redraws at most every :data:`INTERVAL` seconds (and at least that often
-while its counter moves), so stdout stays clean for pipes and JSON.
+A bar shows only once the work has run for :data:`DELAY` seconds, and then
+redraws at least every :data:`INTERVAL` seconds even while its counter
+stands still (a model loading, one big matrix product): the elapsed time
+moves, so a user sees that the work goes on. stdout stays clean for pipes and
+JSON.
 
 Examples
 --------
@@ -17,18 +19,55 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
+import time
 
 #: seconds before a bar appears (shorter work shows none)
 DELAY = 2.0
-#: the most seconds between two redraws of a moving bar
+#: the most seconds between two redraws of a shown bar
 INTERVAL = 1.0
 
 
-def progress_bar(total: int | None, desc: str, *, enabled: bool = True, unit: str = "it"):
-    """A tqdm bar on stderr (a context manager), shown after :data:`DELAY` s."""
+@contextlib.contextmanager
+def progress_bar(total: int | None, desc: str, *, enabled: bool = True, unit: str = "it",
+                 delay: float = DELAY, interval: float = INTERVAL):
+    """A tqdm bar on stderr, shown after ``delay`` s and redrawn by a
+    background thread at least every ``interval`` s until the block ends."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled,
-                delay=DELAY, mininterval=0.2, maxinterval=INTERVAL, leave=False,
-                dynamic_ncols=True)
+    bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled,
+               delay=delay, mininterval=min(0.2, interval), leave=False, dynamic_ncols=True)
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def tick():
+        while not stop.wait(interval):
+            if time.monotonic() - start >= delay:
+                with contextlib.suppress(Exception):  # a closed stream must not kill the work
+                    bar.refresh()
+
+    t = threading.Thread(target=tick, daemon=True, name="progress")
+    if enabled:
+        t.start()
+    try:
+        yield bar
+    finally:
+        stop.set()
+        if enabled:
+            t.join()
+        bar.close()
+
+
+def ticks(bar) -> list:
+    """The redraw times of a bar (for tests): wraps its ``refresh``."""
+    seen: list = []
+    refresh = bar.refresh
+
+    def counted(*a, **kw):
+        seen.append(time.monotonic())
+        return refresh(*a, **kw)
+
+    bar.refresh = counted
+    return seen

@@ -19,7 +19,7 @@ from .text import RESERVED, column_name
 
 
 def tag(index: PersonaIndex, name: str, labels: Sequence[str], *, template: str = "{label}",
-        replace: bool = False, block: int = 65536) -> dict:
+        replace: bool = False, block: int = 65536, progress: bool = False) -> dict:
     """Tag every persona with its nearest label; returns counts per label.
 
     Parameters
@@ -28,6 +28,7 @@ def tag(index: PersonaIndex, name: str, labels: Sequence[str], *, template: str 
         works in {label}"`` (default: the label as is).
     replace : overwrite an existing ``NAME`` column (refused otherwise: tagging
         ``region`` must not silently replace the regions a file came with).
+    progress : a bar on stderr when it takes over 2 s (redrawn every second).
 
     Examples
     --------
@@ -59,20 +60,31 @@ def tag(index: PersonaIndex, name: str, labels: Sequence[str], *, template: str 
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
         raise InvalidQueryError(f"label template {template!r} does not fit: its only slot is "
                                 f"{{label}} ({type(exc).__name__}: {exc})") from None
-    L = index.embed(phrases)
-    m = index.snapshot()  # tag exactly the personas of this version
-    X = m.vectors
-    best = np.empty(len(X), dtype=np.int64)
-    margin = np.empty(len(X), dtype=np.float32)
-    for s in range(0, len(X), block):
-        sims = X[s:s + block] @ L.T
-        top2 = np.argsort(-sims, axis=1)[:, :2]
-        rows = np.arange(len(sims))
-        best[s:s + block] = top2[:, 0]
-        margin[s:s + block] = sims[rows, top2[:, 0]] - sims[rows, top2[:, 1]]
-    new = pa.table({"id": m.ids, col: pa.array(np.asarray(labels, dtype=object)[best], pa.string()),
-                    f"{col}_margin": pa.array(margin, pa.float32())})
-    index.set_columns(new, attributes=[col], replace=replace, expect_version=m.version)
+    from .progress import progress_bar
+
+    with progress_bar(None, "tag", enabled=progress, unit="personas") as bar:
+        bar.set_description_str("tag: embedding the labels")
+        L = index.embed(phrases)
+        bar.set_description_str("tag: reading the vectors")
+        m = index.snapshot()  # tag exactly the personas of this version
+        X = m.vectors
+        bar.reset(total=len(X))
+        bar.set_description_str("tag: nearest labels")
+        best = np.empty(len(X), dtype=np.int64)
+        margin = np.empty(len(X), dtype=np.float32)
+        step = min(block, 8192)  # small steps: the bar moves
+        for s in range(0, len(X), step):
+            sims = X[s:s + step] @ L.T
+            top2 = np.argsort(-sims, axis=1)[:, :2]
+            rows = np.arange(len(sims))
+            best[s:s + step] = top2[:, 0]
+            margin[s:s + step] = sims[rows, top2[:, 0]] - sims[rows, top2[:, 1]]
+            bar.update(len(sims))
+        bar.set_description_str("tag: writing")
+        new = pa.table({"id": m.ids,
+                        col: pa.array(np.asarray(labels, dtype=object)[best], pa.string()),
+                        f"{col}_margin": pa.array(margin, pa.float32())})
+        index.set_columns(new, attributes=[col], replace=replace, expect_version=m.version)
     counts = np.bincount(best, minlength=len(labels))
     return {"attribute": col, "tagged": int(len(X)),
             "counts": {l: int(c) for l, c in zip(labels, counts)},
