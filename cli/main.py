@@ -843,8 +843,11 @@ def sessions_list(ctx, as_json):
     """Every session with its persona and batch counts."""
     from persona_index.sessions import Sessions
 
-    rows = Sessions(open_index(ctx)).list()
-    emit(rows, as_json, rows=rows)
+    s = Sessions(open_index(ctx))
+    rows = s.list()
+    for r in rows:  # which sessions each is kept disjoint from (both ways)
+        r["excludes"] = sorted(s.excluded_by(r["session"]))
+    emit(rows, as_json, rows=[{**r, "excludes": ", ".join(r["excludes"]) or "-"} for r in rows])
 
 
 @sessions.command("show")
@@ -855,7 +858,9 @@ def sessions_show(ctx, name, as_json):
     """A session's batches (manifests, without the id lists)."""
     from persona_index.sessions import Sessions
 
-    ms = Sessions(open_index(ctx)).manifests(name)
+    s = Sessions(open_index(ctx))
+    _known_session(s, name)
+    ms = s.manifests(name)
     rows = [{k: m.get(k) for k in ("batch", "strategy", "n", "seed", "table_version", "time")}
             for m in ms]
     emit(ms if as_json else rows, as_json, rows=rows)
@@ -869,8 +874,18 @@ def sessions_reset(ctx, name, as_json):
     """Forget what a session drew."""
     from persona_index.sessions import Sessions
 
-    n = Sessions(open_index(ctx)).reset(name)
+    s = Sessions(open_index(ctx))
+    _known_session(s, name)
+    n = s.reset(name)
     emit({"session": name, "forgotten": n}, as_json)
+
+
+def _known_session(sessions, name) -> None:
+    """Exit 1 naming the sessions there are when ``name`` is none of them."""
+    names = [r["session"] for r in sessions.list()]
+    if name not in names:
+        raise click.ClickException(f"no session {name!r} in this store; its sessions: "
+                                   + (", ".join(names) or "none yet"))
 
 
 @cli.command()
@@ -881,9 +896,10 @@ def sessions_reset(ctx, name, as_json):
 @click.option("--template", default="{label}", show_default=True,
               help="How a label is phrased before embedding, e.g. 'a person working in {label}'.")
 @click.option("--replace", is_flag=True, help="Overwrite an existing column of that name.")
+@click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @output_options
 @click.pass_context
-def tag(ctx, name, labels, labels_file, template, replace, as_json):
+def tag(ctx, name, labels, labels_file, template, replace, progress, as_json):
     """Tag every persona with its nearest label (zero-shot), as an attribute."""
     from persona_index.tagging import tag as do_tag
 
@@ -894,7 +910,8 @@ def tag(ctx, name, labels, labels_file, template, replace, as_json):
             lab = [l.strip() for l in fh if l.strip()]
     else:
         lab = [l.strip() for l in labels.split(",")]
-    emit(do_tag(open_index(ctx), name, lab, template=template, replace=replace), as_json)
+    emit(do_tag(open_index(ctx), name, lab, template=template, replace=replace,
+                progress=progress and not as_json), as_json)
 
 
 def client_options(fn):

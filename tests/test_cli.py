@@ -130,7 +130,8 @@ def test_sample_out_coverage_replay_and_sessions(own_db, tmp_path):
     cov_s = json.loads(run(["--db", own_db, "coverage", "--session", "s1", "--json"]).stdout)
     assert cov_s["sample"]["n"] == 24
     lst = json.loads(run(["--db", own_db, "sessions", "list", "--json"]).stdout)
-    assert lst == [{"session": "s1", "personas": 24, "batches": 2, "last": lst[0]["last"]}]
+    assert lst == [{"session": "s1", "personas": 24, "batches": 2, "last": lst[0]["last"],
+                    "excludes": []}]
     show = json.loads(run(["--db", own_db, "sessions", "show", "s1", "--json"]).stdout)
     assert [m["batch"] for m in show] == [1, 2]
     assert json.loads(run(["--db", own_db, "sessions", "reset", "s1", "--json"]).stdout)["forgotten"] == 24

@@ -201,3 +201,25 @@ def test_plot_without_matplotlib_names_the_extra(db, tmp_path, monkeypatch):
     r = run(["--db", db, "sample", "-n", "3", "--plot", str(tmp_path / "m.png")])
     assert r.exit_code == 2 and "persona-index[plots]" in r.output and "--plot" in r.output
     assert not (tmp_path / "m.png").exists()
+
+
+# -- sessions ------------------------------------------------------------------------------
+
+def test_unknown_sessions_exit_1_and_list_shows_exclusions(db):
+    for cmd in ("show", "reset"):
+        r = run(["--db", db, "sessions", cmd, "nosuch"])
+        assert r.exit_code == 1 and "'nosuch'" in r.output and "forgotten" not in r.output
+    assert run(["--db", db, "sample", "-n", "4", "--seed", "1", "--session", "tr"]).exit_code == 0
+    r = run(["--db", db, "sample", "-n", "4", "--seed", "1", "--session", "ev",
+             "--exclude-session", "tr"])
+    assert r.exit_code == 0, r.output
+    rows = {s["session"]: s for s in json.loads(run(["--db", db, "sessions", "list",
+                                                     "--json"]).stdout)}
+    assert rows["ev"]["excludes"] == ["tr"] and rows["tr"]["excludes"] == ["ev"]
+    table = run(["--db", db, "sessions", "list"]).stdout
+    assert "excludes" in table.splitlines()[0]
+    r = run(["--db", db, "sessions", "reset", "nosuch"])
+    assert "ev" in r.output and "tr" in r.output  # names the sessions there are
+    for name in ("tr", "ev"):
+        assert json.loads(run(["--db", db, "sessions", "reset", name, "--json"]).stdout)[
+            "forgotten"] == 4
