@@ -162,7 +162,9 @@ def markdown(r: dict) -> list:
     L = [f"`coverage` on {r['pool']:,} personas, a batch of {r['batch']}: median of "
          f"{r['reps']} runs in a fresh process each, in seconds ({r['cpus']} CPUs; "
          "*loaded*: beside one `python -c 'while 1: pass'`; *before*: the code at "
-         f"{r['base_commit'][:10]}).", "",
+         f"{r['base_commit'][:10]}). Other jobs shared the machine: the 1-minute load average "
+         f"was {min(t['loadavg_1min_before'] for t in r['timings']):.0f} to "
+         f"{max(t['loadavg_1min_before'] for t in r['timings']):.0f} before the series.", "",
          "| command | load | before | after, BLAS threads left alone | after | goal (loaded) |",
          "|---|---|---|---|---|---|"]
     for what, label in (("ids", "`coverage --ids batch.jsonl`"),
