@@ -57,7 +57,12 @@ def progress_bar(total: int | None, desc: str, *, enabled: bool = True, unit: st
         stop.set()
         if enabled:
             t.join()
+        shown = enabled and time.monotonic() - start >= delay
         bar.close()
+        if shown:  # what is printed next (an error, a summary) starts on a line of its own
+            with contextlib.suppress(Exception):
+                sys.stderr.write("\n")
+                sys.stderr.flush()
 
 
 def ticks(bar) -> list:

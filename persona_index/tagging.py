@@ -63,13 +63,13 @@ def tag(index: PersonaIndex, name: str, labels: Sequence[str], *, template: str 
     from .progress import progress_bar
 
     with progress_bar(None, "tag", enabled=progress, unit="personas") as bar:
-        bar.set_description_str("tag: embedding the labels")
+        bar.set_description_str("tag: embedding the labels", refresh=False)
         L = index.embed(phrases)
-        bar.set_description_str("tag: reading the vectors")
+        bar.set_description_str("tag: reading the vectors", refresh=False)
         m = index.snapshot()  # tag exactly the personas of this version
         X = m.vectors
-        bar.reset(total=len(X))
-        bar.set_description_str("tag: nearest labels")
+        bar.total = len(X)  # (reset() and a refreshing description would draw at once)
+        bar.set_description_str("tag: nearest labels", refresh=False)
         best = np.empty(len(X), dtype=np.int64)
         margin = np.empty(len(X), dtype=np.float32)
         step = min(block, 8192)  # small steps: the bar moves
@@ -80,7 +80,7 @@ def tag(index: PersonaIndex, name: str, labels: Sequence[str], *, template: str 
             best[s:s + step] = top2[:, 0]
             margin[s:s + step] = sims[rows, top2[:, 0]] - sims[rows, top2[:, 1]]
             bar.update(len(sims))
-        bar.set_description_str("tag: writing")
+        bar.set_description_str("tag: writing", refresh=False)
         new = pa.table({"id": m.ids,
                         col: pa.array(np.asarray(labels, dtype=object)[best], pa.string()),
                         f"{col}_margin": pa.array(margin, pa.float32())})

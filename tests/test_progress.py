@@ -19,6 +19,7 @@ def test_a_shown_bar_redraws_while_the_work_stands_still(monkeypatch):
     gaps = [b - a for a, b in zip(seen, seen[1:])]
     assert len(seen) >= 5 and max(gaps) < 0.05 * 4
     assert "still" in err.getvalue()
+    assert err.getvalue().endswith("\n")  # the next message starts on its own line
 
 
 def test_quick_work_draws_nothing(monkeypatch):
