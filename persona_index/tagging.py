@@ -80,11 +80,12 @@ def tag(index: PersonaIndex, name: str, labels: Sequence[str], *, template: str 
             best[s:s + step] = top2[:, 0]
             margin[s:s + step] = sims[rows, top2[:, 0]] - sims[rows, top2[:, 1]]
             bar.update(len(sims))
-        bar.set_description_str("tag: writing", refresh=False)
-        new = pa.table({"id": m.ids,
-                        col: pa.array(np.asarray(labels, dtype=object)[best], pa.string()),
-                        f"{col}_margin": pa.array(margin, pa.float32())})
-        index.set_columns(new, attributes=[col], replace=replace, expect_version=m.version)
+    # the bar ends before the write: a writer waiting for the store's lock says
+    # so on a line of its own
+    new = pa.table({"id": m.ids,
+                    col: pa.array(np.asarray(labels, dtype=object)[best], pa.string()),
+                    f"{col}_margin": pa.array(margin, pa.float32())})
+    index.set_columns(new, attributes=[col], replace=replace, expect_version=m.version)
     counts = np.bincount(best, minlength=len(labels))
     return {"attribute": col, "tagged": int(len(X)),
             "counts": {l: int(c) for l, c in zip(labels, counts)},
