@@ -254,7 +254,9 @@ def main(argv=None) -> int:
     if "newuser" in sections:
         from .newuser import run_newuser
 
-        res["newuser"] = run_newuser(args.data, out, reps=3 if quick else 5)
+        # the "before" code: $PERSONA_INDEX_BENCH_BASE, else the merge base with main (on a branch)
+        res["newuser"] = run_newuser(args.data, out, reps=3 if quick else 5,
+                                     base=os.environ.get("PERSONA_INDEX_BENCH_BASE"))
 
     if "scale" in sections:
         from .scale import run_scale
