@@ -202,6 +202,24 @@ class _Run:
     lex: LexicalIndex | None
     rep: _Report
     summary: IngestSummary
+    tick: Any = None  # advances the progress bar by a number of rows
+
+
+#: rows embedded per call inside a batch, so that the progress bar moves about
+#: every second on a CPU (a whole batch of 1,024 took several seconds)
+EMBED_CHUNK = 128
+
+
+def _embed(run: _Run, texts: list) -> np.ndarray:
+    """``texts`` embedded in chunks of :data:`EMBED_CHUNK`, the bar advanced
+    after each chunk."""
+    parts = []
+    for i in range(0, len(texts), EMBED_CHUNK):
+        chunk = texts[i:i + EMBED_CHUNK]
+        parts.append(np.asarray(run.embedder.encode(chunk), dtype=np.float32))
+        if run.tick:
+            run.tick(len(chunk))
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def _write(index: PersonaIndex, prep: Prepared, *, embedder=None) -> IngestSummary:
@@ -242,14 +260,14 @@ def _write(index: PersonaIndex, prep: Prepared, *, embedder=None) -> IngestSumma
         summary.minhash = opts.minhash.to_dict()
         summary.minhash_seconds = time.perf_counter() - tm
     rep = _Report(opts.report)
-    run = _Run(index, prep, embedder, known, lex, rep, summary)
     bar = tqdm(total=plan.rows, disable=not opts.progress, file=sys.stderr, unit="persona",
                desc="ingest", mininterval=0.5)
+    run = _Run(index, prep, embedder, known, lex, rep, summary, tick=bar.update)
     try:
         it = prep.records()
         while batch := list(itertools.islice(it, opts.batch_size)):
-            _do_batch(run, batch)
-            bar.update(len(batch))
+            embedded = _do_batch(run, batch)
+            bar.update(len(batch) - embedded)  # the rows that needed no embedding
     finally:
         bar.close()
         rep.close()
@@ -272,7 +290,9 @@ def _final_columns(summary: IngestSummary, plan, index: PersonaIndex) -> None:
     summary.attributes = [col[f] for f in plan.attributes]
 
 
-def _do_batch(run: _Run, batch: list) -> None:
+def _do_batch(run: _Run, batch: list) -> int:
+    """Dedup, embed and write one batch; returns how many rows it embedded
+    (the progress bar has advanced by those already)."""
     summary, opts = run.summary, run.prep.options
     summary.read += len(batch)
     lines, recs, texts, ids = _new_rows(run, batch)
@@ -284,9 +304,9 @@ def _do_batch(run: _Run, batch: list) -> None:
         lines, recs, texts, ids = ([x[i] for i in pos] for x in (lines, recs, texts, ids))
         summary.minhash_seconds += time.perf_counter() - tm
     if not texts:
-        return
+        return 0
     te = time.perf_counter()
-    vecs = run.embedder.encode(texts)
+    vecs = _embed(run, texts)
     summary.embed_seconds += time.perf_counter() - te
     summary.over_token_window += run.embedder.count_over_window(texts)
     keep = np.ones(len(texts), dtype=bool)
@@ -299,7 +319,7 @@ def _do_batch(run: _Run, batch: list) -> None:
             run.lex.forget([lex_keys[i] for i in np.flatnonzero(~keep)])
     idx = np.flatnonzero(keep)
     if idx.size == 0:
-        return
+        return len(texts)
     vecs = np.ascontiguousarray(vecs[idx])
     table = _arrow_table(run, [lines[i] for i in idx], [recs[i] for i in idx],
                          [texts[i] for i in idx], [ids[i] for i in idx], vecs)
@@ -310,6 +330,7 @@ def _do_batch(run: _Run, batch: list) -> None:
     summary.added += w.added
     summary.exact_duplicates += w.skipped
     summary.batches += 1
+    return len(texts)
 
 
 def _new_rows(run: _Run, batch: list) -> tuple[list, list, list, list]:

@@ -188,3 +188,32 @@ def test_ingest_warns_instead_of_printing_and_the_cli_prints_one_line_each(tmp_p
     n = json.loads(r.stdout)["embedder_collisions"]
     assert len(lines) == 2 and lines[1].startswith(f"warning: {n} persona(s)")
     assert "(--report)" in lines[1]
+
+
+def test_ingest_embeds_in_chunks_so_progress_moves_within_a_batch(tmp_path):
+    """A batch of 300 new rows is embedded 128 rows at a time (the bar advances
+    after each chunk, not once per 1,024-row batch), and the vectors stored are
+    the ones a single call gives."""
+    from persona_index import PersonaIndex
+    from persona_index.embed import HashEmbedder
+    from persona_index.ingest import EMBED_CHUNK, ingest_records
+
+    calls = []
+
+    class Counting(HashEmbedder):
+        def encode(self, texts, **kw):
+            calls.append(len(texts))
+            return super().encode(texts, **kw)
+
+    e = Counting(dim=16)
+    texts = [f"persona number {i} who keeps bees" for i in range(300)]
+    idx = PersonaIndex(tmp_path / "p.lance", e)
+    s = ingest_records(idx, [{"text": t} for t in texts], near_dedup=False)
+    assert s.added == 300 and EMBED_CHUNK == 128
+    assert calls == [128, 128, 44]
+    snap = idx.snapshot()
+    got = {snap.ids[i].as_py(): snap.vectors[i] for i in range(len(snap.ids))}
+    want = HashEmbedder(dim=16).encode(texts)
+    from persona_index.text import persona_id
+
+    assert all(np.allclose(got[persona_id(t)], want[i]) for i, t in enumerate(texts))
