@@ -399,7 +399,9 @@ def ingest_records(index: PersonaIndex, records: Iterable[tuple[int, dict]] | An
     Parameters
     ----------
     records : iterable of dict, or of ``(line, dict)``, a pyarrow Table, a
-        pandas DataFrame, or a ``datasets.Dataset`` / ``IterableDataset``.
+        pandas DataFrame, or a ``datasets.Dataset`` / ``IterableDataset``
+        (whose layout, e.g. Persona-Chat's, is detected unless ``options`` or
+        ``schema`` is given: ``schema="auto"`` by default for datasets).
         Plain iterables are materialised (the Python API); files stream
         through :func:`ingest_file` instead. A Hugging Face dataset is not:
         it is read twice (the validation pass, then the write pass), in
@@ -440,6 +442,8 @@ def ingest_records(index: PersonaIndex, records: Iterable[tuple[int, dict]] | An
     >>> s.added, s.minhash_duplicates, s.examples[0]["reason"], s.examples[0]["jaccard"]
     (1, 1, 'minhash-duplicate', 1.0)
     """
+    if datasets_kind(records) and options is None and "schema" not in overrides:
+        overrides["schema"] = "auto"  # a dataset's layout is detected, as a file's is by the CLI
     opts = resolve_options(options, **overrides)
     if datasets_kind(records):
         ds = records

@@ -91,8 +91,8 @@ def test_ingest_records_detects_persona_chat_in_a_dataset(tmp_path):
     datasets = pytest.importorskip("datasets")
     ds = datasets.Dataset.from_list(_chat_rows())
     idx = PersonaIndex(tmp_path / "d.lance", HashEmbedder(dim=32))
-    with pytest.warns(IngestNote, match="persona-chat"):
-        s = ingest_records(idx, ds, source="chat-dataset", near_dedup=False, schema="auto")
+    with pytest.warns(IngestNote, match="persona-chat"):  # detected without being asked
+        s = ingest_records(idx, ds, source="chat-dataset", near_dedup=False)
     assert s.schema == "persona-chat" and s.added == 50 and s.attributes == ["speaker"]
     rows = idx.snapshot().dataset.to_table().to_pylist()
     assert {r["licence"] for r in rows} == {"CC-BY-4.0"}
