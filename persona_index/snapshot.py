@@ -431,16 +431,6 @@ class Snapshot:
             self._id_pos = {v: i for i, v in enumerate(self.ids.to_pylist())}
         return self._id_pos.get(pid)
 
-    def has_ids(self, ids: Sequence[str]) -> np.ndarray:
-        """Boolean mask: which of ``ids`` are stored."""
-        if len(ids) == 0:
-            return np.zeros(0, dtype=bool)
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        return pc.is_in(pa.array(list(ids), pa.string()),
-                        value_set=self.ids).to_numpy(zero_copy_only=False)
-
     def vectors_of(self, where: str | None = None):
         """``(ids, X)``: ids (list of str) and vectors of the rows matching ``where``."""
         if where is None:

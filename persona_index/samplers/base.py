@@ -57,58 +57,6 @@ class Strategy(Protocol):
                  **params) -> np.ndarray: ...
 
 
-def register(name: str, summary: str = ""):
-    """Mark a function as the strategy ``name`` of :mod:`.registry` (which is
-    where strategies are registered, with their parameters); the name must be
-    there. The function itself is returned unchanged.
-
-    Examples
-    --------
-    >>> @register("uniform", "every persona equally likely")
-    ... def my_uniform(X, k, *, rng, prior=None, attributes=None):
-    ...     return rng.choice(len(X), size=k, replace=False)
-    >>> my_uniform.__name__
-    'my_uniform'
-    >>> register("no-such-strategy")
-    Traceback (most recent call last):
-    ...
-    AssertionError: strategy 'no-such-strategy' is not in samplers/registry.py
-    """
-    from .registry import STRATEGIES
-
-    if name not in STRATEGIES:
-        raise AssertionError(f"strategy {name!r} is not in samplers/registry.py")
-
-    def deco(fn):
-        return fn
-
-    return deco
-
-
-def strategy_names() -> list[str]:
-    """Every strategy name, the default first.
-
-    Examples
-    --------
-    >>> strategy_names()
-    ['herding', 'blend', 'cells', 'core-farthest', 'facility', 'farthest', 'inverse-density', 'medoids', 'stratified', 'uniform']
-    """
-    return registry.strategy_names()
-
-
-def describe() -> dict[str, str]:
-    """name -> one-line description.
-
-    Examples
-    --------
-    >>> describe()["uniform"]
-    'every persona equally likely: the baseline'
-    >>> list(describe()) == strategy_names()
-    True
-    """
-    return {n: registry.STRATEGIES[n].description for n in registry.strategy_names()}
-
-
 def get_strategy(name: str) -> Callable:
     """The strategy function (imports its module on first use).
 
@@ -155,7 +103,7 @@ def sample(X, k: int, strategy: str = registry.DEFAULT_STRATEGY, *, seed=None, p
     ----------
     X : (n, d) array of unit vectors (float32; other dtypes are converted).
     k : int, 0 <= k <= n.
-    strategy : a registered name (see :func:`strategy_names`); default
+    strategy : a registered name (see :func:`persona_index.samplers.registry.strategy_names`); default
         ``herding``.
     seed : None, int or numpy Generator. Normalised with
         ``np.random.default_rng`` on every call, so the same int gives the same

@@ -15,12 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SamplingError
-from .base import register
 
 SAMPLE = 4096
 
 
-@register("blend", "soft facility location blended with farthest-point (lam: diversity weight)")
 def blend(X, k, *, rng, prior=None, attributes=None, lam=0.45, tau=0.3, sample_size=SAMPLE):
     """Blended greedy selection (see the module docstring).
 

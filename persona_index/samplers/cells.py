@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import register
 from .farthest import farthest_point
 
 FIT_SAMPLE = 20000
@@ -76,7 +75,6 @@ def assign(X: np.ndarray, centroids: np.ndarray, block: int = 65536) -> np.ndarr
     return out
 
 
-@register("cells", "k-means cells of the embedding, drawn evenly (for free-text pools)")
 def cells(X, k, *, rng, prior=None, attributes=None, n_cells=None):
     """``k`` rows drawn evenly across k-means cells (see the module docstring).
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SamplingError
-from .base import register
 from .density import knn_distance
 from .farthest import farthest_point
 
@@ -46,8 +45,6 @@ def dense_core(X: np.ndarray, trim: float, *, n_neighbors: int = 10, reference: 
     return np.sort(np.argsort(r, kind="stable")[:keep])
 
 
-@register("core-farthest",
-          "farthest-point over the densest (1 - trim) share: diverse and representative")
 def core_farthest(X, k, *, rng, prior=None, attributes=None, trim=0.5, n_neighbors=10,
                   reference=None):
     """Farthest-point traversal over :func:`dense_core` (see the module docstring).

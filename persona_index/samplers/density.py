@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import register, weighted_without_replacement
+from .base import weighted_without_replacement
 
 REFERENCE = 4096
 #: kernel-evaluation budget of the estimate: the automatic reference keeps
@@ -111,7 +111,6 @@ def _knn_distance(X: np.ndarray, ref_idx: np.ndarray, n_neighbors: int, block: i
     return out
 
 
-@register("inverse-density", "weights density^-alpha from k-NN distances: rare personas more often")
 def inverse_density(X, k, *, rng, prior=None, attributes=None, alpha=3.0, n_neighbors=10,
                     reference=None, device="auto"):
     """Draw ``k`` rows with weights ``knn_distance ** alpha`` (see the module docstring);

@@ -14,12 +14,10 @@ import heapq
 
 import numpy as np
 
-from .base import register
 
 SAMPLE = 4096
 
 
-@register("facility", "greedy facility location: the most representative batch (k-medoids-like)")
 def facility(X, k, *, rng, prior=None, attributes=None, sample_size=SAMPLE):
     """Greedy facility location (see the module docstring); ``rng`` draws the
     subsamples of pools over ``sample_size`` rows.

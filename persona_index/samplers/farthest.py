@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import max_similarity, register
+from .base import max_similarity
 
 
 def naive_farthest(X: np.ndarray, k: int, start: int) -> np.ndarray:
@@ -130,7 +130,6 @@ def farthest_point(X: np.ndarray, k: int, *, start: int | None = None,
     return np.asarray(chosen[:k], dtype=np.int64)
 
 
-@register("farthest", "greedy k-center: each pick the persona farthest from all chosen so far")
 def farthest(X, k, *, rng, prior=None, attributes=None, start=None, front=None, device="auto"):
     """Greedy k-center via :func:`farthest_point`; ``rng`` picks the start
     when neither ``start`` nor ``prior`` is given. ``device`` picks numpy or

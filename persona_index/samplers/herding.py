@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import register
 
 REFERENCE = 4096
 MIN_CANDIDATES = 16384
@@ -318,8 +317,6 @@ def two_round(X: np.ndarray, k: int, *, partitions: int = 8, oversample: int = 2
     return union[pos]
 
 
-@register("herding", "kernel herding plus a standardised spread term: typical personas from "
-          "distinct regions (the default)")
 def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=0.5, reference=REFERENCE,
             candidates=None, device="auto", engine="local", workers=2, partitions=8,
             oversample=2):

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import register
 
 SAMPLE = 2048
 
@@ -106,8 +105,6 @@ def weighted_facility(S: np.ndarray, k: int, *, weights: np.ndarray | None = Non
     return picks
 
 
-@register("medoids", "density-weighted facility location with a spread term: representative "
-          "and diverse (the curation default)")
 def medoids(X, k, *, rng, prior=None, attributes=None, spread=0.75, gamma=0.5, tau=0.2,
             sample_size=SAMPLE):
     """Density-weighted facility location with a spread term (see the module

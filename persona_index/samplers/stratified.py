@@ -29,7 +29,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import SamplingError, StrategyParameterError
-from .base import register, warn
+from .base import warn
 from .farthest import farthest_point
 
 NONE_LABEL = "(none)"
@@ -526,7 +526,6 @@ def _draw_in(X, members, q, method, rng, prior):
     return members[local]
 
 
-@register("stratified", "balance attribute strata: proportional, equal, or a target distribution")
 def stratified(X, k, *, rng, prior=None, attributes=None, by=None, allocation=None,
                target=None, method="herding", quotas="raking", min_per_cell=0,
                prior_attributes=None):

@@ -1,10 +1,8 @@
 """uniform: every persona equally likely; the baseline every strategy must beat."""
 
 
-from .base import register
 
 
-@register("uniform", "every persona equally likely (the baseline)")
 def uniform(X, k, *, rng, prior=None, attributes=None):
     """``k`` distinct rows, each equally likely (``prior`` is ignored).
 
