@@ -430,16 +430,9 @@ def check_curation_manifest(manifest) -> None:
 
 def load_curation_manifest(path) -> dict:
     """A curation manifest file, read and checked."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            m = json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{path}: not a JSON manifest ({exc})") from None
-    try:
-        check_curation_manifest(m)
-    except ManifestError as exc:
-        raise ManifestError(f"{path}: {exc}") from None
-    return m
+    from .sampling import read_manifest_file
+
+    return read_manifest_file(path, check_curation_manifest)
 
 
 def replay_curation(manifest: dict, *, path=None, embedder=None) -> Curation:

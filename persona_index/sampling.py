@@ -821,6 +821,21 @@ def load_manifest(path) -> dict:
     Traceback (most recent call last):
     persona_index.errors.ManifestError: ...m.json: not a JSON manifest (Expecting property name ...)
     """
+    return read_manifest_file(path, check_manifest)
+
+
+def read_manifest_file(path, check) -> dict:
+    """A JSON manifest file, read and passed to ``check``; every error names
+    the file (sampling and curation manifests alike).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "m.json")
+    >>> _ = open(p, "w").write('{"a": 1}')
+    >>> read_manifest_file(p, lambda m: None)
+    {'a': 1}
+    """
     import json
 
     try:
@@ -829,7 +844,7 @@ def load_manifest(path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ManifestError(f"{path}: not a JSON manifest ({exc})") from None
     try:
-        check_manifest(manifest)
+        check(manifest)
     except ManifestError as exc:
         raise ManifestError(f"{path}: {exc}") from None
     return manifest
