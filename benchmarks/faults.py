@@ -9,7 +9,7 @@ as a test, and ``python -m benchmarks --sections faults`` runs them all and
 writes the fault table (rendered on docs/faults.md).
 
 The kills are real SIGKILLs of a real CLI process, at named points
-(:func:`persona_index.store.fault_point`, armed by ``$PERSONA_INDEX_FAULT``):
+(:func:`persona_index.commits.fault_point`, armed by ``$PERSONA_INDEX_FAULT``):
 ``commit`` (right after a verified Lance commit, ``#K``: the K-th),
 ``draw:staged``, ``draw:draws-committed``, ``draw:recorded``,
 ``reset:manifests-deleted``, ``tag:merged``, ``tag:swapped``, ``reembed:batch``.

@@ -8,8 +8,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from .commits import fault_point
 from .errors import InvalidQueryError
-from .store import REEMBED_MARKER, PersonaIndex, fault_point
+from .store import REEMBED_MARKER, PersonaIndex
 
 
 def partial_path(new_path: str) -> str:

@@ -59,7 +59,7 @@ def _quote(s: str) -> str:
 def session_lock(index, names):
     """Exclusive locks on the given sessions, taken in sorted order (no
     deadlock between two draws that need overlapping sets). Waits for them,
-    up to the index's ``lock_timeout`` (:func:`persona_index.store.store_lock`,
+    up to the index's ``lock_timeout`` (:func:`persona_index.locks.store_lock`,
     the package's one lock helper).
 
     Object-storage stores cannot be locked: there a draw that records a
@@ -86,7 +86,7 @@ def session_lock(index, names):
     ...
     persona_index.errors.ConcurrencyError: 's3://bucket/personas' is on object storage, where session draws cannot be locked: pass --single-writer (single_writer=True) if no other process draws meanwhile
     """
-    from .store import store_lock
+    from .locks import store_lock
 
     names = sorted(set(names))
     if names and "://" in index.path and not index.single_writer:
@@ -152,8 +152,8 @@ class Sessions:
     def _tables_lock(self):
         """Every commit to the session tables is made under this lock, so that
         each can be verified and, on failure, undone (see
-        :func:`persona_index.store.verified_commit`)."""
-        from .store import store_lock
+        :func:`persona_index.commits.verified_commit`)."""
+        from .locks import store_lock
 
         return store_lock(self.index.path, "session-tables",
                           what=f"the session tables' lock of store {self.index.path!r}",
@@ -163,7 +163,7 @@ class Sessions:
     def _append(self, name, rows) -> None:
         """Append ``rows`` to table ``name`` (created with them when missing;
         the debris of a failed creation is removed first), verified."""
-        from .store import roll_back
+        from .commits import roll_back
 
         with self._tables_lock(), self.index.guard(name):
             t = self._table(name)
@@ -292,7 +292,7 @@ class Sessions:
         dies before it does."""
         import pyarrow as pa
 
-        from .store import fault_point
+        from .commits import fault_point
 
         _, manis = self._schemas()
         row = dict(manifest, _delivery=[list(p) for p in delivery]) if delivery else manifest
@@ -370,7 +370,7 @@ class Sessions:
                     if t is not None:
                         t.delete(cond)
                     if tname == MANIFESTS:
-                        from .store import fault_point
+                        from .commits import fault_point
 
                         fault_point("reset:manifests-deleted")
         return n

@@ -19,7 +19,6 @@ Lance commit).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -33,14 +32,19 @@ import numpy as np
 if TYPE_CHECKING:  # pyarrow is imported where it is used
     import pyarrow as pa
 
+# the lock helper and the verified commits live in their own modules; their
+# names stay importable from here
+from .commits import (check_version, commit_with_schema, fault_point, latest_version,
+                      merge_columns, roll_back, verified_commit)
 from .errors import (BrokenStoreError, ConcurrencyError, EmbedderMismatchError,
-                     FormatVersionError, InvalidQueryError, LockTimeoutError, PersonaIndexError,
-                     StoreNotFoundError, StoreWriteError, clean_error, write_cause)
+                     FormatVersionError, InvalidQueryError, StoreNotFoundError, clean_error)
+from .locks import LOCK_NOTE_S, store_lock
 from .snapshot import META_KEY, ROWS_CACHE_MAX, Hit, Hits, Snapshot, read_meta
 from .text import RESERVED, as_text, assign_columns, persona_id
 
 __all__ = ["PersonaIndex", "Snapshot", "Hit", "Hits", "Written", "resolve_db", "clean_error",
-           "store_lock", "verified_commit"]
+           "store_lock", "verified_commit", "fault_point", "latest_version", "roll_back",
+           "check_version", "LOCK_NOTE_S"]
 
 FORMAT_VERSION = 1
 TABLE = "personas"
@@ -70,320 +74,6 @@ def _lancedb():
     import lancedb
 
     return lancedb
-
-
-# -- the one lock helper -------------------------------------------------------
-#: a waiter says once on stderr what it waits for after this many seconds
-LOCK_NOTE_S = 2.0
-
-
-def _holder(fd) -> str:
-    """' (held by pid N)' from a lock file's content, '(stopped)' when that
-    process is stopped; '' when unknown."""
-    try:
-        pid = int(os.pread(fd, 32, 0).split()[0])
-    except (OSError, ValueError, IndexError):
-        return ""
-    state = ""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("State:"):
-                    state = " (stopped)" if line.split()[1] in ("T", "t") else ""
-                    break
-    except OSError:
-        pass
-    return f", held by pid {pid}{state}"
-
-
-_HELD: dict = {}  # (lock file, thread) -> depth: a holder may take its lock again
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path, what: str, timeout: float | None, note_after: float):
-    """One exclusive lock file: flock, waiting; the holder's pid written in it.
-    Re-entrant within a thread (a record inside a draw takes the lock the
-    draw holds)."""
-    import threading
-
-    key = (str(path), threading.get_ident())
-    if key in _HELD:
-        _HELD[key] += 1
-        try:
-            yield
-        finally:
-            _HELD[key] -= 1
-        return
-    _HELD[key] = 1
-    try:
-        with _flock(path, what, timeout, note_after):
-            yield
-    finally:
-        del _HELD[key]
-
-
-@contextlib.contextmanager
-def _flock(path: Path, what: str, timeout: float | None, note_after: float):
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: filelock, without the pid
-        from filelock import FileLock, Timeout
-
-        try:
-            with FileLock(str(path), timeout=-1 if timeout is None else timeout):
-                yield
-        except Timeout:
-            raise LockTimeoutError(f"{what} ({path}) was not free within {timeout:g} s") from None
-        return
-    import sys
-
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        start, noted, pause = time.monotonic(), False, 0.01
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                waited = time.monotonic() - start
-                if timeout is not None and waited >= timeout:
-                    raise LockTimeoutError(f"{what} ({path}{_holder(fd)}) was not free within "
-                                           f"{timeout:g} s") from None
-                if not noted and waited >= note_after:
-                    print(f"waiting for {what} ({path}{_holder(fd)})", file=sys.stderr, flush=True)
-                    noted = True
-                time.sleep(pause)
-                pause = min(pause * 2, 0.2)
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError:  # a full disk must not stop the lock (the pid is a courtesy)
-            pass
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def store_lock(store_path: str, names, *, what: str = "the store's writer lock",
-               timeout: float | None = None, single_writer: bool = False,
-               remote_hint: str = "writes and session draws"):
-    """Exclusive locks ``<store>/.locks/NAME.lock`` on every name in ``names``
-    (a str or several), taken in sorted order so that two holders of
-    overlapping sets never deadlock. The one lock helper of the package: the
-    writer lock, the session locks and the session-tables lock all come here.
-
-    A waiter prints once on stderr what it waits for (the lock file and the
-    holder's pid) after :data:`LOCK_NOTE_S` seconds; with ``timeout`` it
-    raises :class:`LockTimeoutError` when the lock stays taken that long.
-
-    Object storage has no shared file system to lock on: there the caller
-    must promise ``single_writer``.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> d = tempfile.mkdtemp()
-    >>> with store_lock(d, ["b", "a", "b"]):
-    ...     sorted(os.listdir(os.path.join(d, ".locks")))
-    ['a.lock', 'b.lock']
-    >>> import subprocess, sys
-    >>> with store_lock(d, "a"):  # another process waits 0.3 s, then gives up
-    ...     r = subprocess.run([sys.executable, "-c", "from persona_index.store import store_lock; "
-    ...                         f"store_lock({d!r}, 'a', timeout=0.3).__enter__()"],
-    ...                        capture_output=True, text=True)
-    >>> r.returncode, r.stderr.strip().splitlines()[-1].split(": ")[-1].split(" (")[0]
-    (1, "the store's writer lock")
-    """
-    names = sorted({names} if isinstance(names, str) else set(names))
-    if not names:
-        yield
-        return
-    path = str(store_path)
-    if "://" in path:
-        if not single_writer:
-            raise ConcurrencyError(
-                f"{path!r} is on object storage, where persona-index cannot lock: {remote_hint} "
-                "need --single-writer (single_writer=True), a promise that no other process "
-                "writes to this store meanwhile")
-        yield
-        return
-    lockdir = Path(path) / ".locks"
-    lockdir.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as stack:
-        for name in names:
-            stack.enter_context(_file_lock(lockdir / f"{name}.lock", what, timeout, LOCK_NOTE_S))
-        yield
-
-
-# -- fault injection (tests) -----------------------------------------------------
-_FAULT_HITS: dict = {}
-
-
-def fault_point(name: str) -> None:
-    """A named point where tests/test_faults.py kills this process (SIGKILL)
-    when ``$PERSONA_INDEX_FAULT`` is ``NAME`` or ``NAME#K`` (the K-th time it
-    is reached). Costs one environment lookup otherwise."""
-    want = os.environ.get("PERSONA_INDEX_FAULT")
-    if not want or not want.startswith(name):
-        return
-    point, _, k = want.partition("#")
-    if point != name:
-        return
-    _FAULT_HITS[name] = _FAULT_HITS.get(name, 0) + 1
-    if _FAULT_HITS[name] >= int(k or 1):
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-# -- verified commits ------------------------------------------------------------
-_MAX_U64 = 2**64 - 1
-
-
-def _manifests(uri: str) -> dict:
-    """{version: manifest file} of a local Lance table (both naming schemes)."""
-    vdir = Path(uri) / "_versions"
-    out = {}
-    if not vdir.is_dir():
-        return out
-    for p in vdir.glob("*.manifest"):
-        try:
-            n = int(p.stem)
-        except ValueError:
-            continue
-        out[_MAX_U64 - n if n > 2**63 else n] = p
-    return out
-
-
-def latest_version(uri: str) -> int | None:
-    """The highest committed version of a local Lance table (None: no table).
-
-    >>> latest_version("/nonexistent/t.lance") is None
-    True
-    """
-    m = _manifests(uri)
-    return max(m) if m else None
-
-
-def roll_back(uri: str, before: int | None) -> bool:
-    """Remove every version of a local table after ``before`` (the whole table
-    when ``before`` is None): the caller holds the lock its writers take, so
-    those versions are its own. Their data files stay (a reader that opened
-    one keeps reading); nothing needs disk space. True when anything went."""
-    import shutil
-
-    if before is None:
-        if Path(uri).exists():
-            shutil.rmtree(uri, ignore_errors=True)
-            return True
-        return False
-    gone = False
-    for v, p in sorted(_manifests(uri).items(), reverse=True):
-        if v > before:
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-            gone = True
-    if gone:
-        with contextlib.suppress(FileNotFoundError):
-            (Path(uri) / "_versions" / "latest_version_hint.json").unlink()
-    return gone
-
-
-def check_version(uri: str, before: int | None = None) -> str | None:
-    """Why the latest version of a local table does not read back whole, or
-    None when it does: its manifest opens, and every data and deletion file of
-    the fragments it added or changed since ``before`` is on disk with the
-    size the manifest records (a write cut short by a file-size limit is
-    committed by pylance 14 with the file cut: tests/test_faults.py)."""
-    import lance
-
-    try:
-        ds = lance.dataset(uri)
-        old = {}
-        if before is not None and ds.version != before:
-            old = {f.fragment_id: f.metadata.to_json()
-                   for f in lance.dataset(uri, version=before).get_fragments()}
-        elif before is not None:
-            return None
-        for f in ds.get_fragments():
-            md = f.metadata
-            if old.get(f.fragment_id) == md.to_json():
-                continue
-            for df in md.files:
-                p = Path(uri) / "data" / df.path
-                want = getattr(df, "file_size_bytes", None)
-                have = p.stat().st_size if p.exists() else None
-                if have is None:
-                    return f"data file {df.path} is missing"
-                if want and have != want:
-                    return f"data file {df.path} holds {have} of {want} bytes"
-            if md.deletion_file is not None:
-                f.count_rows()  # reads the deletion file
-    except Exception as exc:  # the manifest or a deletion file does not read
-        return clean_error(exc)
-    return None
-
-
-@contextlib.contextmanager
-def verified_commit(store_path: str, uri: str, what: str, on_undo=None):
-    """Commits made inside the block must read back whole, else they are
-    undone: every version after the one the block started from is removed
-    (the caller holds the lock the table's writers take) and
-    :class:`StoreWriteError` names the store and the cause (disk full, file
-    too large, a cut file). Any other error inside the block also undoes its
-    commits before it propagates. Local tables only; elsewhere a no-op.
-
-    Examples
-    --------
-    >>> import tempfile, lance, pyarrow as pa
-    >>> uri = tempfile.mkdtemp() + "/t.lance"
-    >>> _ = lance.write_dataset(pa.table({"a": [1]}), uri)
-    >>> with verified_commit("s", uri, "t"):
-    ...     _ = lance.write_dataset(pa.table({"a": [2]}), uri, mode="append")
-    >>> try:
-    ...     with verified_commit("s", uri, "t"):
-    ...         _ = lance.write_dataset(pa.table({"a": [3]}), uri, mode="append")
-    ...         raise OSError(28, "No space left on device")
-    ... except StoreWriteError as e:
-    ...     print(e)
-    store 's': disk full while writing t; nothing of it was committed (t is at version 2)
-    >>> lance.dataset(uri).count_rows()
-    2
-    """
-    if "://" in str(uri):
-        yield
-        return
-    before = latest_version(uri)
-
-    def undo():
-        if roll_back(uri, before) and on_undo is not None:
-            on_undo()
-        return (f"{what} is at version {before}" if before is not None
-                else f"{what} was not created")
-
-    try:
-        yield
-        fault_point("commit")
-    except BaseException as exc:
-        state = undo()
-        if isinstance(exc, PersonaIndexError) or not isinstance(exc, Exception):
-            raise
-        cause = write_cause(exc)
-        if isinstance(exc, OSError) or cause != clean_error(exc) or "LanceError(IO)" in str(exc):
-            raise StoreWriteError(f"store {store_path!r}: {cause} while writing {what}; "
-                                  f"nothing of it was committed ({state})") from None
-        raise
-    problem = check_version(uri, before)
-    if problem:
-        state = undo()
-        raise StoreWriteError(f"store {store_path!r}: the {what} commit did not read back whole "
-                              f"({problem}; disk full or a file-size limit?); it was undone ({state})")
 
 
 @dataclass(frozen=True)
@@ -719,41 +409,8 @@ class PersonaIndex:
             return Written(batch.num_rows, len(have) + repeats, self.version)
 
     def _commit_with_schema(self, snap: Snapshot, rows, schema) -> None:
-        """Rows, new columns and new metadata in one Lance commit (a Merge of
-        the old fragments and one new fragment under the new schema), so a
-        reader sees all of it or none. Needs the stored field ids to be the
-        ones a fresh schema gets (true unless a column was ever dropped, e.g.
-        by ``tag --replace``); otherwise, and on object storage, the schema
-        change commits first and the rows after, and a failed append rolls
-        the schema change back."""
-        import lance
-        from lance.fragment import write_fragments
-        from lance.schema import LanceSchema
-
-        ds = snap.dataset
-        fresh = _fresh_field_ids(schema)
-        stored = _field_ids(ds.lance_schema)
-        if self.local and fresh[:len(stored)] == stored:
-            # written as if for a new dataset (no schema check against the old
-            # one); the commit gives the new fragments their ids
-            frags = write_fragments(rows, self._uri, schema=schema, mode="overwrite",
-                                    data_storage_version=ds.data_storage_version)
-            op = lance.LanceOperation.Merge([f.metadata for f in ds.get_fragments()] + frags,
-                                            LanceSchema.from_pyarrow(schema))
-            lance.LanceDataset.commit(self._uri, op, read_version=snap.version)
-            return
-        tbl = self.table
-        new = [f for f in schema if f.name not in snap.columns]
-        if new:
-            tbl.add_columns({f.name: f"CAST(NULL AS {_sql_type(f.type)})" for f in new})
-        self._dataset().update_schema_metadata(
-            {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-             for k, v in schema.metadata.items()}, replace=False)
-        try:
-            self.table.add(rows.replace_schema_metadata(None))
-        except BaseException:
-            self.table.restore(snap.version)
-            raise
+        """See :func:`persona_index.commits.commit_with_schema`."""
+        commit_with_schema(self, snap, rows, schema)
 
     def _create(self, first: "pa.Table", attributes: Sequence[str], fields: dict | None = None) -> None:
         meta = {"format_version": FORMAT_VERSION, "model": self.embedder.name,
@@ -823,28 +480,8 @@ class PersonaIndex:
         return bool(names)
 
     def _merge_columns(self, snap: Snapshot, values, meta: dict) -> None:
-        """Join ``values`` on id into every fragment and commit the new
-        columns with the new metadata: one commit when the stored field ids
-        are the ones a fresh schema gets (see :meth:`_commit_with_schema`)."""
-        import lance
-        from lance.schema import LanceSchema
-
-        ds = snap.dataset
-        if not self.local:
-            ds.merge(values, left_on="id", right_on="id")
-            self._dataset().update_schema_metadata({META_KEY: json.dumps(meta)}, replace=False)
-            return
-        frags, lschema = [], None
-        for f in ds.get_fragments():
-            md, lschema = f.merge(values, "id")
-            frags.append(md)
-        schema = lschema.to_pyarrow().with_metadata({META_KEY: json.dumps(meta)})
-        one_commit = _fresh_field_ids(schema) == _field_ids(lschema)
-        out = lance.LanceDataset.commit(self._uri, lance.LanceOperation.Merge(
-            frags, LanceSchema.from_pyarrow(schema) if one_commit else lschema),
-            read_version=snap.version)
-        if not one_commit and meta != snap.meta:
-            out.update_schema_metadata({META_KEY: json.dumps(meta)}, replace=False)
+        """See :func:`persona_index.commits.merge_columns`."""
+        merge_columns(self, snap, values, meta)
 
     def add(self, records: Sequence[dict], *, vectors: np.ndarray | None = None,
             attributes: Sequence[str] = (), source: str = "python", licence: str | None = None) -> dict:
@@ -1038,34 +675,3 @@ def _map_fields(batch, attributes, fields: dict | None, mapping: dict | None, co
         batch = batch.rename_columns([rename.get(n, n) for n in batch.schema.names])
         attributes = [rename.get(a, a) for a in attributes]
     return batch, attributes, grown
-
-
-def _field_ids(lance_schema) -> list:
-    """(name, id) of every field of a Lance schema, depth first."""
-    def walk(fields):
-        for f in fields:
-            yield f.name(), f.id()
-            yield from walk(f.children())
-
-    return list(walk(lance_schema.fields()))
-
-
-def _fresh_field_ids(schema) -> list:
-    """The field ids a new Lance dataset would give an Arrow schema."""
-    from lance.schema import LanceSchema
-
-    return _field_ids(LanceSchema.from_pyarrow(schema))
-
-
-def _sql_type(t) -> str:
-    import pyarrow as pa
-
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return "STRING"
-    if pa.types.is_integer(t):
-        return "BIGINT"
-    if pa.types.is_floating(t):
-        return "DOUBLE"
-    if pa.types.is_boolean(t):
-        return "BOOLEAN"
-    return "STRING"

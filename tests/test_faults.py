@@ -113,7 +113,7 @@ print("append returned")
 
 
 @pytest.mark.xfail(strict=True, reason="pylance 14.0.3 commits a data file cut by a file-size "
-                   "limit and reports success (store.check_version guards against it)")
+                   "limit and reports success (commits.check_version guards against it)")
 def test_lance_does_not_commit_a_data_file_cut_by_a_file_size_limit(tmp_path):
     """The upstream behaviour, with no project code: under ``ulimit -f 24``
     (bash: KiB) an append whose data file would be ~25 KB returns OK and
