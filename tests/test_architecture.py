@@ -1,4 +1,6 @@
-"""The package's shape: no import circles inside persona_index/.
+"""The package's shape: no import circles inside persona_index/, and the
+house size limits (issue #19): every module in persona_index/ and cli/ under
+700 lines, every function there under 80 code lines.
 
 Every import counts, function-level ones too (they run when the function
 does), except those under ``if TYPE_CHECKING:``. ``from . import x`` means
@@ -12,7 +14,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PKG = Path(__file__).resolve().parents[1] / "persona_index"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "persona_index"
 
 
 def _modules(root: Path = PKG) -> dict[str, Path]:
@@ -138,3 +143,80 @@ def test_the_graph_reader_sees_function_level_and_package_imports(tmp_path):
 def test_no_import_circles_inside_the_package():
     found = circles(import_graph())
     assert found == [], f"import circles: {found}"
+
+
+# -- size limits -----------------------------------------------------------------
+MODULE_LINES = 700  # a module has fewer lines than this
+FUNCTION_CODE_LINES = 80  # a function has fewer code lines than this
+
+
+def code_lines(source: str, node: ast.AST) -> int:
+    """The code lines of a function: its lines that are neither blank nor a
+    comment, less its docstring (nested functions count in their outer one)."""
+    doc = set()
+    body = node.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        doc = set(range(body[0].lineno, body[0].end_lineno + 1))
+    lines = source.splitlines()[node.lineno - 1:node.end_lineno]
+    return sum(1 for n, line in enumerate(lines, node.lineno)
+               if line.strip() and not line.strip().startswith("#") and n not in doc)
+
+
+def oversized(roots=(ROOT / "persona_index", ROOT / "cli")) -> list[str]:
+    """'path: N lines' for each module at or over MODULE_LINES and
+    'path:function: N code lines' for each function at or over FUNCTION_CODE_LINES."""
+    out = []
+    for root in roots:
+        for path in sorted(Path(root).rglob("*.py")):
+            source = path.read_text(encoding="utf-8")
+            name = path.relative_to(Path(root).parent).as_posix()
+            n = len(source.splitlines())
+            if n >= MODULE_LINES:
+                out.append(f"{name}: {n} lines")
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    c = code_lines(source, node)
+                    if c >= FUNCTION_CODE_LINES:
+                        out.append(f"{name}:{node.name}: {c} code lines")
+    return out
+
+
+def test_the_size_reader_counts_code_lines_without_docstring_and_comments(tmp_path):
+    """The counter itself, on planted modules: blank lines, comments and the
+    docstring do not count; code lines of a nested function count in both."""
+    body = "\n".join(f"    x{i} = {i}" for i in range(78))
+    src = (f'def f():\n    """Doc\n    string."""\n\n    # a comment\n{body}\n'
+           "    def g():\n        return 1\n")
+    tree = ast.parse(src)
+    f, g = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+    assert (f.name, code_lines(src, f)) == ("f", 1 + 78 + 2)  # def line, 78 lines, g
+    assert code_lines(src, g) == 2
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "small.py").write_text("def h():\n    return 1\n")
+    (pkg / "big.py").write_text(src + "\n" * (MODULE_LINES - src.count("\n")))
+    assert oversized([pkg]) == ["pkg/big.py: 700 lines", "pkg/big.py:f: 81 code lines"]
+    (pkg / "big.py").write_text(src.replace("    x76 = 76\n    x77 = 77\n", ""))
+    assert oversized([pkg]) == []
+
+
+#: what is still over while other branches split cli/main.py and the
+#: synthesis/curation modules (issue #19); nothing may join this list
+STILL_OVER = {
+    "cli/main.py", "cli/main.py:sample", "persona_index/synthesis/run.py",
+    "persona_index/synthesis/run.py:go", "persona_index/synthesis/mock.py:_response",
+    "persona_index/curate.py:curate",
+}
+
+
+def test_nothing_new_goes_over_the_size_limits():
+    new = [o for o in oversized() if o.rsplit(":", 1)[0] not in STILL_OVER]
+    assert new == [], f"over the house size limits (issue #19): {new}"
+
+
+@pytest.mark.xfail(strict=False, reason="still over, being split on other branches: "
+                   + ", ".join(sorted(STILL_OVER)))
+def test_every_module_and_function_is_under_the_size_limits():
+    found = oversized()
+    assert found == [], f"over the house size limits (issue #19): {found}"
