@@ -1,7 +1,7 @@
 """Library messages the CLI's way.
 
 The library names its parameters (``text_field=...``, ``schema='none'``) and
-issues :class:`~persona_index.errors.IngestWarning`; the CLI says the same
+issues :class:`~persona_index.errors.PersonaIndexWarning` (warnings and notes); the CLI says the same
 with its flags (``--text-field``, ``--schema none``), one line each on stderr.
 """
 
@@ -13,7 +13,7 @@ import warnings
 
 import click
 
-from persona_index.errors import IngestNote, IngestWarning
+from persona_index.errors import Note, PersonaIndexWarning
 
 
 def as_flags(ctx, message: str) -> str:
@@ -40,16 +40,16 @@ def as_flags(ctx, message: str) -> str:
 
 @contextlib.contextmanager
 def library_warnings(ctx):
-    """The library's ingest warnings as one line each on stderr (``note: ...``
+    """The library's warnings and notes as one line each on stderr (``note: ...``
     or ``warning: ...``, flags for parameters), every time they occur."""
     def show(message, category, *args, **kwargs):
-        if not issubclass(category, IngestWarning):
+        if not issubclass(category, PersonaIndexWarning):
             return shown(message, category, *args, **kwargs)
-        kind = "note" if issubclass(category, IngestNote) else "warning"
+        kind = "note" if issubclass(category, Note) else "warning"
         click.echo(f"{kind}: {as_flags(ctx, str(message))}", err=True)
 
     with warnings.catch_warnings():
-        warnings.simplefilter("always", IngestWarning)
+        warnings.simplefilter("always", PersonaIndexWarning)
         shown = warnings.showwarning
         warnings.showwarning = show
         yield

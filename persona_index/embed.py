@@ -9,7 +9,6 @@ mix embedders.
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -214,6 +213,8 @@ def get_embedder(model: str | None = None, device: str | None = None) -> Embedde
     if model is not None and model.startswith("hash-") and model[5:].isdigit():
         return HashEmbedder(int(model[5:]))
     if model not in (None, DEFAULT_MODEL, "default") and not Path(model).exists():
-        print(f"note: {model!r} is not a local folder; it must already be in the "
-              "local Hugging Face cache (nothing is downloaded)", file=sys.stderr)
+        from .errors import warn
+
+        warn(f"{model!r} is not a local folder; it must already be in the "
+             "local Hugging Face cache (nothing is downloaded)")
     return SentenceTransformerEmbedder(model, device=device)

@@ -1,4 +1,4 @@
-"""Every exception persona-index raises.
+"""Every exception persona-index raises, and the warnings it issues.
 
 Each subclasses a built-in so callers can catch it either way
 (``except ValueError`` still works), and every message names the offending
@@ -6,6 +6,10 @@ value: the file and line, the field, or the parameter.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+import warnings
 
 
 class PersonaIndexError(Exception):
@@ -63,7 +67,26 @@ class IngestOptionError(PersonaIndexError, ValueError):
     """
 
 
-class IngestWarning(UserWarning):
+class PersonaIndexWarning(UserWarning):
+    """Base class of what the library tells its caller that is not an error.
+    The library never prints: it issues these (:func:`warn`), and the CLI
+    prints each as one line, ``warning: ...`` or, for a :class:`Note`,
+    ``note: ...``. In Python they are ordinary warnings (filter them with
+    :mod:`warnings`).
+
+    Examples
+    --------
+    >>> issubclass(IngestWarning, PersonaIndexWarning), issubclass(IngestNote, Note)
+    (True, True)
+    """
+
+
+class Note(PersonaIndexWarning):
+    """Information rather than a problem: a lock being waited for, a file
+    delivered late, a resumed reembed, the embedder a query fell back to."""
+
+
+class IngestWarning(PersonaIndexWarning):
     """Something an ingest did that the caller should know of: rows kept
     although the embedder could not tell them apart, texts embedded truncated.
     The CLI prints it as ``warning: ...``.
@@ -75,9 +98,27 @@ class IngestWarning(UserWarning):
     """
 
 
-class IngestNote(IngestWarning):
+class IngestNote(IngestWarning, Note):
     """Information rather than a problem, e.g. the schema detected under
     ``schema="auto"``. The CLI prints it as ``note: ...``."""
+
+
+def warn(message: str, category: type[Warning] = Note) -> None:
+    """Issue ``message`` as a ``category`` warning, attributed to the first
+    caller outside this package (where a user can act on it).
+
+    Examples
+    --------
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn("waiting for the writer lock")
+    >>> caught[0].category.__name__, str(caught[0].message)
+    ('Note', 'waiting for the writer lock')
+    """
+    here, level, frame = os.path.dirname(__file__), 2, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(here):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 class StoreNotFoundError(PersonaIndexError, FileNotFoundError):

@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from .errors import ConcurrencyError, LockTimeoutError
+from .errors import ConcurrencyError, LockTimeoutError, warn
 
 __all__ = ["LOCK_NOTE_S", "store_lock"]
 
@@ -76,8 +76,6 @@ def _flock(path: Path, what: str, timeout: float | None, note_after: float):
         except Timeout:
             raise LockTimeoutError(f"{what} ({path}) was not free within {timeout:g} s") from None
         return
-    import sys
-
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         start, noted, pause = time.monotonic(), False, 0.01
@@ -91,7 +89,7 @@ def _flock(path: Path, what: str, timeout: float | None, note_after: float):
                     raise LockTimeoutError(f"{what} ({path}{_holder(fd)}) was not free within "
                                            f"{timeout:g} s") from None
                 if not noted and waited >= note_after:
-                    print(f"waiting for {what} ({path}{_holder(fd)})", file=sys.stderr, flush=True)
+                    warn(f"waiting for {what} ({path}{_holder(fd)})")
                     noted = True
                 time.sleep(pause)
                 pause = min(pause * 2, 0.2)

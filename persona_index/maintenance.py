@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .commits import fault_point
-from .errors import InvalidQueryError
+from .errors import InvalidQueryError, warn
 from .store import REEMBED_MARKER, PersonaIndex
 
 
@@ -63,8 +63,7 @@ def reembed(src: PersonaIndex, new_path: str, model: str, *, batch_size: int = 1
     if left.exists() and not Path(tmp).exists():  # killed between the rename and the unlink
         left.unlink()
         done = PersonaIndex(new_path, must_exist=True)
-        print(f"an interrupted reembed into {new_path} had finished copying: marked complete",
-              file=sys.stderr)
+        warn(f"an interrupted reembed into {new_path} had finished copying: marked complete")
         return {"copied": done.count(), "from": src.path, "to": new_path,
                 "model": done.meta.get("model"), "dim": done.meta.get("dim")}
     if Path(new_path).exists() and any(Path(new_path).iterdir()):
@@ -88,11 +87,11 @@ def reembed(src: PersonaIndex, new_path: str, model: str, *, batch_size: int = 1
             done = PersonaIndex(tmp, must_exist=False, _partial_ok=True)
             if done.exists:
                 have_ids = set(done.snapshot().ids.to_pylist())
-            print(f"resuming an interrupted reembed into {new_path} ({len(have_ids)} of "
-                  f"{snap.count()} personas copied)", file=sys.stderr)
+            warn(f"resuming an interrupted reembed into {new_path} ({len(have_ids)} of "
+                 f"{snap.count()} personas copied)")
         else:
-            print(f"an interrupted reembed of another source or model was left in {tmp}: "
-                  "removed, starting again", file=sys.stderr)
+            warn(f"an interrupted reembed of another source or model was left in {tmp}: "
+                 "removed, starting again")
             shutil.rmtree(tmp)
     if not Path(tmp).exists():
         os.makedirs(tmp)

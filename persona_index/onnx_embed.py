@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -161,7 +160,9 @@ def export(model: str | None, *, quiet: bool = False) -> Path | None:
                                                "max_seq_length": max_len, "source": str(folder)}))
     os.replace(tmp, out / "model.onnx")
     if not quiet:
-        print(f"note: exported {folder.name} to ONNX for torch-free queries ({out})", file=sys.stderr)
+        from .errors import warn
+
+        warn(f"exported {folder.name} to ONNX for torch-free queries ({out})")
     return out
 
 

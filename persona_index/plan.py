@@ -15,14 +15,19 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from .dedup import BLOCKING_MIN
-from .errors import IngestNote, IngestOptionError, IngestWarning, InputFileError, RowRejected
+from .errors import (
+    IngestNote,
+    IngestOptionError,
+    IngestWarning,
+    InputFileError,
+    RowRejected,
+)
+from .errors import warn as _warn
 from .readers import DEFAULT_BATCH, iter_file
 from .text import TEXT_FIELDS, assign_columns
 
@@ -45,12 +50,8 @@ _DISTINCT_CAP = ATTR_MAX_DISTINCT + 1
 
 
 def warn(message: str, category=IngestWarning) -> None:
-    """Issue ``message`` as a ``category`` warning, attributed to the first
-    caller outside this package (where a user can act on it)."""
-    here, level, frame = os.path.dirname(__file__), 2, sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(here):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=level)
+    """:func:`persona_index.errors.warn`, an :class:`IngestWarning` by default."""
+    _warn(message, category)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidQueryError
+from .errors import InvalidQueryError, warn
 
 SESSIONS = "sessions"
 MANIFESTS = "manifests"
@@ -334,7 +334,6 @@ class Sessions:
         process died between its commit and its renames (roll forward); the
         caller holds the sessions' locks. Returns the paths delivered."""
         import os
-        import sys
 
         t = self._table(MANIFESTS)
         if t is None or not names:
@@ -350,9 +349,9 @@ class Sessions:
                 if os.path.exists(tmp):
                     os.replace(tmp, final)
                     done.append(final)
-                    print(f"delivered {final} (session {m.get('session')!r} batch "
-                          f"{m.get('batch')}: its drawing process stopped before moving it "
-                          "into place)", file=sys.stderr)
+                    warn(f"delivered {final} (session {m.get('session')!r} batch "
+                         f"{m.get('batch')}: its drawing process stopped before moving it "
+                         "into place)")
         return done
 
     def reset(self, name) -> int:

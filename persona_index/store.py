@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pyarrow is imported where it is used
 from .commits import (check_version, commit_with_schema, fault_point, latest_version,
                       merge_columns, roll_back, verified_commit)
 from .errors import (BrokenStoreError, ConcurrencyError, EmbedderMismatchError,
-                     FormatVersionError, InvalidQueryError, StoreNotFoundError, clean_error)
+                     FormatVersionError, InvalidQueryError, StoreNotFoundError, clean_error, warn)
 from .locks import LOCK_NOTE_S, store_lock
 from .snapshot import META_KEY, ROWS_CACHE_MAX, Hit, Hits, Snapshot, read_meta
 from .text import RESERVED, as_text, assign_columns, persona_id
@@ -326,10 +326,8 @@ class PersonaIndex:
                 onnx_embed.export(model)
                 e = onnx_embed.OnnxEmbedder.cached(model, model, dim)
             except Exception as exc:  # no torch, no onnxruntime, an export failure
-                import sys
-
-                print(f"note: queries use sentence-transformers (no ONNX export: "
-                      f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]})", file=sys.stderr)
+                warn(f"queries use sentence-transformers (no ONNX export: "
+                     f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
         return e if e is not None else self.embedder
 
     # -- writing -----------------------------------------------------------------

@@ -296,7 +296,7 @@ def test_a_writer_says_what_it_waits_for_and_gives_up_at_the_timeout(db, tmp_pat
         waited = time.monotonic() - t0
         assert r["rc"] == 1 and not r["traceback"], r
         lines = r["stderr"].splitlines()
-        waits = [l for l in lines if l.startswith("waiting for")]
+        waits = [l for l in lines if l.startswith("note: waiting for")]
         assert len(waits) == 1  # said once
         assert "writer.lock" in waits[0] and f"held by pid {holder.pid} (stopped)" in waits[0]
         assert "not free within 3 s" in lines[-1] and waited >= 3

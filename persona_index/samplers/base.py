@@ -14,11 +14,11 @@ from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from ..errors import SamplingError
+from ..errors import PersonaIndexWarning, SamplingError
 from . import registry
 
 
-class SamplingWarning(UserWarning):
+class SamplingWarning(PersonaIndexWarning):
     """A degenerate but valid request (a stratum short of its quota, ...).
 
     Examples
