@@ -24,7 +24,7 @@ def _embedder(ctx):
     from pathlib import Path
 
     if ctx.obj.get("db_given") or Path(ctx.obj["db"]).exists():
-        from persona_index_cli.main import open_index
+        from persona_index_cli.base import open_index
 
         idx = open_index(ctx, must_exist=False)
         if idx.exists:
@@ -100,7 +100,7 @@ def curate_command(ctx, outputs, n, fmt, response_field, persona_field, id_field
     """
     from persona_index import curate as C
     from persona_index.sampling import sampling_params
-    from persona_index_cli.main import emit
+    from persona_index_cli.output import emit
 
     if out == "-" and as_json:
         raise click.UsageError("--out - writes the rows to stdout; it cannot go with --json")

@@ -10,9 +10,12 @@ other attributes up to three in all.
 from __future__ import annotations
 
 import functools
+import json
+import math
 import re
 
 import click
+import numpy as np
 
 #: how many attribute columns a table shows when nobody asked for any
 DEFAULT_ATTRS = 3
@@ -133,3 +136,127 @@ def draw_plot(idx, ids, path, where=None) -> None:
 
     info = coverage_map(idx, ids, path, where=where)
     click.echo(f"map: {path} ({info['width']} x {info['height']} px)", err=True)
+
+
+def strict_json(obj):
+    """``obj`` with every NaN or infinite float replaced by None (JSON null), so
+    what ``--json`` prints is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    if isinstance(obj, np.floating):
+        return strict_json(float(obj))
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def output_options(fn):
+    """``--json``: print one JSON document on stdout instead of a table."""
+
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def renamed_option(old: str, new: str, dest: str, **attrs):
+    """Keep ``old``, the previous spelling of the option ``new`` (parameter
+    ``dest``), working for one release: hidden from --help, a one-line note on
+    stderr when it is used, and a usage error (exit 2) when both are given
+    with different values. ``attrs`` (e.g. ``type``) should match ``new``'s."""
+    from click.core import ParameterSource
+
+    old_dest = "deprecated_" + old.lstrip("-").replace("-", "_")
+
+    def decorator(fn):
+        @click.option(old, old_dest, hidden=True, default=None, **attrs)
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            value = kwargs.pop(old_dest, None)
+            if value is not None:
+                ctx = click.get_current_context()
+                click.echo(f"note: {old} is deprecated; use {new}", err=True)
+                source = ctx.get_parameter_source(dest)
+                explicit = source not in (None, ParameterSource.DEFAULT,
+                                          ParameterSource.DEFAULT_MAP)
+                if explicit and kwargs[dest] != value:
+                    raise click.UsageError(f"{old} {value!r} and {new} {kwargs[dest]!r} "
+                                           f"disagree: give only {new}", ctx=ctx)
+                kwargs[dest] = value
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def row_format_option(fn):
+    """``--format json|jsonl|csv|table`` for commands that print rows (table
+    is the default; json prints the same document as ``--json``)."""
+
+    @click.option("--format", "row_format", type=click.Choice(["table", "json", "jsonl", "csv"]),
+                  default="table", show_default=True, help="How to print the rows.")
+    @functools.wraps(fn)
+    def wrapper(*args, row_format="table", **kwargs):
+        click.get_current_context().meta["row_format"] = row_format
+        if row_format == "json":
+            kwargs["as_json"] = True
+        return fn(*args, **kwargs)
+
+    return column_options(wrapper)
+
+
+def emit_rows(rows: list, fmt: str) -> None:
+    rows = select(rows, chosen_columns(rows, None))
+    if fmt == "jsonl":
+        for r in rows:
+            click.echo(json.dumps(strict_json(r), ensure_ascii=False, default=str, allow_nan=False))
+    else:  # csv
+        import csv
+        import io
+
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)
+                        for k, v in r.items()})
+        click.echo(buf.getvalue(), nl=False)
+
+
+def emit(data, as_json: bool, *, rows: list | None = None, columns: list | None = None,
+         title: str | None = None) -> None:
+    """Print ``data`` as JSON, or ``rows`` (else ``data``) as a readable table,
+    or as jsonl / csv under ``--format``."""
+    ctx = click.get_current_context(silent=True)
+    fmt = ctx.meta.get("row_format") if ctx is not None else None
+    if not as_json and rows is not None and fmt in ("jsonl", "csv"):
+        emit_rows(rows, fmt)
+        return
+    if as_json:
+        click.echo(json.dumps(strict_json(data), ensure_ascii=False, default=str, allow_nan=False))
+        return
+    if title:
+        click.echo(title)
+    if rows is not None:
+        click.echo(format_table(rows, columns))
+    elif isinstance(data, dict):
+        width = max((len(k) for k in data), default=0)
+        for k, v in data.items():
+            if isinstance(v, (list, dict)):
+                v = json.dumps(v, ensure_ascii=False, default=str)
+            click.echo(f"{k.ljust(width)}  {v}")
+    else:
+        click.echo(str(data))
+
+
+def format_table(rows: list[dict], columns: list | None = None) -> str:
+    """Rows as an aligned table (``--columns`` and ``--wide`` apply; see cli/output.py)."""
+    return format_rows(rows, columns)

@@ -253,7 +253,7 @@ def test_llm_model_reaches_the_requests_and_old_model_is_a_noted_alias(tmp_path)
 
 @pytest.mark.parametrize("command", ["extract", "expand"])
 def test_extract_and_expand_take_llm_model(command, tmp_path, monkeypatch):
-    import persona_index_cli.main as cli_main
+    import persona_index_cli.synth as cli_synth
 
     seen = []
 
@@ -261,7 +261,7 @@ def test_extract_and_expand_take_llm_model(command, tmp_path, monkeypatch):
         seen.append(llm_model)
         raise click.ClickException("stopped before calling the endpoint")
 
-    monkeypatch.setattr(cli_main, "_client_config", spy)
+    monkeypatch.setattr(cli_synth, "_client_config", spy)
     src = write_jsonl(tmp_path / "p.jsonl", [{"persona": "A glassblower in Murano"}])
     args = ([command, str(src)] if command == "extract" else [command, "--personas", str(src)])
     args = ["--db", str(tmp_path / "s.lance"), "--embed-model", "hash-384"] + args
