@@ -151,7 +151,8 @@ def curate(rows: Iterable, k: int, *, embedder=None, persona_field: str | None =
            coherence: float | None = None, strategy: str | None = None,
            params: Mapping | None = None, score_field: str | None = None,
            score_weight: float | None = None, by: Sequence[str] | str | None = None,
-           seed=0, source: str = "<rows>", progress: bool = False) -> Curation:
+           seed=0, source: str = "<rows>", progress: bool = False, index=None,
+           exclude_control: bool = False, at_most: bool = False) -> Curation:
     """Keep ``k`` output rows that cover output space (see the module docstring).
 
     Parameters
@@ -171,9 +172,16 @@ def curate(rows: Iterable, k: int, *, embedder=None, persona_field: str | None =
         0.5) times the score's z over the candidates is added to each pick's
         criterion (the default strategy and herding).
     by : field(s) whose strata get equal quotas (largest remainder; a short
-        stratum gives what it has, with a warning).
+        stratum gives what it has, with a warning). A field no row has is read
+        from ``index`` (a :class:`~persona_index.store.PersonaIndex`): the
+        stored attribute of each row's ``persona_id``; the manifest's
+        ``by_source`` says where each came from.
     seed : None, int or Generator; normalised with ``np.random.default_rng``.
         The default selection on fewer than 4,096 outputs uses no randomness.
+    exclude_control : leave control rows (``arm == "control"``) out of the
+        candidates (``synthesize --oversample`` keeps them in the raw file only).
+    at_most : keep ``min(k, rows left)`` instead of raising when fewer than
+        ``k`` are left; the manifest's counts give the ``shortfall``.
 
     Returns
     -------
@@ -194,6 +202,8 @@ def curate(rows: Iterable, k: int, *, embedder=None, persona_field: str | None =
     Traceback (most recent call last):
     ...
     persona_index.errors.CurationError: k=7 is larger than the 6 rows left (of 9: 1 failed, 0 incoherent, 2 repeated)
+    >>> curate(rows, 7, embedder=HashEmbedder(16), at_most=True).manifest["counts"]["shortfall"]
+    1
     """
     strategy, params, by = _check_options(k, coherence, score_field, score_weight, strategy,
                                           params, by)
@@ -205,8 +215,53 @@ def curate(rows: Iterable, k: int, *, embedder=None, persona_field: str | None =
         from .embed import get_embedder
 
         embedder = get_embedder()
+    rows_in, keyed, repeated = _keyed(rows, source, id_field)
+    needed = [response_field] + ([persona_field or "persona"] if coherence is not None or
+                                 persona_field is not None else [])
+    by_source, snap = _check_fields(rows_in, needed + ([score_field] if score_field else []),
+                                    by, source, index)
+    live, texts, failed, control = _live(keyed, response_field, exclude_control)
+    O = embedder.encode(texts, progress=progress) if texts else np.zeros((0, 1), np.float32)
+    O = np.asarray(O, dtype=np.float32)
+    live, O, incoherent = _coherence_filter(live, O, coherence, persona_field or "persona",
+                                            embedder, source, progress)
+    dropped = {"failed": failed, "incoherent": incoherent, "repeated": repeated}
+    kk = min(k, len(live)) if at_most else k
+    if kk > len(live):
+        raise CurationError(f"k={k} is larger than the {len(live)} rows left (of "
+                            f"{len(rows_in)}: {failed} failed, {incoherent} incoherent, "
+                            f"{repeated} repeated)")
+    bonus, s = _scores(live, score_field, score_weight, source)
+    strata = _strata(live, by, by_source, snap)
+    picks = (select_outputs(O, kk, strategy=strategy, params=params, bonus=bonus, strata=strata,
+                            rng=rng) if kk else np.zeros(0, dtype=np.int64))
+    chosen = sorted(int(i) for i in picks)
+    cov = _coverage(O, np.asarray(chosen, dtype=np.int64)) if kk else {}
+    if bonus is not None and kk:
+        cov["mean_score_kept"] = float(s[picks].mean())
+        cov["mean_score_candidates"] = float(s.mean())
+    manifest = {
+        "kind": MANIFEST_KIND, "manifest_version": MANIFEST_VERSION,
+        "params": {"k": int(k), "strategy": strategy, "strategy_params": params,
+                   "response_field": response_field, "persona_field": persona_field,
+                   "id_field": id_field, "coherence": coherence, "score_field": score_field,
+                   "score_weight": score_weight, "by": by, "by_source": by_source,
+                   "seed": seed_rec, "embed_model": getattr(embedder, "name", None),
+                   "exclude_control": exclude_control, "at_most": at_most},
+        "counts": {"rows": len(rows_in), "candidates": len(live), "kept": len(chosen),
+                   **dropped, "control": control, "shortfall": k - len(chosen)},
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "kept": [live[i][0] for i in chosen],
+    }
+    return Curation(kept=[live[i][2] for i in chosen], dropped=dropped, manifest=manifest,
+                    coverage=cov)
 
-    # 1. rows, keyed; the last of a repeated key wins (kept at its first position? no: its own)
+
+def _keyed(rows, source: str, id_field: str):
+    """The input as (line, row) pairs (each a dict, else an error naming its
+    line), and the rows that count (:func:`~persona_index.synthesis.rows.keyed_rows`)."""
+    from .synthesis.rows import keyed_rows
+
     numbered = []
     for i, r in enumerate(rows, 1):
         line, rec = r if isinstance(r, tuple) else (i, r)
@@ -215,105 +270,118 @@ def curate(rows: Iterable, k: int, *, embedder=None, persona_field: str | None =
         numbered.append((line, rec))
     if not numbered:
         raise CurationError(f"{source}: no rows")
+    keyed, repeated = keyed_rows(numbered, id_field)
+    return numbered, keyed, repeated
+
+
+def _check_fields(numbered, needed, by, source, index):
+    """Raise unless some row has each needed field; a ``by`` field no row has
+    comes from the store's attribute of the same name, read from one snapshot.
+    Returns (field -> where it comes from: ``"rows"``, or ``{"store": path,
+    "table_version": v}``; the snapshot, or None)."""
     fields = set()
     for _, rec in numbered:
         fields.update(rec)
-    needed = [response_field] + ([persona_field or "persona"] if coherence is not None or
-                                 persona_field is not None else [])
-    needed += [score_field] if score_field is not None else []
-    needed += by
     for f in needed:
         if f not in fields:
             raise CurationError(f"{source}: no row has the field {f!r}; the fields are "
                                 f"{', '.join(sorted(map(str, fields))[:20])}")
-    last: dict = {}
-    for pos, (line, rec) in enumerate(numbered):
-        cid = rec.get(id_field)
-        key = f"line:{line}" if cid is None or cid == "" else str(cid)
-        last[key] = pos
-    repeated = len(numbered) - len(last)
-    order = sorted(last.values())  # input order of the winning rows
-    keys = {pos: key for key, pos in last.items()}
+    out, snap = {}, None
+    for b in by:
+        if b in fields:
+            out[b] = "rows"
+            continue
+        if index is None:
+            raise CurationError(f"{source}: no row has the field {b!r} to balance by, and no "
+                                "store was given (index) to read it by persona_id")
+        snap = snap or (index.snapshot() if index.exists else None)
+        attrs = list(snap.attributes) if snap is not None else []
+        if b not in attrs:
+            raise CurationError(f"{source}: no row has the field {b!r}, and the store at "
+                                f"{index.path} has no attribute {b!r} (its attributes: "
+                                f"{', '.join(attrs) or 'none'})")
+        if "persona_id" not in fields:
+            raise CurationError(f"{source}: no row has the field {b!r}, nor a 'persona_id' to "
+                                f"read the store's {b!r} by")
+        out[b] = {"store": str(index.path), "table_version": int(snap.version)}
+    return out, snap
 
-    # 2. failed rows
-    live, texts = [], []
-    failed = 0
-    for pos in order:
-        rec = numbered[pos][1]
+
+def _live(keyed, response_field: str, exclude_control: bool):
+    """The rows that are candidates (not failed, and not control rows when
+    ``exclude_control``): as (key, line, row), their response texts, and how
+    many failed and control rows were left out."""
+    live, texts, failed, control = [], [], 0, 0
+    for item in keyed:
+        rec = item[2]
+        if exclude_control and rec.get("arm") == "control":
+            control += 1
+            continue
         t = _text(rec.get(response_field))
         if _failed(rec, t):
             failed += 1
             continue
-        live.append(pos)
+        live.append(item)
         texts.append(t)
+    return live, texts, failed, control
 
-    # 3. embed; coherence
-    O = embedder.encode(texts, progress=progress) if texts else np.zeros((0, 1), np.float32)
-    O = np.asarray(O, dtype=np.float32)
-    incoherent = 0
-    if coherence is not None and live:
-        pf = persona_field or "persona"
-        control = np.array([numbered[p][1].get("arm") == "control" for p in live])
-        ptexts = [_text(numbered[p][1].get(pf)) for p in live]
-        missing = [numbered[p][0] for p, t, c in zip(live, ptexts, control) if t is None and not c]
-        if missing:
-            raise CurationError(f"{source}:{missing[0]}: no {pf!r} text to measure coherence "
-                                f"against ({len(missing)} such row(s))")
-        sim = np.ones(len(live), dtype=np.float32)
-        idx = np.flatnonzero(~control)
-        if len(idx):
-            from .synthesis.report import coherence as coherence_of
 
-            P = np.asarray(embedder.encode([ptexts[i] for i in idx], progress=progress),
-                           dtype=np.float32)
-            sim[idx] = coherence_of(P, O[idx])
-        keep = control | (sim >= coherence)
-        incoherent = int((~keep).sum())
-        live = [p for p, kk in zip(live, keep) if kk]
-        O = O[keep]
-    dropped = {"failed": failed, "incoherent": incoherent, "repeated": repeated}
-    if k > len(live):
-        raise CurationError(f"k={k} is larger than the {len(live)} rows left (of "
-                            f"{len(numbered)}: {failed} failed, {incoherent} incoherent, "
-                            f"{repeated} repeated)")
+def _coherence_filter(live, O, coherence, pf, embedder, source, progress):
+    """Drop the rows whose response is less similar than ``coherence`` to
+    their persona (control rows are exempt); returns (live, O, dropped)."""
+    if coherence is None or not live:
+        return live, O, 0
+    control = np.array([item[2].get("arm") == "control" for item in live])
+    ptexts = [_text(item[2].get(pf)) for item in live]
+    missing = [item[1] for item, t, c in zip(live, ptexts, control) if t is None and not c]
+    if missing:
+        raise CurationError(f"{source}:{missing[0]}: no {pf!r} text to measure coherence "
+                            f"against ({len(missing)} such row(s))")
+    sim = np.ones(len(live), dtype=np.float32)
+    idx = np.flatnonzero(~control)
+    if len(idx):
+        from .synthesis.report import coherence as coherence_of
 
-    # 4. selection
-    bonus = None
-    if score_field is not None:
-        vals = []
-        for p in live:
-            v = _number(numbered[p][1].get(score_field))
-            if v is None:
-                raise CurationError(f"{source}:{numbered[p][0]}: {score_field!r} is not a finite "
-                                    f"number ({numbered[p][1].get(score_field)!r})")
-            vals.append(v)
-        s = np.asarray(vals)
-        sd = s.std()
-        bonus = np.float32(score_weight) * ((s - s.mean()) / (sd if sd > 0 else 1.0)).astype(np.float32)
-    strata = None
-    if by:
-        strata = {b: np.array([numbered[p][1].get(b) for p in live], dtype=object) for b in by}
-    picks = select_outputs(O, k, strategy=strategy, params=params, bonus=bonus, strata=strata,
-                           rng=rng)
-    chosen = sorted(live[i] for i in picks)
-    kept = [numbered[p][1] for p in chosen]
-    kept_keys = [keys[p] for p in chosen]
-    cov = _coverage(O, np.sort(picks))
-    if bonus is not None:
-        cov["mean_score_kept"] = float(s[picks].mean())
-        cov["mean_score_candidates"] = float(s.mean())
-    manifest = {
-        "kind": MANIFEST_KIND, "manifest_version": MANIFEST_VERSION,
-        "params": {"k": int(k), "strategy": strategy, "strategy_params": params,
-                   "response_field": response_field, "persona_field": persona_field,
-                   "id_field": id_field, "coherence": coherence, "score_field": score_field,
-                   "score_weight": score_weight, "by": by, "seed": seed_rec,
-                   "embed_model": getattr(embedder, "name", None)},
-        "counts": {"rows": len(numbered), "candidates": len(live), "kept": len(kept), **dropped},
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "kept": kept_keys,
-    }
-    return Curation(kept=kept, dropped=dropped, manifest=manifest, coverage=cov)
+        P = np.asarray(embedder.encode([ptexts[i] for i in idx], progress=progress),
+                       dtype=np.float32)
+        sim[idx] = coherence_of(P, O[idx])
+    keep = control | (sim >= coherence)
+    return [item for item, kk in zip(live, keep) if kk], O[keep], int((~keep).sum())
+
+
+def _scores(live, score_field, score_weight, source):
+    """The score term (``score_weight`` x the score's z) and the scores, or (None, None)."""
+    if score_field is None:
+        return None, None
+    vals = []
+    for _, line, rec in live:
+        v = _number(rec.get(score_field))
+        if v is None:
+            raise CurationError(f"{source}:{line}: {score_field!r} is not a finite number "
+                                f"({rec.get(score_field)!r})")
+        vals.append(v)
+    s = np.asarray(vals)
+    sd = s.std() if len(s) else 0.0
+    z = (s - s.mean()) / (sd if sd > 0 else 1.0) if len(s) else s
+    return np.float32(score_weight) * z.astype(np.float32), s
+
+
+def _strata(live, by, by_source, snap):
+    """field -> the column of each candidate's value (from the row, or the
+    store's attribute of its ``persona_id``), or None without ``by``."""
+    if not by:
+        return None
+    out = {}
+    for b in by:
+        if by_source[b] == "rows":
+            out[b] = np.array([rec.get(b) for _, _, rec in live], dtype=object)
+            continue
+        ids = [rec.get("persona_id") for _, _, rec in live]
+        want = sorted({i for i in ids if isinstance(i, str)})
+        got = {r["id"]: r.get(b) for r in snap.get(want)} if want else {}
+        out[b] = np.array([got.get(i) if isinstance(i, str) else None for i in ids],
+                          dtype=object)
+    return out
 
 
 def _coverage(O: np.ndarray, picks: np.ndarray) -> dict:
@@ -472,7 +540,17 @@ def replay_curation(manifest: dict, *, path=None, embedder=None) -> Curation:
     elif p.get("embed_model") and getattr(embedder, "name", None) != p["embed_model"]:
         raise ManifestError(f"the manifest was made with the model {p['embed_model']!r}, not "
                             f"{getattr(embedder, 'name', None)!r}")
-    cur = curate_file(path, p["k"], fmt=inp.get("format"), embedder=embedder,
+    stores = {(v["store"], v["table_version"]) for v in (p.get("by_source") or {}).values()
+              if isinstance(v, dict)}
+    index = None
+    if stores:  # a by attribute came from a store: the same table version again
+        from .store import PersonaIndex
+
+        (db, version), = stores
+        index = PersonaIndex(db, version=version, must_exist=True)
+    cur = curate_file(path, p["k"], fmt=inp.get("format"), embedder=embedder, index=index,
+                      exclude_control=bool(p.get("exclude_control")),
+                      at_most=bool(p.get("at_most")),
                       persona_field=p.get("persona_field"),
                       response_field=p.get("response_field", "response"),
                       id_field=p.get("id_field", "custom_id"), coherence=p.get("coherence"),

@@ -131,7 +131,8 @@ def test_last_row_of_a_repeated_custom_id_wins_and_every_drop_is_counted(tmp_pat
     assert doc["manifest"]["kept"] == ["c0", "c4", "c5", "c1", "line:10", "line:11"]
     assert doc["kept"][0] == rows[0]  # the input row, unchanged
     assert doc["manifest"]["counts"] == {"rows": 11, "candidates": 6, "kept": 6, "failed": 2,
-                                         "incoherent": 0, "repeated": 3}
+                                         "incoherent": 0, "repeated": 3,
+                                         "control": 0, "shortfall": 0}
 
 
 def test_coherence_is_off_by_default_and_counted_when_on(tmp_path):

@@ -131,42 +131,37 @@ def _unit(seed, prompt: str, n: int) -> float:
 def _response(st: MockState, method: str, path: str, headers: list, raw: bytes):
     """What to answer: (seconds to wait, status, body, extra headers, content
     type, whether to cut the body short and close)."""
+    js = "application/json"
     if method == "GET":
         if path.rstrip("/").endswith("/models"):
             return 0, 200, b'{"object": "list", "data": [{"id": "mock", "object": "model"}]}', \
-                {}, "application/json", False
-        return 0, 404, b'{"error": "not found"}', {}, "application/json", False
+                {}, js, False
+        return 0, 404, b'{"error": "not found"}', {}, js, False
     if method != "POST" or not path.endswith("/chat/completions"):
-        return 0, 404, b'{"error": "not found"}', {}, "application/json", False
+        return 0, 404, b'{"error": "not found"}', {}, js, False
     try:
         doc = json.loads(raw)
         prompt = doc["messages"][-1]["content"]
         str(prompt)
     except (ValueError, KeyError, IndexError, TypeError):
-        return 0, 400, b'{"error": "bad request body"}', {}, "application/json", False
+        return 0, 400, b'{"error": "bad request body"}', {}, js, False
     st.prompts.append(prompt)
     st.bodies.append(doc)
     n_seen = st.seen.get(prompt, 0)
     st.seen[prompt] = n_seen + 1
-    wait = st.latency_s
+    got = _scripted(st, prompt, headers, n_seen)
+    if got is None:
+        return _completion(st, doc, prompt)
+    code, body, extra, ctype, cut = got
+    return st.latency_s, code, body, extra, ctype, cut
+
+
+def _scripted(st: MockState, prompt: str, headers: list, n_seen: int):
+    """A scripted or random failure, or a malformed 200, for this prompt:
+    (status, body, extra headers, content type, cut), or None to reply."""
     js = "application/json"
-
-    def done(code, body, extra=None, ctype=js, cut=False):
-        return wait, code, body, extra or {}, ctype, cut
-
     if "[[echo401]]" in prompt or "[[echo500]]" in prompt:
-        echoed = dict(sorted(headers, key=lambda kv: kv[0].lower() != "authorization"))
-        if "[[echo401]]" in prompt:
-            return done(401, json.dumps({"error": {
-                "message": "Incorrect API key provided", "type": "invalid_request_error",
-                "request_headers": echoed}}).encode())
-        # an HTML error page whose header dump starts at character 158: the key
-        # (after "Authorization: Bearer ") straddles character 190, so an error text
-        # "HTTP 500: <page>" cut at 200 characters before redaction keeps its start
-        page = ("<html><body><h1>500 Internal Server Error</h1><p>The upstream model server "
-                "failed. Request headers:</p><pre>").ljust(158, " ")
-        page += "".join(f"{k}: {v}\n" for k, v in echoed.items()) + "</pre></body></html>"
-        return done(500, page.encode(), ctype="text/html")
+        return _echo(prompt, headers)
     ra = re.search(r"\[\[retry-after=([^\]]*)\]\]", prompt)
     for tag, code in (("[[429]]", 429), ("[[500]]", 500), (ra and ra.group(0), 429)):
         if tag and tag in prompt:
@@ -174,27 +169,48 @@ def _response(st: MockState, method: str, path: str, headers: list, raw: bytes):
             st.failures[(tag, prompt)] = n + 1
             if n < st.fail_times:
                 value = ra.group(1) if ra and tag == ra.group(0) else st.retry_after
-                return done(code, b'{"error": "scripted failure"}',
-                            {"Retry-After": value} if code == 429 else {})
+                return (code, b'{"error": "scripted failure"}',
+                        {"Retry-After": value} if code == 429 else {}, js, False)
     if st.rate_429 or st.fail_rate:
         u = _unit(st.seed, prompt, n_seen)
         if u < st.rate_429:
-            return done(429, b'{"error": {"message": "rate limited"}}',
-                        {"Retry-After": st.retry_after})
+            return 429, b'{"error": {"message": "rate limited"}}', \
+                {"Retry-After": st.retry_after}, js, False
         if u < st.rate_429 + st.fail_rate:
-            return done(500, b'{"error": {"message": "server error"}}')
-    if "[[malformed]]" in prompt:
-        return done(200, b'{"choices": [{"message": {"oops": 1}}]}')
-    if "[[html]]" in prompt:
-        return done(200, b"<html><body>Bad gateway</body></html>", ctype="text/html")
-    if "[[truncated-json]]" in prompt:
-        return done(200, b'{"choices": [{"index": 0, "message": {"role": "assi')
-    if "[[undecodable]]" in prompt:
-        return done(200, b'{"choices": [{"message": {"content": "caf\xe9 \xff"}}]}')
-    if "[[truncated]]" in prompt:
-        return done(200, b'{"choices": [{"index": 0, "message": {"content": "half', cut=True)
-    if "[[slow]]" in prompt:
-        wait += 5
+            return 500, b'{"error": {"message": "server error"}}', {}, js, False
+    bad = {"[[malformed]]": (b'{"choices": [{"message": {"oops": 1}}]}', js, False),
+           "[[html]]": (b"<html><body>Bad gateway</body></html>", "text/html", False),
+           "[[truncated-json]]": (b'{"choices": [{"index": 0, "message": {"role": "assi', js,
+                                  False),
+           "[[undecodable]]": (b'{"choices": [{"message": {"content": "caf\xe9 \xff"}}]}', js,
+                               False),
+           "[[truncated]]": (b'{"choices": [{"index": 0, "message": {"content": "half', js,
+                             True)}
+    for tag, (body, ctype, cut) in bad.items():
+        if tag in prompt:
+            return 200, body, {}, ctype, cut
+    return None
+
+
+def _echo(prompt: str, headers: list):
+    """A 401 JSON body, or a 500 HTML page, that repeats the request headers."""
+    echoed = dict(sorted(headers, key=lambda kv: kv[0].lower() != "authorization"))
+    if "[[echo401]]" in prompt:
+        return 401, json.dumps({"error": {
+            "message": "Incorrect API key provided", "type": "invalid_request_error",
+            "request_headers": echoed}}).encode(), {}, "application/json", False
+    # an HTML error page whose header dump starts at character 158: the key
+    # (after "Authorization: Bearer ") straddles character 190, so an error text
+    # "HTTP 500: <page>" cut at 200 characters before redaction keeps its start
+    page = ("<html><body><h1>500 Internal Server Error</h1><p>The upstream model server "
+            "failed. Request headers:</p><pre>").ljust(158, " ")
+    page += "".join(f"{k}: {v}\n" for k, v in echoed.items()) + "</pre></body></html>"
+    return 500, page.encode(), {}, "text/html", False
+
+
+def _completion(st: MockState, doc: dict, prompt: str):
+    """The 200 reply: ``Reply for <persona>`` (or JSON under response_format)."""
+    wait = st.latency_s + (5 if "[[slow]]" in prompt else 0)
     d = re.search(r"\[\[delay=([0-9.]+)\]\]", prompt)
     if d:
         wait += float(d.group(1))
@@ -217,7 +233,7 @@ def _response(st: MockState, method: str, path: str, headers: list, raw: bytes):
     out = json.dumps(body)
     if "[[surrogate]]" in prompt:  # valid JSON, invalid Unicode
         out = out.replace("Reply for", "Reply \\ud800 for", 1)
-    return done(200, out.encode())
+    return wait, 200, out.encode(), {}, "application/json", False
 
 
 class MockServer:

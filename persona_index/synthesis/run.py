@@ -31,7 +31,6 @@ import errno
 import json
 import math
 import os
-import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,6 +39,9 @@ from typing import Sequence
 
 from ..errors import InputFileError, InvalidQueryError, SynthesisError
 from .client import ChatClient, ClientConfig
+from .control import control_jobs, is_control
+from .rows import (done_ids, is_stdout, is_stream, last_rows, repair_tail,  # noqa: F401
+                   row_states)
 from .templates import Template
 
 #: what to do with a persona that lacks a field its template (or ``attributes``) names
@@ -133,14 +135,16 @@ def read_personas(path: str) -> list[dict]:
 @dataclass
 class Plan:
     """The requests of a run: ``jobs`` as (persona, template, index,
-    custom_id), and what the missing-attribute rule did (``missing``)."""
+    custom_id), what the missing-attribute rule did (``missing``), and how
+    many of the jobs (the last ones) are control requests (``control``)."""
 
     jobs: list
     missing: dict
+    control: int = 0
 
 
 def plan_jobs(personas: Sequence[dict], templates: Sequence[Template], *, n: int = 1,
-              missing: str = "error") -> Plan:
+              missing: str = "error", control: int = 0) -> Plan:
     """Every request of a run, checked before anything is sent or written.
 
     A persona *lacks* a field when a template slot (or, with granularity
@@ -150,6 +154,8 @@ def plan_jobs(personas: Sequence[dict], templates: Sequence[Template], *, n: int
     :class:`InvalidQueryError` naming the first such persona and field,
     ``"skip"`` leaves the pair out, ``"fill"`` writes ``unspecified``. A
     field that no persona has at all is an error whatever the rule (a typo).
+    ``control`` adds that many control requests per template after the
+    persona ones (:mod:`persona_index.synthesis.control`).
 
     Examples
     --------
@@ -188,157 +194,21 @@ def plan_jobs(personas: Sequence[dict], templates: Sequence[Template], *, n: int
             f"{lacking} persona x template pair(s) lack a value: persona {first[0]!r} has no "
             f"{first[1]!r} (template {first[2]!r}); fields lacking: {fields}; missing='skip' "
             "leaves such pairs out, missing='fill' writes 'unspecified'")
-    return Plan(jobs, {"rule": missing, "pairs": lacking, "fields": fields})
-
-
-def last_rows(rows) -> list:
-    """Output rows with only the last row of each ``custom_id`` (a rerun
-    appends a new row for a failed one: the newest wins), in the order each
-    ``custom_id`` first appears; rows without a ``custom_id`` are kept.
-    Every reader of a ``synthesize`` output goes through this.
-
-    Examples
-    --------
-    >>> rows = [{"custom_id": "a", "status": "failed"}, {"custom_id": "b", "status": "ok"},
-    ...         {"custom_id": "a", "status": "ok"}, {"response": "no id"}]
-    >>> last_rows(rows)
-    [{'custom_id': 'a', 'status': 'ok'}, {'custom_id': 'b', 'status': 'ok'}, {'response': 'no id'}]
-    """
-    slot: dict = {}
-    out: list = []
-    for r in rows:
-        cid = r.get("custom_id") if isinstance(r, dict) else None
-        if not isinstance(cid, str):
-            out.append(r)
-        elif cid in slot:
-            out[slot[cid]] = r
-        else:
-            slot[cid] = len(out)
-            out.append(r)
-    return out
-
-
-def _iter_rows(out_path: str):
-    p = Path(out_path)
-    if not p.is_file():
-        return
-    with open(p, "rb") as fh:
-        for line in fh:
-            try:
-                r = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash: that row is redone
-            if isinstance(r, dict) and isinstance(r.get("custom_id"), str):
-                yield r
-
-
-def done_ids(out_path: str) -> set[str]:
-    """custom_ids with a row in ``out_path``, ok or failed (a torn last line
-    is ignored).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> out = Path(tempfile.mkdtemp()) / "out.jsonl"
-    >>> done_ids(str(out))  # no file yet
-    set()
-    >>> _ = out.write_text('{"custom_id": "p1:ask"}\\n{"custom_id": "p2:a')  # a crash mid-line
-    >>> done_ids(str(out))
-    {'p1:ask'}
-    """
-    return {r["custom_id"] for r in _iter_rows(out_path)}
-
-
-def row_states(out_path: str) -> dict:
-    """``custom_id -> (status, runs)`` of the last row of each id in
-    ``out_path`` (rows written before ``runs`` existed count as run 1).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> out = Path(tempfile.mkdtemp()) / "out.jsonl"
-    >>> _ = out.write_text('{"custom_id": "a", "status": "failed"}\\n'
-    ...                    '{"custom_id": "a", "status": "failed", "runs": 2}\\n')
-    >>> row_states(str(out))
-    {'a': ('failed', 2)}
-    """
-    out = {}
-    for r in _iter_rows(out_path):
-        runs = r.get("runs")
-        out[r["custom_id"]] = (r.get("status", "ok"),
-                               runs if isinstance(runs, int) and not isinstance(runs, bool) else 1)
-    return out
-
-
-def _repair_tail(out_path: str) -> None:
-    """Cut a torn last line left by a crash, so appends start on a fresh line."""
-    p = Path(out_path)
-    if not p.exists() or p.stat().st_size == 0:
-        return
-    with open(p, "rb+") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        back = min(size, 1 << 20)
-        fh.seek(size - back)
-        data = fh.read()
-        if data.endswith(b"\n"):
-            return
-        cut = data.rfind(b"\n")
-        if cut < 0 and back < size:  # a last line over 1 MiB: read it all
-            fh.seek(0)
-            data, back = fh.read(), size
-            cut = data.rfind(b"\n")
-        fh.seek(size - back + cut + 1)
-        fh.truncate()
-
-
-def is_stream(out_path: str) -> bool:
-    """Whether ``out_path`` is written as a stream (``-``, ``/dev/stdout``,
-    a FIFO, a character device: anything that exists and is not a regular
-    file), never read back.
-
-    Examples
-    --------
-    >>> is_stream("-"), is_stream("/dev/null"), is_stream("/no/such/dir/new.jsonl")
-    (True, True, False)
-    """
-    if out_path == "-":
-        return True
-    try:
-        return not stat.S_ISREG(os.stat(out_path).st_mode)
-    except OSError:
-        return False
-
-
-def is_stdout(out_path: str) -> bool:
-    """Whether ``out_path`` is this process's standard output (``-``, or a
-    path to the same pipe or terminal), so a summary must go elsewhere.
-
-    Examples
-    --------
-    >>> is_stdout("-"), is_stdout("/no/such/file")
-    (True, False)
-    """
-    if out_path == "-":
-        return True
-    try:
-        a, b = os.stat(out_path), os.fstat(sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        return False
-    return not stat.S_ISREG(a.st_mode) and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+    ctl = control_jobs(templates, control, taken={j[3] for j in jobs})
+    return Plan(jobs + ctl, {"rule": missing, "pairs": lacking, "fields": fields}, len(ctl))
 
 
 def write_requests(personas: Sequence[dict], templates: Sequence[Template], out_path: str, *,
                    model: str = "gpt-4o-mini", temperature: float = 0.7, max_tokens: int = 512,
                    inputs: Sequence[str] = (), config: ClientConfig | None = None, n: int = 1,
-                   missing: str = "error", plan: Plan | None = None) -> int:
+                   missing: str = "error", plan: Plan | None = None, control: int = 0) -> int:
     """Write an OpenAI Batch API request file (one request a line); nothing is called.
     Returns the number of requests written.
 
     ``config`` carries the request options (system prompt, response format,
     seed, top_p, extra body fields; ``model``, ``temperature`` and
-    ``max_tokens`` are used without it); ``n`` and ``missing`` are
-    :func:`plan_jobs`'s (or pass its ``plan``).
+    ``max_tokens`` are used without it); ``n``, ``missing`` and ``control``
+    are :func:`plan_jobs`'s (or pass its ``plan``).
 
     Examples
     --------
@@ -360,7 +230,7 @@ def write_requests(personas: Sequence[dict], templates: Sequence[Template], out_
 
     cfg = config or ClientConfig(base_url="", model=model, temperature=temperature,
                                  max_tokens=max_tokens)
-    plan = plan or plan_jobs(personas, templates, n=n, missing=missing)
+    plan = plan or plan_jobs(personas, templates, n=n, missing=missing, control=control)
     count = 0
     with output_file(out_path, inputs=inputs) as fh:
         for p, t, i, cid in plan.jobs:
@@ -407,11 +277,19 @@ class RunSummary:
     n: int = 1
     missing: dict = field(default_factory=dict)
     request: dict = field(default_factory=dict)
+    control: int = 0
+    oversample: float | None = None
+    curation: dict | None = None
 
     @property
     def complete(self) -> bool:
         """Every planned request ends the run with an ok row."""
         return not (self.remaining_failed or self.unsent or self.failed)
+
+    @property
+    def shortfall(self) -> int:
+        """With ``oversample``: how many of the K rows to keep were missing."""
+        return int((self.curation or {}).get("shortfall") or 0)
 
     def to_dict(self):
         return dict(self.__dict__)
@@ -421,7 +299,8 @@ def synthesize(personas: Sequence[dict], templates: Sequence[Template], out_path
                config: ClientConfig, *, progress: bool = False, n: int = 1,
                missing: str = "error", skip_failed: bool = False, max_runs: int = MAX_RUNS,
                deadline_s: float | None = None, heartbeat_s: float | None = 10.0,
-               resume: bool | None = None) -> RunSummary:
+               resume: bool | None = None, control: int = 0, oversample: float | None = None,
+               embedder=None, curated_out: str | None = None) -> RunSummary:
     """Call the endpoint for every persona x template (x ``n``) not yet done in ``out_path``.
 
     See the module docstring for files, streams, the order of rows and
@@ -433,6 +312,15 @@ def synthesize(personas: Sequence[dict], templates: Sequence[Template], out_path
     ``heartbeat_s``: when no row was written for that long, one line on
     stderr says what the run waits for (None: never). ``resume=True``
     refuses a stream (nothing can be read back from it).
+
+    ``control=N`` adds N control requests per template (the template with a
+    neutral persona line: :mod:`persona_index.synthesis.control`).
+    ``oversample=M`` then keeps K = floor(persona requests / M) of the
+    persona rows with :func:`persona_index.curate.curate` (``embedder``:
+    default the MiniLM) and writes them to ``curated_out`` (default
+    ``OUT.curated.jsonl``) with a manifest, after every run
+    (:mod:`persona_index.synthesis.oversample`); the summary's ``curation``
+    says what it kept and any ``shortfall``. It needs ``out`` to be a file.
 
     Everything is checked (templates, missing fields, the base URL) before
     any file or progress bar is created. Raises :class:`SynthesisError` when
@@ -465,14 +353,29 @@ personas have ['id', 'text']
         raise InvalidQueryError(f"deadline_s must be a number of seconds > 0, not {deadline_s!r}")
     if heartbeat_s is not None and not heartbeat_s > 0:
         raise InvalidQueryError(f"heartbeat_s must be > 0 or None, not {heartbeat_s!r}")
-    plan = plan_jobs(personas, templates, n=n, missing=missing)
+    plan = plan_jobs(personas, templates, n=n, missing=missing, control=control)
     client = ChatClient(config)  # checks the URL: before any file or bar exists
-    if resume and is_stream(out_path):
-        raise InvalidQueryError(f"resuming needs a regular file: out {out_path!r} is a stream "
-                                "(standard output, a FIFO or a device), nothing can be read back")
-    return asyncio.run(_Run(plan, out_path, client, progress=progress, skip_failed=skip_failed,
-                            max_runs=max_runs, deadline_s=deadline_s, heartbeat_s=heartbeat_s,
-                            n=n).go())
+    if (resume or oversample is not None) and is_stream(out_path):
+        raise InvalidQueryError(f"{'resuming' if resume else 'oversample'} needs a regular file: "
+                                f"out {out_path!r} is a stream (standard output, a FIFO or a "
+                                "device), nothing can be read back")
+    if oversample is not None:
+        from ..outputs import check_not_input
+        from .oversample import check_oversample, curated_paths
+
+        oversample = check_oversample(oversample)
+        check_not_input(curated_paths(out_path, curated_out)[0], [out_path])
+    s = asyncio.run(_Run(plan, out_path, client, progress=progress, skip_failed=skip_failed,
+                         max_runs=max_runs, deadline_s=deadline_s, heartbeat_s=heartbeat_s,
+                         n=n).go())
+    if oversample is not None:
+        from .oversample import curate_run, keep_count
+
+        s.oversample = oversample
+        s.curation = curate_run(out_path, keep_count(len(plan.jobs) - plan.control, oversample),
+                                templates=len({t.name for t in templates}), embedder=embedder,
+                                curated_out=curated_out, m=oversample)
+    return s
 
 
 class _Sink:
@@ -496,7 +399,7 @@ class _Sink:
                       flush=True)
                 self.fh = open(out_path, "wb")
         else:
-            _repair_tail(out_path)
+            repair_tail(out_path)
             self.fh = open(out_path, "ab")
 
     def write(self, data: bytes) -> None:
@@ -519,6 +422,7 @@ class _Run:
         self.latencies: list = []
         self.last_error = None
         self.last_progress = time.monotonic()
+        self.bar = None
 
     def _todo(self, prev: dict):
         todo, skipped, kept_failed, retried = [], 0, 0, 0
@@ -538,12 +442,16 @@ class _Run:
 
     def _row(self, job, runs, prompt, c) -> bytes:
         p, t, i, cid = job
-        row = {"custom_id": cid, "persona_id": p["id"], "persona": p["text"], "template": t.name,
+        ctl = is_control(p)
+        row = {"custom_id": cid, "persona_id": p["id"], "persona": None if ctl else p["text"],
+               "template": t.name,
                "licence": p.get("licence"), "source": p.get("source"), "prompt": prompt,
                "response": c.text, "model": c.model or self.cfg.model,
                "finish_reason": c.finish_reason, "usage": c.usage,
                "latency_s": round(c.latency_s, 4), "attempts": c.attempts, "runs": runs,
                "status": "ok" if c.ok else "failed", "error": c.error}
+        if ctl:
+            row["arm"] = "control"
         try:
             return (json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
         except UnicodeEncodeError:  # unpaired surrogates in the persona itself: escape them
@@ -583,67 +491,88 @@ class _Run:
 
         t0 = time.perf_counter()
         self.t_end = time.monotonic() + (self.deadline_s or 0)
-        stream = is_stream(self.out)
-        prev = {} if stream else row_states(self.out)
-        todo, skipped, kept_failed, retried = self._todo(prev)
-        sink = _Sink(self.out)
-        self.bar = tqdm(total=len(todo), disable=not self.progress, file=sys.stderr,
+        prev = {} if is_stream(self.out) else row_states(self.out)
+        self.todo, skipped, kept_failed, retried = self._todo(prev)
+        self.sink = _Sink(self.out)
+        self.bar = tqdm(total=len(self.todo), disable=not self.progress, file=sys.stderr,
                         desc="synthesize", unit="req")
-        ordered = sink.stream
-        window = max(4 * self.cfg.concurrency, 64)
-        state = {"next": 0}
-        results: dict = {}
-        cond = asyncio.Condition()
-        it = iter(range(len(todo)))
-        sent = [False] * len(todo)
+        self.ordered = self.sink.stream
+        self.window = max(4 * self.cfg.concurrency, 64)
+        self.next, self.results, self.cond = 0, {}, asyncio.Condition()
+        self.it = iter(range(len(self.todo)))
+        self.sent = [False] * len(self.todo)
+        deadline_reached = await self._run_workers()
+        if self.unreached and not self.client.reached:
+            raise _unreachable(self.cfg, len(self.todo), self.last_error)
+        unsent = sum(1 for s in self.sent if not s)
+        unsent_prev_failed = sum(1 for k, s in enumerate(self.sent) if not s and self.todo[k][2])
+        secs = time.perf_counter() - t0
+        if deadline_reached:
+            self._say(f"synthesize: the deadline of {self.deadline_s:g} s ran out; {unsent} "
+                      "request(s) not sent or not finished (no row: a rerun sends them)")
+        return RunSummary(
+            out=self.out, planned=len(self.plan.jobs), skipped=skipped, ok=self.ok,
+            failed=self.failed, seconds=round(secs, 3),
+            completions_per_s=round(self.ok / secs, 1) if secs > 0 else 0.0,
+            mean_latency_s=(round(sum(self.latencies) / len(self.latencies), 4)
+                            if self.latencies else None),
+            retried=retried, unsent=unsent,
+            remaining_failed=kept_failed + self.failed + unsent_prev_failed,
+            deadline_reached=deadline_reached, order="input" if self.ordered else "completion",
+            n=self.n, missing=self.plan.missing, request=self.cfg.request_options(),
+            control=self.plan.control)
 
-        def put(k, data):
-            if not ordered:
-                if data is not None:
-                    sink.write(data)
-                return
-            results[k] = data
-            while state["next"] in results:
-                d = results.pop(state["next"])
-                if d is not None:
-                    sink.write(d)
-                state["next"] += 1
+    def _put(self, k, data) -> None:
+        """Row k is done (``data`` None: no row): to the file now, or to a
+        stream once every row before it is done."""
+        if not self.ordered:
+            if data is not None:
+                self.sink.write(data)
+            return
+        self.results[k] = data
+        while self.next in self.results:
+            d = self.results.pop(self.next)
+            if d is not None:
+                self.sink.write(d)
+            self.next += 1
 
-        async def worker():
-            for k in it:
-                if ordered:
-                    async with cond:
-                        await cond.wait_for(lambda: k < state["next"] + window)
-                job, runs, _ = todo[k]
-                p, t, i, cid = job
-                prompt = t.render(p)
-                c = await self.client.complete(prompt, index=i)
-                self.last_progress = time.monotonic()
-                if c.unreachable:  # never sent: no row, so a rerun sends it
-                    self.unreached += 1
-                    self.last_error = c.error
-                    if not self.client.reached:  # the endpoint has never answered: stop now
-                        raise _Unreachable()
-                    put(k, None)
+    async def _worker(self):
+        for k in self.it:
+            if self.ordered:
+                async with self.cond:
+                    await self.cond.wait_for(lambda: k < self.next + self.window)
+            job, runs, _ = self.todo[k]
+            p, t, i, cid = job
+            prompt = t.render(p)
+            c = await self.client.complete(prompt, index=i)
+            self.last_progress = time.monotonic()
+            if c.unreachable:  # never sent: no row, so a rerun sends it
+                self.unreached += 1
+                self.last_error = c.error
+                if not self.client.reached:  # the endpoint has never answered: stop now
+                    raise _Unreachable()
+                self._put(k, None)
+            else:
+                self.sent[k] = True
+                self._put(k, self._row(job, runs, prompt, c))
+                self.written += 1
+                if c.ok:
+                    self.ok += 1
+                    self.latencies.append(c.latency_s)
                 else:
-                    sent[k] = True
-                    put(k, self._row(job, runs, prompt, c))
-                    self.written += 1
-                    if c.ok:
-                        self.ok += 1
-                        self.latencies.append(c.latency_s)
-                    else:
-                        self.failed += 1
-                self.bar.update(1)
-                if ordered:
-                    async with cond:
-                        cond.notify_all()
+                    self.failed += 1
+            self.bar.update(1)
+            if self.ordered:
+                async with self.cond:
+                    self.cond.notify_all()
 
+    async def _run_workers(self) -> bool:
+        """Run the requests; returns whether the deadline cut the run short."""
         deadline_reached = False
         async with self.client:
-            tasks = [asyncio.ensure_future(worker())
-                     for _ in range(min(self.cfg.concurrency, len(todo)))]
-            beat = (asyncio.ensure_future(self._heartbeat(len(todo)))
+            tasks = [asyncio.ensure_future(self._worker())
+                     for _ in range(min(self.cfg.concurrency, len(self.todo)))]
+            beat = (asyncio.ensure_future(self._heartbeat(len(self.todo)))
                     if self.heartbeat_s and tasks else None)
             try:
                 if tasks:
@@ -659,30 +588,13 @@ class _Run:
                 for task in tasks + ([beat] if beat else []):
                     task.cancel()
                 await asyncio.gather(*tasks, *([beat] if beat else []), return_exceptions=True)
-                if ordered:  # rows done behind one cut off by the deadline still go out
-                    for k in sorted(results):
-                        if results[k] is not None:
-                            sink.write(results[k])
-                sink.close()
+                if self.ordered:  # rows done behind one cut off by the deadline still go out
+                    for k in sorted(self.results):
+                        if self.results[k] is not None:
+                            self.sink.write(self.results[k])
+                self.sink.close()
                 self.bar.close()
-        if self.unreached and not self.client.reached:
-            raise _unreachable(self.cfg, len(todo), self.last_error)
-        unsent = sum(1 for s in sent if not s)
-        unsent_prev_failed = sum(1 for k, s in enumerate(sent) if not s and todo[k][2])
-        secs = time.perf_counter() - t0
-        if deadline_reached:
-            self._say(f"synthesize: the deadline of {self.deadline_s:g} s ran out; {unsent} "
-                      "request(s) not sent or not finished (no row: a rerun sends them)")
-        return RunSummary(
-            out=self.out, planned=len(self.plan.jobs), skipped=skipped, ok=self.ok,
-            failed=self.failed, seconds=round(secs, 3),
-            completions_per_s=round(self.ok / secs, 1) if secs > 0 else 0.0,
-            mean_latency_s=(round(sum(self.latencies) / len(self.latencies), 4)
-                            if self.latencies else None),
-            retried=retried, unsent=unsent,
-            remaining_failed=kept_failed + self.failed + unsent_prev_failed,
-            deadline_reached=deadline_reached, order="input" if ordered else "completion",
-            n=self.n, missing=self.plan.missing, request=self.cfg.request_options())
+        return deadline_reached
 
 
 class _Unreachable(Exception):
