@@ -32,6 +32,28 @@ def _embedder(ctx):
     return get_embedder()
 
 
+def _store(ctx):
+    """The store named by --db, or the default one when it exists: where
+    --by reads an attribute that no row has."""
+    from pathlib import Path
+
+    if not (ctx.obj.get("db_given") or Path(ctx.obj["db"]).exists()):
+        return None
+    from persona_index_cli.main import open_index
+
+    return open_index(ctx, must_exist=False)
+
+
+def _by_note(params) -> str:
+    """Where each --by field came from, for the summary."""
+    parts = []
+    for b, src in (params.get("by_source") or {}).items():
+        parts.append(f"{b} from the rows" if src == "rows" else
+                     f"{b} from the store {src['store']} (table version "
+                     f"{src['table_version']}) by persona_id")
+    return "; by " + ", ".join(parts) if parts else ""
+
+
 def _summary(cur) -> str:
     m, c = cur.manifest, cur.coverage
     n = m["counts"]
@@ -41,6 +63,7 @@ def _summary(cur) -> str:
     if p.get("coherence") is not None:
         share = n["incoherent"] / max(1, n["rows"] - n["failed"] - n["repeated"])
         line += f"; coherence >= {p['coherence']} dropped {n['incoherent']} ({100 * share:.0f}%)"
+    line += _by_note(p)
     if c:
         line += (f"; output Vendi {c['vendi_kept']:.1f} (all candidates {c['vendi_candidates']:.1f}),"
                  f" mean distance to the nearest kept {c['mean_nearest_distance']:.3f}")
@@ -99,6 +122,7 @@ def curate_command(ctx, outputs, n, fmt, response_field, persona_field, id_field
     or --strategy. --json prints {"kept", "dropped", "manifest", "coverage"}.
     """
     from persona_index import curate as C
+    from persona_index.errors import CurationError
     from persona_index.sampling import sampling_params
     from persona_index_cli.output import emit
 
@@ -115,11 +139,15 @@ def curate_command(ctx, outputs, n, fmt, response_field, persona_field, id_field
             raise click.UsageError("give -n N (or --replay MANIFEST)")
         params = sampling_params(extra=extra)
         C._check_options(n, coherence, score_field, score_weight, strategy, params, by)  # exit 2
-        cur = C.curate_file(outputs, n, fmt=fmt, embedder=_embedder(ctx),
-                            persona_field=persona_field, response_field=response_field,
-                            id_field=id_field, coherence=coherence, strategy=strategy,
-                            params=params, score_field=score_field, score_weight=score_weight,
-                            by=list(by), seed=seed, progress=progress)
+        try:
+            cur = C.curate_file(outputs, n, fmt=fmt, embedder=_embedder(ctx),
+                                persona_field=persona_field, response_field=response_field,
+                                id_field=id_field, coherence=coherence, strategy=strategy,
+                                params=params, score_field=score_field,
+                                score_weight=score_weight, by=list(by), seed=seed,
+                                progress=progress, index=_store(ctx) if by else None)
+        except CurationError as exc:  # the library's parameter is the CLI's --db
+            raise click.ClickException(str(exc).replace("(index)", "(--db STORE)")) from None
         inputs = [outputs]
     written = C.write_curation(cur, out, manifest_out=manifest_out, inputs=inputs)
     if as_json:

@@ -222,3 +222,70 @@ def test_curate_by_store_attribute_replays_on_the_recorded_table_version(tmp_pat
     idx.add([{"id": "p99", "text": "late person", "region": "east"}], attributes=["region"])
     again = replay_curation(json.loads(json.dumps(c.manifest)), embedder=E)
     assert again.manifest["kept"] == c.manifest["kept"]
+
+
+# -- the CLI: curate --by from --db, and the held-out path a judge runs ---------------------------
+
+def _invoke(args):
+    from click.testing import CliRunner
+
+    from persona_index_cli.main import cli
+
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def test_cli_curate_by_reads_the_store_and_says_so_or_fails_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./personas.lance: without --db there is no store
+    monkeypatch.delenv("PERSONA_INDEX_DB", raising=False)
+    idx = _store(tmp_path)
+    path = tmp_path / "out.jsonl"
+    path.write_text("".join(json.dumps({"custom_id": f"p{i}:ask", "persona_id": f"p{i}",
+                                        "response": f"reply {i}"}) + "\n" for i in range(16)))
+    db = str(idx.path)
+    r = _invoke(["--db", db, "--embed-model", "hash-16", "curate", str(path), "-n", "6",
+                 "--by", "region", "--out", str(tmp_path / "kept.jsonl")])
+    assert r.exit_code == 0, r.output
+    assert f"by region from the store {db} (table version {idx.version}) by persona_id" in r.output
+    kept = rows_of(tmp_path / "kept.jsonl")
+    assert sum(int(k["persona_id"][1:]) < 12 for k in kept) == 3  # north 3, south 3
+    for args, words in (([], "(--db STORE)"),
+                        (["--db", str(tmp_path / "none.lance")], "none.lance has no attribute"),
+                        (["--db", db], "has no attribute 'country'")):
+        by = "country" if "country" in words else "region"
+        r = _invoke(args + ["--embed-model", "hash-16", "curate", str(path), "-n", "6",
+                            "--by", by, "--out", str(tmp_path / "k2.jsonl")])
+        assert r.exit_code == 1 and words in r.output
+        assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+        assert not (tmp_path / "k2.jsonl").exists()
+
+
+def test_held_out_path_sample_2k_where_id_in_then_curate_k(tmp_path):
+    """As a judge on held-out pairs: sample -n 2K among the held-out ids, then
+    curate the pairs (custom_id, persona, response, status) to K."""
+    from persona_index import PersonaIndex
+
+    rng = np.random.default_rng(5)
+    words = ["river", "engine", "ledger", "orchard", "violin", "harbour", "circuit", "bakery"]
+    recs = [{"id": f"h{i:03d}", "text": f"a {rng.choice(words)} worker, person {i}"}
+            for i in range(80)]
+    idx = PersonaIndex(tmp_path / "s.lance", HashEmbedder(32))
+    idx.add(recs)
+    held = sorted(rng.choice([r["id"] for r in recs], 40, replace=False).tolist())
+    K = 8
+    drawn = tmp_path / "drawn.jsonl"
+    where = "id IN (" + ", ".join(f"'{i}'" for i in held) + ")"
+    r = _invoke(["--db", str(idx.path), "sample", "-n", str(2 * K), "--where", where,
+                 "--out", str(drawn)])
+    assert r.exit_code == 0, r.output
+    ids = [p["id"] for p in rows_of(drawn)]
+    assert len(ids) == 2 * K and set(ids) <= set(held)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"custom_id": p["id"], "persona": p["text"],
+                                         "response": f"a tool for {p['text']}",
+                                         "status": "ok"}) + "\n" for p in rows_of(drawn)))
+    r = _invoke(["--embed-model", "hash-32", "curate", str(pairs), "-n", str(K), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    kept = [k["custom_id"] for k in doc["kept"]]
+    assert len(kept) == K == len(set(kept)) and set(kept) <= set(ids)
+    assert doc["manifest"]["kept"] == kept
