@@ -39,7 +39,7 @@ def _store(ctx):
 
     if not (ctx.obj.get("db_given") or Path(ctx.obj["db"]).exists()):
         return None
-    from persona_index_cli.main import open_index
+    from persona_index_cli.base import open_index
 
     return open_index(ctx, must_exist=False)
 

@@ -8,6 +8,7 @@ import click
 
 from persona_index.outputs import output_file
 from persona_index_cli.base import Command, check_outputs, open_index
+from persona_index_cli.oversample import oversample_options
 from persona_index_cli.output import (emit, format_table, output_options, renamed_option,
                                       strict_json)
 
@@ -158,18 +159,24 @@ def synth_options(fn):
 @click.option("--progress/--no-progress", default=True)
 @client_options
 @synth_options
+@oversample_options
 @output_options
 @click.pass_context
 def synthesize(ctx, templates, personas_file, session, granularity, attrs, out, requests_only,
                progress, base_url, llm_model, temperature, max_tokens, concurrency, timeout,
                retries, api_key_env, system, response_format, llm_seed, top_p, n, extra_body,
-               missing, max_retry_wait, deadline, max_runs, skip_failed, as_json):
+               missing, max_retry_wait, deadline, max_runs, skip_failed, control, oversample,
+               curated_out, as_json):
     """Persona-conditioned generation: prompts -> endpoint -> outputs (resumable).
 
     A rerun sends the rows that failed again (up to --max-runs); exit 1 when
-    rows remain failed or unsent at the end. See docs/synthesis.md.
+    rows remain failed or unsent at the end. --control N adds requests with
+    no persona; --oversample M keeps 1/M of the rows that cover output space
+    in a curated file. See docs/synthesis.md and docs/outputs.md.
     """
     from click.core import ParameterSource
+
+    from . import oversample as ov
 
     from persona_index.outputs import check_not_input
     from persona_index.synthesis import run as srun
@@ -185,6 +192,7 @@ def synthesize(ctx, templates, personas_file, session, granularity, attrs, out, 
     if calls and resume_asked and srun.is_stream(out):
         raise click.UsageError(f"{' and '.join(resume_asked)}: resuming needs --out to be a "
                                f"regular file; {out!r} is a stream (nothing is read back)")
+    ov.check_usage(ctx, out, oversample, curated_out, calls, personas_file)
     cfg = _client_config(base_url or "", llm_model, temperature, max_tokens, concurrency, timeout,
                          retries, api_key_env, system=system, response_format=response_format,
                          seed=llm_seed, top_p=top_p, extra_body=extra_body,
@@ -204,25 +212,30 @@ def synthesize(ctx, templates, personas_file, session, granularity, attrs, out, 
         if not requests_only:
             click.echo("no --base-url given: writing Batch API requests instead of calling "
                        "an endpoint", err=True)
-        plan = srun.plan_jobs(personas, tmpls, n=n, missing=missing)
+        plan = srun.plan_jobs(personas, tmpls, n=n, missing=missing, control=control)
         k = srun.write_requests(personas, tmpls, out, config=cfg, plan=plan,
                                 inputs=[personas_file])
         doc = {"requests": k, "out": out, "format": "openai-batch-jsonl", "n": n,
                "missing": plan.missing, "request": cfg.request_options()}
+        ov.requests_note(doc, plan, oversample)
         if srun.is_stdout(out):
             click.echo(json.dumps(strict_json(doc), ensure_ascii=False), err=True)
         else:
             emit(doc, as_json)
         return
     s = srun.synthesize(personas, tmpls, out, cfg, progress=progress, n=n, missing=missing,
-                        skip_failed=skip_failed, max_runs=max_runs, deadline_s=deadline)
+                        skip_failed=skip_failed, max_runs=max_runs, deadline_s=deadline,
+                        control=control, oversample=oversample,
+                        embedder=ov.embedder(ctx, oversample), curated_out=curated_out)
     d = s.to_dict()
     if srun.is_stdout(out):  # the rows own stdout: the summary goes to stderr
         click.echo(json.dumps(strict_json(d), ensure_ascii=False), err=True)
     elif as_json:
         emit(d, True)
     else:  # a readable summary: nothing unset, nothing printed as None
-        emit({k: v for k, v in d.items() if v is not None}, False)
+        emit({k: v for k, v in d.items() if v is not None and k != "curation"}, False)
+        if ov.curation_line(s):
+            click.echo(ov.curation_line(s))
     if not s.complete:  # the summary is printed; one line says what is left, exit 1
         hint = ("--skip-failed kept the failed ones" if skip_failed and not s.unsent else
                 f"rerun the same command to send them again (up to --max-runs {max_runs} runs "
@@ -230,6 +243,9 @@ def synthesize(ctx, templates, personas_file, session, granularity, attrs, out, 
         click.echo(f"Error: {s.remaining_failed + s.unsent} of {s.planned} request(s) did not "
                    f"end ok ({s.remaining_failed} failed: the error field in {out} says why; "
                    f"{s.unsent} not sent); {hint}", err=True)
+    if ov.shortfall_line(s):
+        click.echo(ov.shortfall_line(s), err=True)
+    if not s.complete or s.shortfall:
         ctx.exit(1)
 
 

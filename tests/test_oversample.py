@@ -289,3 +289,74 @@ def test_held_out_path_sample_2k_where_id_in_then_curate_k(tmp_path):
     kept = [k["custom_id"] for k in doc["kept"]]
     assert len(kept) == K == len(set(kept)) and set(kept) <= set(ids)
     assert doc["manifest"]["kept"] == kept
+
+
+def test_cli_synthesize_control_and_oversample_then_outputs_report_end_to_end(tmp_path):
+    """The commands a user runs, against the local HTTP server (the mock echoes
+    the persona: its control replies are all alike, so personas must win)."""
+    pfile = tmp_path / "personas.jsonl"
+    pfile.write_text("".join(json.dumps(p) + "\n" for p in personas(20)))
+    raw = tmp_path / "raw.jsonl"
+    base = ["--embed-model", "hash-64", "synthesize", "--template", "tool", "--personas",
+            str(pfile), "--no-progress"]
+    with MockServer() as srv:
+        r = _invoke(base + ["--control", "8", "--oversample", "2", "--base-url", srv.url,
+                            "--out", str(raw), "--json"])
+        assert r.exit_code == 0, r.output
+        doc = json.loads(r.stdout)
+        assert doc["control"] == 8 and doc["planned"] == 28 and doc["oversample"] == 2.0
+        assert (doc["curation"]["k"], doc["curation"]["kept"], doc["curation"]["shortfall"]) == \
+            (10, 10, 0)
+        rerun = _invoke(base + ["--control", "8", "--oversample", "2", "--base-url", srv.url,
+                                "--out", str(raw)])
+        assert rerun.exit_code == 0 and "curated: kept 10 of 20 persona rows (K=10" in rerun.output
+    raw_rows = rows_of(raw)
+    kept = rows_of(tmp_path / "raw.curated.jsonl")
+    assert len(raw_rows) == 28 and len(kept) == 10 and all(k in raw_rows for k in kept)
+    assert (tmp_path / "raw.curated.manifest.json").exists()
+    r = _invoke(["--embed-model", "hash-64", "outputs-report", str(raw), "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["control"] == 8 and rep["control_comparison"]["control_rows"] == 8
+    assert rep["control_comparison"]["verdict"].startswith("personas raised output coverage")
+    r = _invoke(["--embed-model", "hash-64", "outputs-report", str(raw)])
+    assert r.output.strip().splitlines()[-1].startswith("personas raised output coverage")
+
+
+def test_cli_oversample_shortfall_exits_1_and_bad_combinations_exit_2(tmp_path):
+    pfile = tmp_path / "personas.jsonl"
+    pfile.write_text("".join(json.dumps(p) + "\n" for p in personas(10)))
+    base = ["--embed-model", "hash-16", "synthesize", "--template", "tool", "--personas",
+            str(pfile), "--no-progress", "--retries", "0"]
+    with MockServer(fail_rate=0.9, seed=1) as srv:
+        r = _invoke(base + ["--oversample", "2", "--base-url", srv.url,
+                            "--out", str(tmp_path / "raw.jsonl")])
+        ok = sum(x["status"] == "ok" for x in rows_of(tmp_path / "raw.jsonl"))
+        assert ok < 5, "the seed should leave fewer than K = 5 ok rows"
+        assert r.exit_code == 1 and f"--oversample kept {ok} of K=5 rows" in r.output
+        assert len(rows_of(tmp_path / "raw.curated.jsonl")) == ok
+        for extra, words in ((["--curated", str(tmp_path / "c.jsonl"), "--out",
+                               str(tmp_path / "o.jsonl")], "--curated goes with --oversample"),
+                             (["--oversample", "2", "--out", "-"], "must be a regular file"),
+                             (["--oversample", "0.5", "--out", str(tmp_path / "o.jsonl")],
+                              "0.5"),
+                             (["--oversample", "2", "--out", str(tmp_path / "o.jsonl"),
+                               "--curated", str(tmp_path / "o.jsonl")], "--curated")):
+            before = srv.state.requests
+            r = _invoke(base + ["--base-url", srv.url] + extra)
+            assert r.exit_code == 2 and words in r.output, r.output
+            assert srv.state.requests == before and not (tmp_path / "o.jsonl").exists()
+
+
+def test_cli_requests_only_with_control_and_oversample_writes_every_request_and_says_k(tmp_path):
+    pfile = tmp_path / "personas.jsonl"
+    pfile.write_text("".join(json.dumps(p) + "\n" for p in personas(9)))
+    out = tmp_path / "requests.jsonl"
+    r = _invoke(["synthesize", "--template", "tool", "--personas", str(pfile), "--requests-only",
+                 "--control", "3", "--oversample", "3", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert (doc["requests"], doc["control"], doc["keep"]) == (12, 3, 3)
+    assert "curate RESULTS -n 3" in r.stderr
+    ids = [x["custom_id"] for x in rows_of(out)]
+    assert ids[-3:] == ["control:tool:0", "control:tool:1", "control:tool:2"]
