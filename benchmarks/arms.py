@@ -72,7 +72,7 @@ def _comparison(rep: dict) -> dict:
     out = {"persona_rows": c["persona_rows"], "control_rows": c["control_rows"],
            "subsample_size": c["subsample_size"], "verdict": c["verdict"]}
     for key, _ in METRICS:
-        out[key] = {k: round(v, 4) for k, v in c[key].items()}
+        out[key] = {k: round(v, 4) + 0.0 for k, v in c[key].items()}  # + 0.0: no -0.0
     return out
 
 
@@ -147,6 +147,5 @@ def markdown(res: dict) -> list[str]:
               f"each against {a['control_rows']} control rows, in subsamples of "
               f"{a['subsample_size']} and {c['subsample_size']} rows.", "",
               f"Verdict, all persona rows: *{a['verdict']}*.", "",
-              f"Verdict, curated rows: *{c['verdict']}*.", "",
-              "Time: " + ", ".join(f"{k} {v:.1f} s" for k, v in res["seconds"].items()) + "."]
+              f"Verdict, curated rows: *{c['verdict']}*."]
     return lines

@@ -294,6 +294,10 @@ def render(name: str, res: dict) -> str:
                           f"size: {m['uniform']['kcenter_radius']:.3f}, "
                           f"{m['uniform']['vendi']:.1f}, {m['uniform']['cell_coverage']:.2f}.*",
                           "", _provenance(res, "newuser")])
+    if name == "arms":
+        from .arms import markdown as arms_markdown
+
+        return "\n".join(arms_markdown(res["arms"]) + ["", _provenance(res, "arms")])
     raise KeyError(f"no renderer for generated section {name!r}")
 
 
