@@ -313,3 +313,11 @@ def _scale(run: Run) -> None:
     from .scale import run_scale
 
     run.res["scale"] = run_scale((100_000,) if run.quick else (100_000, 1_000_000))
+
+
+@section("arms")
+def _arms(run: Run) -> None:
+    """synthesize --control --oversample, then outputs-report, on the local mock (CLI)."""
+    from .arms import run_arms
+
+    run.res["arms"] = run_arms(run.data, quick=run.quick)

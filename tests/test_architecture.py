@@ -204,9 +204,7 @@ def test_the_size_reader_counts_code_lines_without_docstring_and_comments(tmp_pa
 #: what is still over while other branches split cli/main.py and the
 #: synthesis/curation modules (issue #19); nothing may join this list
 STILL_OVER = {
-    "cli/sample.py:sample", "persona_index/synthesis/run.py",
-    "persona_index/synthesis/run.py:go", "persona_index/synthesis/mock.py:_response",
-    "persona_index/curate.py:curate",
+    "cli/sample.py:sample",
 }
 
 

@@ -29,7 +29,7 @@ def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
     ``by`` (a row field), the report's ``audit`` holds
     :func:`persona_index.audit.audit` of the ok rows by that field.
 
-    Rows are read as :func:`~persona_index.synthesis.run.last_rows` reads
+    Rows are read as :func:`~persona_index.synthesis.rows.last_rows` reads
     them: a rerun appends a new row for a failed ``custom_id``, and only the
     last row of each id counts. Figures are rounded to 4 decimals.
 
@@ -49,7 +49,7 @@ def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
     >>> output_report(retried, HashEmbedder(dim=16))[0]["rows"]  # the last row per id counts
     1
     """
-    from .run import last_rows
+    from .rows import last_rows
 
     for i, r in enumerate(rows, 1):  # rows as `synthesize` writes them; others are named
         if not isinstance(r, dict):
