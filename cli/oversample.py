@@ -42,6 +42,9 @@ def check_usage(ctx, out: str, oversample, curated_out, calls: bool, personas_fi
 
     if curated_out and oversample is None:
         raise click.UsageError("--curated goes with --oversample")
+    if curated_out and not calls:
+        raise click.UsageError("--curated: nothing is curated when no endpoint is called "
+                               "(--requests-only writes requests; curate the results later)")
     if oversample is None or not calls:
         return
     if is_stream(out):

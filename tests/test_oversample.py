@@ -360,3 +360,8 @@ def test_cli_requests_only_with_control_and_oversample_writes_every_request_and_
     assert "curate RESULTS -n 3" in r.stderr
     ids = [x["custom_id"] for x in rows_of(out)]
     assert ids[-3:] == ["control:tool:0", "control:tool:1", "control:tool:2"]
+    r = _invoke(["synthesize", "--template", "tool", "--personas", str(pfile), "--requests-only",
+                 "--oversample", "3", "--curated", str(tmp_path / "c.jsonl"), "--out",
+                 str(tmp_path / "r2.jsonl")])
+    assert r.exit_code == 2 and "nothing is curated" in r.output
+    assert not (tmp_path / "r2.jsonl").exists()
