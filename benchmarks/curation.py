@@ -56,15 +56,8 @@ def _defaults() -> dict:
 
 
 def _vendi(S: np.ndarray) -> float:
-    """metrics.vendi_score, from the k x k Gram matrix when k < d (the same
-    non-zero spectrum as its d x d form; cheaper for small selections)."""
-    if len(S) >= S.shape[1]:
-        return vendi_score(S)
-    G = S.astype(np.float64)
-    lam = np.linalg.eigvalsh(G @ G.T / len(G))
-    lam = lam[lam > 1e-12]
-    lam = lam / lam.sum()
-    return float(np.exp(-(lam * np.log(lam)).sum()))
+    """metrics.vendi_score (which takes the k x k Gram matrix when k < d)."""
+    return vendi_score(S)
 
 
 def _metrics(O: np.ndarray, sel: np.ndarray, grid: CellGrid) -> tuple:

@@ -66,10 +66,13 @@ def kcenter_radius(sample: np.ndarray, pool: np.ndarray) -> tuple[float, float]:
 
 
 def vendi_score(X: np.ndarray) -> float:
-    """Vendi score with the cosine kernel (rows of X unit vectors), via d x d.
+    """Vendi score with the cosine kernel (rows of X unit vectors).
 
     The effective number of distinct items: n orthogonal rows score n,
-    n copies of one row score 1.
+    n copies of one row score 1. Computed from the smaller of the n x n Gram
+    matrix and the d x d second-moment matrix (the same non-zero spectrum),
+    so small sets (the bootstrap subsamples of ``outputs-report``) cost
+    little.
 
     Examples
     --------
@@ -82,7 +85,7 @@ def vendi_score(X: np.ndarray) -> float:
     n = len(X)
     if n == 0:
         return 0.0
-    C = X.T @ X / n
+    C = X @ X.T / n if n < X.shape[1] else X.T @ X / n
     lam = np.linalg.eigvalsh(C)
     lam = lam[lam > 1e-12]
     lam = lam / lam.sum()

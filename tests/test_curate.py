@@ -332,11 +332,19 @@ def test_sample_synthesize_curate_end_to_end(tmp_path, built_store):
     assert doc["coverage"]["vendi_kept"] > 1.0
 
 
-def test_benchmark_vendi_from_the_gram_matrix_equals_metrics_vendi():
+def test_vendi_from_the_gram_matrix_equals_the_d_by_d_form():
+    """metrics.vendi_score takes the n x n Gram matrix when n < d: the same
+    value as the d x d form, written out here the textbook way."""
     from benchmarks.curation import _vendi
 
+    def d_by_d(X):
+        lam = np.linalg.eigvalsh(X.T.astype(np.float64) @ X / len(X))
+        lam = lam[lam > 1e-12] / lam[lam > 1e-12].sum()
+        return float(np.exp(-(lam * np.log(lam)).sum()))
+
     rng = np.random.default_rng(0)
-    for n in (2, 30, 100):
+    for n in (2, 30, 63, 64, 100):
         X = unit(rng.standard_normal((n, 64)))
         X[: n // 2] = X[0]  # duplicates too
-        assert _vendi(X) == pytest.approx(vendi_score(X), rel=1e-9)
+        assert vendi_score(X) == pytest.approx(d_by_d(X), rel=1e-9)
+        assert _vendi(X) == vendi_score(X)
