@@ -70,7 +70,8 @@ def _personas(data: str | None, pool: int) -> list[dict]:
 def _comparison(rep: dict) -> dict:
     c = rep["control_comparison"]
     out = {"persona_rows": c["persona_rows"], "control_rows": c["control_rows"],
-           "subsample_size": c["subsample_size"], "verdict": c["verdict"]}
+           "subsample_size": c["subsample_size"], "subsamples": c["subsamples"],
+           "verdict": c["verdict"]}
     for key, _ in METRICS:
         out[key] = {k: round(v, 4) + 0.0 for k, v in c[key].items()}  # + 0.0: no -0.0
     return out
@@ -111,7 +112,6 @@ def run_arms(data: str | None, *, quick: bool = False) -> dict:
         "planned": summary["planned"], "ok": summary["ok"], "failed": summary["failed"],
         "curation": {k: cur[k] for k in ("k", "kept", "shortfall", "candidates", "strategy")},
         "all_persona_rows": _comparison(rep_all), "curated_rows": _comparison(rep_cur),
-        "coherence_threshold": rep_all.get("threshold"),
         "seconds": {k: round(v, 2) for k, v in times.items()},
         "commands": [
             f"persona-index ingest POOL.jsonl  # {pool} personas",
@@ -142,10 +142,10 @@ def markdown(res: dict) -> list[str]:
                      f"{x['control']:.3f} | {x['difference']:+.3f} [{x['low']:+.3f}, "
                      f"{x['high']:+.3f}] | {y['difference']:+.3f} [{y['low']:+.3f}, "
                      f"{y['high']:+.3f}] |")
-    lines += ["", f"Rows compared: {a['persona_rows']} persona rows (those above the coherence "
-              f"threshold {res['coherence_threshold']}) and {c['persona_rows']} curated rows, "
-              f"each against {a['control_rows']} control rows, in subsamples of "
-              f"{a['subsample_size']} and {c['subsample_size']} rows.", "",
+    lines += ["", f"Rows compared: the {a['persona_rows']} ok persona rows and the "
+              f"{c['persona_rows']} curated rows, each against the {a['control_rows']} control "
+              f"rows, as differences on {a['subsamples']} pairs of equal-size subsamples "
+              f"({a['subsample_size']} rows from each arm).", "",
               f"Verdict, all persona rows: *{a['verdict']}*.", "",
               f"Verdict, curated rows: *{c['verdict']}*."]
     return lines

@@ -87,7 +87,10 @@ def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
         from ..audit import compare_arms
 
         rep["control"] = len(ctrl)
-        rep["control_comparison"] = compare_arms(O, embedder.encode([r["response"] for r in ctrl]))
+        C = embedder.encode([r["response"] for r in ctrl])
+        # the bootstrap draws rows by position: in custom_id order, so a file's
+        # completion order (which differs run to run) does not move the interval
+        rep["control_comparison"] = compare_arms(O[_by_id(ok)], C[_by_id(ctrl)])
         kept = kept + ctrl
     if by is not None:
         from ..audit import audit
@@ -95,6 +98,11 @@ def output_report(rows: list[dict], embedder, *, threshold: float = 0.2,
         rep["audit"] = {"by": by, "strata": audit([r["response"] for r in ok], O,
                                                   [r.get(by) for r in ok], coherence=sim)}
     return rep, kept
+
+
+def _by_id(rows: list) -> list:
+    """Positions of ``rows`` sorted by ``custom_id`` (rows without one keep file order)."""
+    return sorted(range(len(rows)), key=lambda i: str(rows[i].get("custom_id") or ""))
 
 
 def _r4(x):
