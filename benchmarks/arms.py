@@ -107,8 +107,10 @@ def run_arms(data: str | None, *, quick: bool = False) -> dict:
     rep_cur, times["report_curated"] = _invoke(["--db", db, "outputs-report", str(both),
                                                 "--json"])
     cur = summary["curation"]
+    source = (Path(data).name if data and Path(data).exists()
+              else "persona_index.generate (seed 0): no --data")
     return {
-        "pool": pool, "k": K, "oversample": OVERSAMPLE, "control": CONTROL,
+        "pool": pool, "source": source, "k": K, "oversample": OVERSAMPLE, "control": CONTROL,
         "planned": summary["planned"], "ok": summary["ok"], "failed": summary["failed"],
         "curation": {k: cur[k] for k in ("k", "kept", "shortfall", "candidates", "strategy")},
         "all_persona_rows": _comparison(rep_all), "curated_rows": _comparison(rep_cur),
@@ -128,7 +130,8 @@ def markdown(res: dict) -> list[str]:
     """The generated block of docs/outputs.md."""
     a, c = res["all_persona_rows"], res["curated_rows"]
     lines = ["```"] + res["commands"] + ["```", "",
-             f"On the local mock server, {res['pool']} personas in the store; "
+             f"On the local mock server, {res['pool']} personas in the store (from "
+             f"{res.get('source', 'the shared tools set')}); "
              f"{res['planned']} requests ({res['ok']} ok, {res['failed']} failed); "
              f"`--oversample {res['oversample']}` kept {res['curation']['kept']} of "
              f"{res['curation']['candidates']} persona rows (K = {res['curation']['k']}, "
