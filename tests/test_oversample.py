@@ -136,6 +136,9 @@ def test_oversample_per_template_quota_and_bad_values_refused_before_sending(tmp
             with pytest.raises(InvalidQueryError, match="oversample"):
                 synthesize(personas(2), [ASK], str(tmp_path / "b.jsonl"),
                            ClientConfig(srv.url, "m"), oversample=bad, embedder=E)
+        with pytest.raises(InvalidQueryError, match="keeps K = 0 of 3 persona"):
+            synthesize(personas(3), [ASK], str(tmp_path / "b.jsonl"), ClientConfig(srv.url, "m"),
+                       oversample=4, embedder=E)
         with pytest.raises(InvalidQueryError, match="regular file"):
             synthesize(personas(2), [ASK], "-", ClientConfig(srv.url, "m"), oversample=2)
         assert srv.state.requests == 12

@@ -361,15 +361,19 @@ personas have ['id', 'text']
                                 "device), nothing can be read back")
     if oversample is not None:
         from ..outputs import check_not_input
-        from .oversample import check_oversample, curated_paths
+        from .oversample import check_oversample, curated_paths, keep_count
 
         oversample = check_oversample(oversample)
+        if keep_count(len(plan.jobs) - plan.control, oversample) < 1:
+            raise InvalidQueryError(f"oversample={oversample:g} keeps K = 0 of "
+                                    f"{len(plan.jobs) - plan.control} persona request(s): give at "
+                                    f"least {math.ceil(oversample)} personas")
         check_not_input(curated_paths(out_path, curated_out)[0], [out_path])
     s = asyncio.run(_Run(plan, out_path, client, progress=progress, skip_failed=skip_failed,
                          max_runs=max_runs, deadline_s=deadline_s, heartbeat_s=heartbeat_s,
                          n=n).go())
     if oversample is not None:
-        from .oversample import curate_run, keep_count
+        from .oversample import curate_run
 
         s.oversample = oversample
         s.curation = curate_run(out_path, keep_count(len(plan.jobs) - plan.control, oversample),
