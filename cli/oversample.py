@@ -17,7 +17,7 @@ import click
 
 def oversample_options(fn):
     for opt in reversed([
-        click.option("--control", "control", type=click.IntRange(0), default=0,
+        click.option("--control", "control", type=click.IntRange(0), default=0, metavar="N",
                      show_default=True,
                      help="Also make N requests per template with no persona (the slot holds "
                           "'a typical user'): rows arm=control, custom_id "
