@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import InputFileError, InvalidQueryError, SynthesisError
+from ..errors import InputFileError, InvalidQueryError, SynthesisError, warn
 from .client import ChatClient, ClientConfig
 from .control import control_jobs, is_control
 from .rows import (done_ids, is_stdout, is_stream, last_rows, repair_tail,  # noqa: F401
@@ -97,9 +97,9 @@ def unique_jobs(personas: Sequence[dict], templates: Sequence[Template]):
             seen_t.add(t.name)
             ts.append(t)
     if len(ps) < len(personas) or len(ts) < len(templates):
-        print(f"note: {len(personas) - len(ps)} repeated persona(s) and "
-              f"{len(templates) - len(ts)} repeated template(s) left out: each persona x "
-              "template pair is made once", file=sys.stderr)
+        warn(f"{len(personas) - len(ps)} repeated persona(s) and "
+             f"{len(templates) - len(ts)} repeated template(s) left out: each persona x "
+             "template pair is made once")
     return [(p, t) for p in ps for t in ts], len(personas) - len(ps), len(templates) - len(ts)
 
 
@@ -399,8 +399,7 @@ class _Sink:
             except OSError as exc:
                 if exc.errno != errno.ENXIO:
                     raise
-                print(f"synthesize: waiting for a reader to open {out_path}", file=sys.stderr,
-                      flush=True)
+                warn(f"synthesize: waiting for a reader to open {out_path}")
                 self.fh = open(out_path, "wb")
         else:
             repair_tail(out_path)
