@@ -328,14 +328,22 @@ def _draw_locked(index, snap, n, strategy, *, seed, where, near, within, session
     rows = snap.take(positions).to_pylist()
     batch = Batch(ids=ids, rows=rows, manifest=manifest, attributes=snap.attributes,
                   pool_positions=pool, positions=positions, snapshot=snap)
+    _deliver(batch, sessions, session if record else None, exclude_sessions, deliver)
+    return batch
+
+
+def _deliver(batch, sessions, session, exclude_sessions, deliver) -> None:
+    """Stage the batch's outputs (``deliver``), record it in ``session`` (None:
+    no record), then move the outputs into place; a failed record removes them."""
     staged = deliver(batch) if deliver is not None else None
     recorded = None
     try:
         fault_point("draw:staged")
-        if session and record:
+        if session:
+            batch_no = batch.manifest["batch"]
             if exclude_sessions:
                 sessions.record_exclusions(session, exclude_sessions)
-            sessions.record(session, batch_no, ids, manifest,
+            sessions.record(session, batch_no, batch.ids, batch.manifest,
                             delivery=staged.pending() if staged is not None else ())
             recorded = f"session {session!r} batch {batch_no}"
             fault_point("draw:recorded")
@@ -345,7 +353,6 @@ def _draw_locked(index, snap, n, strategy, *, seed, where, near, within, session
         raise
     if staged is not None:
         staged.commit(recorded=recorded)
-    return batch
 
 
 def _merge_params(params, strategy_params, by, target) -> tuple[dict, bool]:
