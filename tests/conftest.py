@@ -30,9 +30,29 @@ def pool_records():
     return list(generate(400, seed=123))
 
 
+def store_state(path) -> dict:
+    """{table: latest version} of every Lance table in a store directory: a
+    shared store's state, which the tests that share it must leave as it was."""
+    from persona_index.commits import latest_version
+
+    return {p.name: latest_version(str(p)) for p in sorted(Path(path).glob("*.lance"))}
+
+
+def unchanged_after(path, value):
+    """For a fixture to ``yield from``: gives ``value`` to the tests, then
+    fails when the tests that shared the store at ``path`` wrote to it (they
+    must write to a copy of their own)."""
+    before = store_state(path)
+    yield value
+    after = store_state(path)
+    assert after == before, (f"a test wrote to the shared store {path} ({before} -> {after}): "
+                             "give it a copy of its own")
+
+
 @pytest.fixture(scope="session")
 def built_store(tmp_path_factory, embedder, pool_records):
-    """A read-only store of 400 generated personas (do not mutate it)."""
+    """A read-only store of 400 generated personas (do not mutate it: the
+    teardown fails if a test did)."""
     from persona_index import PersonaIndex
     from persona_index.generate import ATTRIBUTES, LICENCE
     from persona_index.ingest import ingest_records
@@ -40,7 +60,7 @@ def built_store(tmp_path_factory, embedder, pool_records):
     path = tmp_path_factory.mktemp("store") / "p.lance"
     idx = PersonaIndex(path, embedder)
     ingest_records(idx, pool_records, source="generated", licence=LICENCE, attrs=list(ATTRIBUTES))
-    return idx
+    yield from unchanged_after(path, idx)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from persona_index_cli.main import cli
-from tests.conftest import write_jsonl
+from tests.conftest import unchanged_after, write_jsonl
 
 
 def run(args, **kw):
@@ -20,7 +20,7 @@ def cli_db(tmp_path_factory, embedder):
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["added"] + doc["near_duplicates"] + doc["exact_duplicates"] == 150
-    return db
+    yield from unchanged_after(db, db)  # tests that write use own_db
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from persona_index_cli.main import cli
+from tests.conftest import unchanged_after
 
 
 def run(args, **kw):
@@ -23,7 +24,16 @@ def db(tmp_path_factory):
     r = run(["--db", path, "--embed-model", "hash-16", "generate", "--count", "200", "--seed",
              "3", "--no-progress", "--json"])
     assert r.exit_code == 0, r.output
-    return path
+    yield from unchanged_after(path, path)  # tests that write use own_db
+
+
+@pytest.fixture
+def own_db(db, tmp_path):
+    """A private copy of the module's store, for tests that write sessions:
+    whatever such a test leaves behind, even when it fails, is its own."""
+    import shutil
+
+    return str(shutil.copytree(db, tmp_path / "own.lance"))
 
 
 def _header(text):
@@ -65,7 +75,8 @@ def test_columns_and_wide(db):
     assert r.exit_code == 2 and "'regoin'" in r.output and "region" in r.output
 
 
-def test_columns_typo_in_a_session_draw_records_nothing(db):
+def test_columns_typo_in_a_session_draw_records_nothing(own_db):
+    db = own_db
     r = run(["--db", db, "sample", "-n", "3", "--session", "colcheck", "--columns", "idd"])
     assert r.exit_code == 2 and "'idd'" in r.output
     r = run(["--db", db, "sessions", "list", "--json"])
@@ -205,7 +216,8 @@ def test_plot_without_matplotlib_names_the_extra(db, tmp_path, monkeypatch):
 
 # -- sessions ------------------------------------------------------------------------------
 
-def test_unknown_sessions_exit_1_and_list_shows_exclusions(db):
+def test_unknown_sessions_exit_1_and_list_shows_exclusions(own_db):
+    db = own_db
     for cmd in ("show", "reset"):
         r = run(["--db", db, "sessions", cmd, "nosuch"])
         assert r.exit_code == 1 and "'nosuch'" in r.output and "forgotten" not in r.output

@@ -114,3 +114,26 @@ def test_info_reports_model_version_and_memory(built_store):
     m.get(m.ids.to_pylist()[:1])  # loads the matrix and the warm rows
     measured = m.nbytes
     assert measured > 0 and abs(info["warm_index_bytes"] - measured) / measured < 0.5
+
+
+def test_the_shared_store_guard_fails_when_a_test_writes_to_it(tmp_path):
+    """tests/conftest.py's unchanged_after, the teardown of the shared stores
+    (built_store, test_cli's and test_newuser_cli's): quiet when the tests
+    only read, failing when one wrote rows or a session."""
+    from persona_index.sampling import draw
+    from tests.conftest import unchanged_after
+
+    idx = PersonaIndex(tmp_path / "g.lance", HashEmbedder(dim=8))
+    idx.add([{"text": f"persona {i}"} for i in range(10)])
+    guard = unchanged_after(idx.path, idx)
+    assert next(guard) is idx
+    draw(idx, 3, seed=0)  # a read
+    with pytest.raises(StopIteration):
+        next(guard)
+    for write in (lambda: idx.add([{"text": "a new persona"}]),
+                  lambda: draw(idx, 3, seed=0, session="s")):
+        guard = unchanged_after(idx.path, idx)
+        next(guard)
+        write()
+        with pytest.raises(AssertionError, match="wrote to the shared store"):
+            next(guard)
