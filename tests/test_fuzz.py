@@ -20,6 +20,7 @@ from persona_index import PersonaIndex
 from persona_index.embed import HashEmbedder
 from persona_index.errors import InputFileError
 from persona_index.ingest import ingest_file, persona_id
+from tests.conftest import unchanged_after
 
 SCRIPT_TEXTS = ["a nurse in Nairobi", "ครูในเชียงใหม่", "成都的老师", "जयपुर की शिक्षिका",
                 "учитель из Казани", "معلم في القاهرة", "מורה בחיפה", "서울의 간호사",
@@ -103,7 +104,7 @@ def small_db(tmp_path_factory):
     PersonaIndex(path, HashEmbedder(dim=16)).add(
         [{"text": f"a person {i}", "region": ["EU", "AS"][i % 2]} for i in range(30)],
         attributes=["region"])
-    return path
+    yield from unchanged_after(path, path)  # commands that write get a store of their own
 
 
 # -- the CLI: random bad options on every command ------------------------------
@@ -129,6 +130,9 @@ COMMANDS = ["similar", "distant", "sample", "coverage", "get", "info", "export",
 CALLERS = {"synthesize", "extract", "expand"}
 #: commands that write a store: each case gets a fresh one
 WRITERS = {"ingest", "generate", "extract", "expand"}
+#: commands that may change the store they are given (a column, a session):
+#: each case gets a copy of the shared one, which stays as it was
+CHANGERS = {"tag", "sample", "sessions reset"}
 
 HUGE = str(2**64)
 INT_BAD = ["abc", "", "nan", "inf", "-1", "0", "1.5", "1e3", HUGE, "-" + HUGE]
@@ -308,13 +312,18 @@ def _options(params, picks):
 
 
 def _argv(name, base, picks, group, raw, env):
-    """The whole command line: the store (a fresh one for writers) embedded
-    with hash-16, group junk, the command, its arguments (junk beats base),
-    the safe defaults, the base options, then the junk options."""
+    """The whole command line: the store (a fresh one for writers, a copy of
+    the shared one for changers) embedded with hash-16, group junk, the
+    command, its arguments (junk beats base), the safe defaults, the base
+    options, then the junk options."""
     from persona_index_cli.main import cli
 
     cmd = _command(name)
     db = os.path.join(env["cwd"], "w.lance") if name in WRITERS else env["db"]
+    if name in CHANGERS:
+        import shutil
+
+        db = str(shutil.copytree(env["db"], os.path.join(env["cwd"], "own.lance")))
     model_opt = next(p for p in cli.params if p.name in ("model", "embed_model")).opts[0]
     _, group_opts = _options(cli.params, group)
     positional, opts = _options(cmd.params, picks)
