@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from persona_index.samplers.registry import strategy_names
+from persona_index_cli.output import emit, output_options
 
 STRATEGIES = ["medoids"] + [s for s in strategy_names() if s not in ("medoids", "stratified")]
 
@@ -109,11 +110,11 @@ def _summary(cur) -> str:
               help="Rerun a curation manifest (on OUTPUTS, or the file it names) and check that "
                    "it keeps the same rows.")
 @click.option("--progress/--no-progress", default=False, help="Embedding progress on stderr.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@output_options
 @click.pass_context
 def curate_command(ctx, outputs, n, fmt, response_field, persona_field, id_field, coherence,
                    strategy, extra, score_field, score_weight, by, seed, out, manifest_out,
-                   replay_path, progress, as_json):
+                   replay_path, progress, output):
     """Keep the N generated outputs (of OUTPUTS, a synthesize file or any jsonl,
     csv or parquet) that cover output space; write them and a manifest.
 
@@ -124,9 +125,7 @@ def curate_command(ctx, outputs, n, fmt, response_field, persona_field, id_field
     from persona_index import curate as C
     from persona_index.errors import CurationError
     from persona_index.sampling import sampling_params
-    from persona_index_cli.output import emit
-
-    if out == "-" and as_json:
+    if out == "-" and output.json:
         raise click.UsageError("--out - writes the rows to stdout; it cannot go with --json")
     if replay_path:
         manifest = C.load_curation_manifest(replay_path)
@@ -150,14 +149,12 @@ def curate_command(ctx, outputs, n, fmt, response_field, persona_field, id_field
             raise click.ClickException(str(exc).replace("(index)", "(--db STORE)")) from None
         inputs = [outputs]
     written = C.write_curation(cur, out, manifest_out=manifest_out, inputs=inputs)
-    if as_json:
-        emit(cur.to_dict(), True)
-        return
-    click.echo(_summary(cur), err=(out == "-"))
+    lines = [_summary(cur)]
     if written and out != "-":
-        click.echo(f"wrote {len(cur.kept)} rows to {out} and the manifest to {written}"
-                   if out else f"wrote the manifest to {written}", err=(out == "-"))
-    elif not out:
+        lines.append(f"wrote {len(cur.kept)} rows to {out} and the manifest to {written}"
+                     if out else f"wrote the manifest to {written}")
+    emit(output, cur.to_dict(), readable=lines, err=(out == "-"))  # '-': the rows own stdout
+    if output.readable and not out:
         click.echo("(no --out: nothing written)", err=True)
 
 

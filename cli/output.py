@@ -1,10 +1,17 @@
-"""Row output for the CLI: which columns a table shows and how wide.
+"""The CLI's output layer: one decorator for the output flags, one printer.
 
-Every row-printing command takes ``--columns a,b,c`` (exactly these, in this
-order; ``--format csv/jsonl`` too) and ``--wide`` (no cutting of long text).
-Without ``--columns``, a table shows the id and text, then the attributes
-the command was asked about (``--by``, ``--target``, ``--where``), then
-other attributes up to three in all.
+:func:`output_options` gives a command ``--json`` (one JSON document on
+stdout) and, for a command that prints rows, ``--columns a,b,c`` (exactly
+these, in this order; ``--format csv/jsonl`` too), ``--wide`` (no cutting of
+long text) and ``--format table|json|jsonl|csv``; the command gets them as
+one :class:`Output` argument, ``output``. :func:`emit` prints what a command
+returns: the JSON document, the rows as jsonl or csv, or a readable table or
+key/value list. Without ``--columns``, a table shows the id and text, then
+the attributes the command was asked about (``--by``, ``--target``,
+``--where``), then other attributes up to three in all (the command's
+``columns``, from :func:`default_columns`).
+
+The pattern is sqlite-utils' ``output_options`` and ``output_rows``.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import functools
 import json
 import math
 import re
+from dataclasses import dataclass
 
 import click
 import numpy as np
@@ -21,26 +29,6 @@ import numpy as np
 DEFAULT_ATTRS = 3
 #: a cell's width in a table without --wide
 CELL_WIDTH = 70
-
-
-def column_options(fn):
-    """``--columns`` and ``--wide``, kept in the context for :func:`format_rows`."""
-
-    @click.option("--columns", "columns_opt", metavar="A,B,...",
-                  help="Show exactly these columns, in this order (table, csv, jsonl).")
-    @click.option("--wide", is_flag=True, help="Show long text in full (no cutting at "
-                                               f"{CELL_WIDTH} characters).")
-    @functools.wraps(fn)
-    def wrapper(*args, columns_opt=None, wide=False, **kwargs):
-        meta = click.get_current_context().meta
-        meta["columns"] = [c.strip() for c in columns_opt.split(",") if c.strip()] \
-            if columns_opt else None
-        if columns_opt is not None and not meta["columns"]:
-            raise click.BadParameter("name at least one column", param_hint="--columns")
-        meta["wide"] = wide
-        return fn(*args, **kwargs)
-
-    return wrapper
 
 
 _NAME = re.compile(r'"([^"]+)"|`([^`]+)`|([A-Za-z_][A-Za-z0-9_]*)')
@@ -76,11 +64,11 @@ def default_columns(base, attributes, asked=()) -> list:
     return list(base) + asked + rest[:max(0, DEFAULT_ATTRS - len(asked))]
 
 
-def chosen_columns(rows: list, default: list | None) -> list | None:
-    """The ``--columns`` list, checked against the rows' fields (a usage
+def chosen_columns(rows: list, default: list | None,
+                   output: "Output | None" = None) -> list | None:
+    """``output``'s ``--columns``, checked against the rows' fields (a usage
     error naming the unknown ones and the valid ones), else ``default``."""
-    ctx = click.get_current_context(silent=True)
-    cols = ctx.meta.get("columns") if ctx is not None else None
+    cols = output.columns if output is not None else None
     if not cols:
         return default
     known = list(dict.fromkeys(k for r in rows for k in r))
@@ -88,7 +76,7 @@ def chosen_columns(rows: list, default: list | None) -> list | None:
     if unknown and rows:
         raise click.BadParameter(f"no column(s) {', '.join(map(repr, unknown))}; "
                                  f"the rows have {', '.join(known)}", param_hint="--columns")
-    return cols
+    return list(cols)
 
 
 def select(rows: list, columns: list | None) -> list:
@@ -98,14 +86,14 @@ def select(rows: list, columns: list | None) -> list:
     return [{c: r.get(c) for c in columns} for r in rows]
 
 
-def format_rows(rows: list, columns: list | None = None) -> str:
-    """Rows as an aligned table: ``--columns`` else ``columns``, cut at
-    :data:`CELL_WIDTH` characters unless ``--wide``."""
+def format_table(rows: list, columns: list | None = None, output: "Output | None" = None) -> str:
+    """Rows as an aligned table: ``output``'s ``--columns`` else ``columns``,
+    cut at :data:`CELL_WIDTH` characters unless ``--wide``. A command's
+    secondary tables (a balance report, dropped rows) pass no ``output``."""
     from persona_index.display import text_table
 
-    ctx = click.get_current_context(silent=True)
-    wide = bool(ctx is not None and ctx.meta.get("wide"))
-    return text_table(rows, chosen_columns(rows, columns), None if wide else CELL_WIDTH)
+    wide = bool(output is not None and output.wide)
+    return text_table(rows, chosen_columns(rows, columns, output), None if wide else CELL_WIDTH)
 
 
 def _check_plot(ctx, param, value):
@@ -154,17 +142,6 @@ def strict_json(obj):
     return obj
 
 
-def output_options(fn):
-    """``--json``: print one JSON document on stdout instead of a table."""
-
-    @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return fn(*args, **kwargs)
-
-    return wrapper
-
-
 def renamed_option(old: str, new: str, dest: str, **attrs):
     """Keep ``old``, the previous spelling of the option ``new`` (parameter
     ``dest``), working for one release: hidden from --help, a one-line note on
@@ -196,67 +173,114 @@ def renamed_option(old: str, new: str, dest: str, **attrs):
     return decorator
 
 
-def row_format_option(fn):
-    """``--format json|jsonl|csv|table`` for commands that print rows (table
-    is the default; json prints the same document as ``--json``)."""
+@dataclass(frozen=True)
+class Output:
+    """What the output flags asked for: ``--json`` (or ``--format json``),
+    ``--format``, ``--columns``, ``--wide``."""
 
-    @click.option("--format", "row_format", type=click.Choice(["table", "json", "jsonl", "csv"]),
-                  default="table", show_default=True, help="How to print the rows.")
+    json: bool = False
+    format: str = "table"
+    columns: tuple | None = None
+    wide: bool = False
+
+    @property
+    def streams_rows(self) -> bool:
+        """jsonl or csv: stdout holds the rows and nothing else."""
+        return not self.json and self.format in ("jsonl", "csv")
+
+    @property
+    def readable(self) -> bool:
+        """A table for people (neither JSON nor jsonl/csv rows)."""
+        return not self.json and not self.streams_rows
+
+
+ROW_FORMATS = ("table", "json", "jsonl", "csv")
+
+
+def output_options(fn=None, *, rows: bool = False):
+    """The output flags, given to the command as one :class:`Output` argument
+    ``output``: ``--json``; with ``rows=True`` (a command that prints rows)
+    also ``--columns``, ``--wide`` and ``--format`` (table, the default;
+    json prints the same document as ``--json``)."""
+    if fn is None:
+        return functools.partial(output_options, rows=rows)
+
     @functools.wraps(fn)
-    def wrapper(*args, row_format="table", **kwargs):
-        click.get_current_context().meta["row_format"] = row_format
-        if row_format == "json":
-            kwargs["as_json"] = True
+    def wrapper(*args, as_json=False, columns_opt=None, wide=False, row_format="table", **kwargs):
+        cols = None
+        if columns_opt is not None:
+            cols = tuple(c.strip() for c in columns_opt.split(",") if c.strip())
+            if not cols:
+                raise click.BadParameter("name at least one column", param_hint="--columns")
+        kwargs["output"] = Output(json=as_json or row_format == "json", format=row_format,
+                                  columns=cols, wide=wide)
         return fn(*args, **kwargs)
 
-    return column_options(wrapper)
+    opts = [click.option("--json", "as_json", is_flag=True,
+                         help="Print one JSON document on stdout.")]
+    if rows:
+        opts += [
+            click.option("--columns", "columns_opt", metavar="A,B,...",
+                         help="Show exactly these columns, in this order (table, csv, jsonl)."),
+            click.option("--wide", is_flag=True, help="Show long text in full (no cutting at "
+                                                      f"{CELL_WIDTH} characters)."),
+            click.option("--format", "row_format", type=click.Choice(ROW_FORMATS),
+                         default="table", show_default=True, help="How to print the rows."),
+        ]
+    for opt in reversed(opts):
+        wrapper = opt(wrapper)
+    return wrapper
 
 
-def emit_rows(rows: list, fmt: str) -> None:
-    rows = select(rows, chosen_columns(rows, None))
-    if fmt == "jsonl":
+def _write_rows(rows: list, output: Output) -> None:
+    """``rows`` as jsonl or csv on stdout (``--columns`` applies)."""
+    rows = select(rows, chosen_columns(rows, None, output))
+    if output.format == "jsonl":
         for r in rows:
             click.echo(json.dumps(strict_json(r), ensure_ascii=False, default=str, allow_nan=False))
-    else:  # csv
-        import csv
-        import io
-
-        cols = list(dict.fromkeys(k for r in rows for k in r))
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)
-                        for k, v in r.items()})
-        click.echo(buf.getvalue(), nl=False)
-
-
-def emit(data, as_json: bool, *, rows: list | None = None, columns: list | None = None,
-         title: str | None = None) -> None:
-    """Print ``data`` as JSON, or ``rows`` (else ``data``) as a readable table,
-    or as jsonl / csv under ``--format``."""
-    ctx = click.get_current_context(silent=True)
-    fmt = ctx.meta.get("row_format") if ctx is not None else None
-    if not as_json and rows is not None and fmt in ("jsonl", "csv"):
-        emit_rows(rows, fmt)
         return
-    if as_json:
-        click.echo(json.dumps(strict_json(data), ensure_ascii=False, default=str, allow_nan=False))
+    import csv
+    import io
+
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)
+                    for k, v in r.items()})
+    click.echo(buf.getvalue(), nl=False)
+
+
+def key_value_lines(d: dict) -> list:
+    """A dict as aligned ``key  value`` lines (lists and dicts as JSON)."""
+    width = max((len(k) for k in d), default=0)
+    return [f"{k.ljust(width)}  " + (json.dumps(v, ensure_ascii=False, default=str)
+                                    if isinstance(v, (list, dict)) else str(v))
+            for k, v in d.items()]
+
+
+def emit(output: Output, data, *, rows: list | None = None, columns: list | None = None,
+         readable=None, err: bool = False) -> None:
+    """Print a command's result, the one printer: ``data`` as one JSON
+    document under ``--json``; ``rows`` as jsonl or csv under ``--format``;
+    else the readable form: ``readable`` when the command gives one (lines, a
+    dict or a text, or a function returning one: called only then), else
+    ``rows`` as a table (``columns`` unless ``--columns``), else ``data`` (a
+    dict as key/value lines). ``err``: print on stderr (where stdout holds
+    something else)."""
+    if output.json:
+        click.echo(json.dumps(strict_json(data), ensure_ascii=False, default=str,
+                              allow_nan=False), err=err)
         return
-    if title:
-        click.echo(title)
-    if rows is not None:
-        click.echo(format_table(rows, columns))
-    elif isinstance(data, dict):
-        width = max((len(k) for k in data), default=0)
-        for k, v in data.items():
-            if isinstance(v, (list, dict)):
-                v = json.dumps(v, ensure_ascii=False, default=str)
-            click.echo(f"{k.ljust(width)}  {v}")
-    else:
-        click.echo(str(data))
-
-
-def format_table(rows: list[dict], columns: list | None = None) -> str:
-    """Rows as an aligned table (``--columns`` and ``--wide`` apply; see cli/output.py)."""
-    return format_rows(rows, columns)
+    if output.streams_rows and rows is not None:
+        _write_rows(rows, output)
+        return
+    if callable(readable):
+        readable = readable()
+    if readable is None:
+        readable = format_table(rows, columns, output) if rows is not None else data
+    if isinstance(readable, dict):
+        readable = key_value_lines(readable)
+    for line in readable if isinstance(readable, list) else [readable]:
+        click.echo(str(line), err=err)

@@ -6,7 +6,7 @@ import click
 
 from persona_index.samplers.registry import DEVICES
 from persona_index_cli.base import Command, open_index
-from persona_index_cli.output import (default_columns, emit, output_options, row_format_option,
+from persona_index_cli.output import (default_columns, emit, output_options,
                                       where_columns)
 
 
@@ -20,10 +20,9 @@ def query_command(name, doc):
     @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                   help="Rank in numpy or torch (auto: numpy unless torch is already loaded and "
                        "sees a GPU; $PERSONA_INDEX_DEVICE sets it).")
-    @output_options
-    @row_format_option
+    @output_options(rows=True)
     @click.pass_context
-    def cmd(ctx, text, pid, k, where, device, as_json):
+    def cmd(ctx, text, pid, k, where, device, output):
         if text is None and pid is None:
             raise click.UsageError("give a query TEXT or --id ID")
         idx = open_index(ctx)
@@ -31,7 +30,7 @@ def query_command(name, doc):
         rows = [h.to_dict() for h in hits]
         cols = default_columns(["similarity", "id", "text"], idx.attributes,
                                asked=where_columns(where, idx.attributes))
-        emit(rows, as_json, rows=rows, columns=cols)
+        emit(output, rows, rows=rows, columns=cols)
 
     return cmd
 

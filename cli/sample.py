@@ -8,9 +8,9 @@ from persona_index.errors import ManifestError
 from persona_index.samplers.registry import DEFAULT_STRATEGY, STRATEGIES as _SPECS
 from persona_index.samplers.registry import DEVICES, strategy_names, validate_params
 from persona_index_cli.base import Command, SubGroup, check_outputs, one_line, open_index
-from persona_index_cli.output import (default_columns, draw_plot, emit, emit_rows, format_table,
-                                      output_options, plot_option, renamed_option,
-                                      row_format_option, where_columns)
+from persona_index_cli.output import (chosen_columns, default_columns, draw_plot, emit,
+                                      format_table, output_options, plot_option, renamed_option,
+                                      where_columns)
 
 
 STRATEGIES = strategy_names()
@@ -18,17 +18,16 @@ STRATEGIES = strategy_names()
 
 @click.command(cls=Command)
 @output_options
-def strategies(as_json):
+def strategies(output):
     """List the sampling strategies, their parameters and defaults."""
-    specs = [_SPECS[n].to_dict() for n in STRATEGIES]
-    if as_json:
-        emit(specs, True)
-        return
-    for name in STRATEGIES:
-        spec = _SPECS[name]
-        params = ", ".join(p.describe() for p in spec.params) or "no parameters"
-        mark = " (default)" if name == DEFAULT_STRATEGY else ""
-        click.echo(f"{name}{mark}: {spec.description}. Parameters: {params}")
+    def lines():
+        for name in STRATEGIES:
+            spec = _SPECS[name]
+            params = ", ".join(p.describe() for p in spec.params) or "no parameters"
+            mark = " (default)" if name == DEFAULT_STRATEGY else ""
+            yield f"{name}{mark}: {spec.description}. Parameters: {params}"
+
+    emit(output, [_SPECS[n].to_dict() for n in STRATEGIES], readable=lambda: list(lines()))
 
 
 @click.command(cls=Command)
@@ -80,63 +79,40 @@ def strategies(as_json):
 @click.option("--manifest", "manifest_out", type=click.Path(dir_okay=False),
               help="Write the manifest here (default: OUT with .manifest.json).")
 @plot_option
-@output_options
-@row_format_option
+@output_options(rows=True)
 @click.pass_context
 def sample(ctx, n, strategy, by, allocation, target, target_file, min_per_cell, stratum_method,
            alpha, n_cells, trim, lam, beta, tau, extra, device, engine, workers,
            where, near, within, seed, session, exclude, replay_path, out, manifest_out, plot,
-           as_json):
+           output):
     """Draw a batch of personas that covers the persona space."""
     from functools import partial
 
-    from persona_index.sampling import (batch_rows, draw, load_manifest, manifest_path_for, replay,
-                                        sampling_params, stage_batch, upgrade_manifest)
+    from persona_index.sampling import draw, manifest_path_for, stage_batch
 
     if out and out != "-" and not manifest_out:
         manifest_out = manifest_path_for(out)
     # every output checked before anything is drawn (exit 2)
     check_outputs(ctx, {"--out": out, "--manifest": manifest_out}, {"--replay": replay_path})
     deliver = partial(stage_batch, out=out, manifest_out=manifest_out)
-
     if replay_path:
-        # the manifest's own store, unless --db (or $PERSONA_INDEX_DB) names one
-        db = ctx.obj["db"] if ctx.obj.get("db_given") else None
-        manifest, notes = upgrade_manifest(load_manifest(replay_path))
-        for note in notes:
-            click.echo(f"note: {note}", err=True)
-        try:
-            b = replay(manifest, path=db)
-        except ManifestError as exc:  # the library names its parameter; here it is --db
-            raise click.ClickException(one_line(exc).replace("path=", "--db")) from None
-        click.echo(f"replayed on {db or b.manifest['store']}", err=True)
-        deliver(b).commit()
+        b = _replay(ctx, replay_path, deliver)
     else:
         if n is None:
             raise click.UsageError("give -n N (or --replay MANIFEST)")
-        if out == "-" and as_json:
+        if out == "-" and output.json:
             raise click.UsageError("--out - writes the batch to stdout; it cannot go with --json")
         world = _world_target(target, target_file)
-        params = sampling_params(by=by, allocation=allocation,
-                                 target=[] if world else target, target_file=target_file,
-                                 stratum_method=stratum_method, extra=extra, alpha=alpha,
-                                 n_cells=n_cells, trim=trim, lam=lam, beta=beta, tau=tau,
-                                 min_per_cell=min_per_cell)
-        if device is not None:
-            params["device"] = device
-        if engine is not None:
-            params["engine"] = engine
-        if workers is not None:
-            params["workers"] = workers
-        strategy = strategy or ("stratified" if params.get("by") or world else DEFAULT_STRATEGY)
-        if world and strategy != "stratified":
-            raise click.UsageError("--target world needs --strategy stratified")
-        params = validate_params(strategy, params)  # exit 2 before the store is opened
-        if ctx.meta.get("columns"):  # a typo in --columns must not cost a recorded draw
-            from .output import chosen_columns
-
+        strategy, params = _strategy_params(
+            strategy, world, dict(by=by, allocation=allocation, target=[] if world else target,
+                                  target_file=target_file, stratum_method=stratum_method,
+                                  extra=extra, alpha=alpha, n_cells=n_cells, trim=trim, lam=lam,
+                                  beta=beta, tau=tau, min_per_cell=min_per_cell, device=device,
+                                  engine=engine, workers=workers))
+        if output.columns:  # a typo in --columns must not cost a recorded draw
             attrs = open_index(ctx).attributes
-            chosen_columns([dict.fromkeys(["id", "text", *attrs, "licence", "source"])], None)
+            chosen_columns([dict.fromkeys(["id", "text", *attrs, "licence", "source"])], None,
+                           output)
         if near is not None and not near.strip():
             raise click.BadParameter("must be a non-empty text", param_hint="--near")
         if (near is None) != (within is None):
@@ -145,40 +121,75 @@ def sample(ctx, n, strategy, by, allocation, target, target_file, min_per_cell, 
         # batch, then the outputs move into place: nothing drawn goes undelivered
         b = draw(open_index(ctx), n, strategy, seed=seed, where=where, near=near, within=within,
                  session=session, exclude_sessions=exclude, params=params,
-                 target="world" if world else None, deliver=deliver)
-    idx_attrs = b.attributes
-    rows = batch_rows(b)
+                 target="world" if world else None, deliver=deliver, check_params=False)
     if plot:  # the pool the batch came from: its store at its table version
         from persona_index.store import PersonaIndex
 
         draw_plot(PersonaIndex(b.manifest["store"], version=b.manifest["table_version"]),
                   b.ids, plot, where=b.manifest.get("where"))
-    if out == "-":
-        return
-    rows_only = not as_json and ctx.meta.get("row_format") in ("jsonl", "csv")
-    balance = None if rows_only else b.balance()  # printed only in the table and --json
-    matched = b.manifest.get("target_matched")
-    if matched and not as_json:
+    if out != "-":  # else the rows went to stdout
+        _print_batch(b, output)
+
+
+def _replay(ctx, replay_path, deliver):
+    """Draw a manifest's batch again, on the manifest's own store unless
+    --db (or $PERSONA_INDEX_DB) names one, and deliver it."""
+    from persona_index.sampling import load_manifest, replay, upgrade_manifest
+
+    db = ctx.obj["db"] if ctx.obj.get("db_given") else None
+    manifest, notes = upgrade_manifest(load_manifest(replay_path))
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    try:
+        b = replay(manifest, path=db)
+    except ManifestError as exc:  # the library names its parameter; here it is --db
+        raise click.ClickException(one_line(exc).replace("path=", "--db")) from None
+    click.echo(f"replayed on {db or b.manifest['store']}", err=True)
+    deliver(b).commit()
+    return b
+
+
+def _strategy_params(strategy, world: bool, options: dict) -> tuple:
+    """The strategy (stratified when --by or a target is given, else the
+    default) and its parameters from the command's options, validated here,
+    once, before the store is opened (exit 2)."""
+    from persona_index.sampling import sampling_params
+
+    runtime = {k: options.pop(k) for k in ("device", "engine", "workers")}
+    params = sampling_params(**options)
+    params.update({k: v for k, v in runtime.items() if v is not None})
+    strategy = strategy or ("stratified" if params.get("by") or world else DEFAULT_STRATEGY)
+    if world and strategy != "stratified":
+        raise click.UsageError("--target world needs --strategy stratified")
+    return strategy, validate_params(strategy, params)
+
+
+def _print_batch(b, output) -> None:
+    """The batch: its manifest, rows and balance as JSON; its rows as jsonl or
+    csv; or a line on stderr, the rows as a table and the balance (stderr)."""
+    from persona_index.sampling import batch_rows
+
+    rows = batch_rows(b)
+    balance = None if output.streams_rows else b.balance()  # the table and --json show it
+    m = b.manifest
+    matched = m.get("target_matched")
+    if matched and not output.json:
         click.echo(f"target world: matched {', '.join(matched['matched'])}"
                    + (f"; the store has no {', '.join(matched['unmatched'])}"
                       if matched["unmatched"] else ""), err=True)
-    if as_json:
-        emit({"manifest": {k: v for k, v in b.manifest.items() if k != "ids"}, "personas": rows,
-              **({"balance": balance} if balance else {})}, True)
-    elif ctx.meta.get("row_format") in ("jsonl", "csv"):
-        emit_rows(rows, ctx.meta["row_format"])
-    else:
-        m = b.manifest
+    if output.readable:
         click.echo(f"{len(rows)} personas, strategy {m['strategy']}, seed {m['seed']}, "
                    f"table version {m['table_version']}"
                    + (f", session {m['session']} batch {m['batch']}" if m.get("session") else ""),
                    err=True)
-        p = m.get("params") or {}
-        asked = list(p.get("by") or []) + list(p.get("target") or {}) \
-            + where_columns(m.get("where"), idx_attrs)
-        click.echo(format_table(rows, default_columns(["id", "text"], idx_attrs, asked)))
-        if balance:
-            _echo_balance(balance)
+    p = m.get("params") or {}
+    asked = list(p.get("by") or []) + list(p.get("target") or {}) \
+        + where_columns(m.get("where"), b.attributes)
+    emit(output, {"manifest": {k: v for k, v in m.items() if k != "ids"}, "personas": rows,
+                  **({"balance": balance} if balance else {})},
+         rows=rows, columns=default_columns(["id", "text"], b.attributes, asked))
+    if balance and output.readable:
+        emit(output, balance, readable=_balance_lines(balance), err=True)
 
 
 def _world_target(target, target_file) -> bool:
@@ -191,22 +202,21 @@ def _world_target(target, target_file) -> bool:
     return True
 
 
-def _echo_balance(rep: dict, err: bool = True) -> None:
-    """The balance report (on stderr where stdout holds the rows): error
-    against the targets, coverage inside the strata, thin cells."""
+def _balance_lines(rep: dict) -> list:
+    """The balance report: error against the targets, coverage inside the
+    strata, thin cells."""
     from persona_index.balance import balance_rows
 
-    click.echo(f"balance over {' x '.join(rep['by'])} ({rep['k']} personas; stratified-uniform: "
-               f"{rep['within']['uniform_draws']} draws of the same counts):", err=err)
     rows = balance_rows(rep)
-    click.echo(format_table(rows, list(max(rows, key=len))), err=err)
+    lines = [f"balance over {' x '.join(rep['by'])} ({rep['k']} personas; stratified-uniform: "
+             f"{rep['within']['uniform_draws']} draws of the same counts):",
+             format_table(rows, list(max(rows, key=len)))]
     for t in rep["thin_cells"][:5]:
         cell = ", ".join(f"{a}={v}" for a, v in t["cell"].items())
-        click.echo(f"thin cell {cell}: {t['size']} personas for a quota of {t['wanted']:g}",
-                   err=err)
+        lines.append(f"thin cell {cell}: {t['size']} personas for a quota of {t['wanted']:g}")
     if len(rep["thin_cells"]) > 5:
-        click.echo(f"... and {len(rep['thin_cells']) - 5} more thin cells (--json lists them)",
-                   err=err)
+        lines.append(f"... and {len(rep['thin_cells']) - 5} more thin cells (--json lists them)")
+    return lines
 
 
 @click.command(cls=Command)
@@ -223,7 +233,7 @@ def _echo_balance(rep: dict, err: bool = True) -> None:
 @plot_option
 @output_options
 @click.pass_context
-def coverage(ctx, ids_file, session, where, target, target_file, compare_uniform, plot, as_json):
+def coverage(ctx, ids_file, session, where, target, target_file, compare_uniform, plot, output):
     """Coverage metrics of a batch (or a session) against the pool."""
     from persona_index.sampling import balance_of, coverage_vs_uniform, read_ids, sampling_params
     from persona_index.sessions import Sessions
@@ -247,26 +257,26 @@ def coverage(ctx, ids_file, session, where, target, target_file, compare_uniform
         click.echo(f"target world: matched {', '.join(matched['matched'])}", err=True)
     balance = balance_of(idx, ids, target=targets, where=where) if targets else None
     result = coverage_vs_uniform(idx, ids, where=where, targets=targets,
-                                 uniform_draws=compare_uniform, progress=not as_json)
+                                 uniform_draws=compare_uniform, progress=not output.json)
     if balance:
         result["balance"] = balance
     rep = result["sample"]
     if plot:
         draw_plot(idx, ids, plot, where=where)
-    if as_json:
-        emit(result, True)
-        return
-    from persona_index.display import coverage_rows
-
     if compare_uniform:
         rep = {**rep, "uniform": {"draws": compare_uniform, "mean": result["uniform_mean"],
                                   "sd": result["uniform_sd"], "z": result["z"]}}
-        click.echo(f"{rep['n']} personas in a pool of {rep['pool']}, next to {compare_uniform} "
-                   "uniform batches of the same size (z: sds from their mean, + is better)",
-                   err=True)
-    click.echo(format_table(coverage_rows(rep)))
-    if balance:
-        _echo_balance(balance, err=False)
+        if output.readable:
+            click.echo(f"{rep['n']} personas in a pool of {rep['pool']}, next to "
+                       f"{compare_uniform} uniform batches of the same size (z: sds from their "
+                       "mean, + is better)", err=True)
+
+    def readable():
+        from persona_index.display import coverage_rows
+
+        return [format_table(coverage_rows(rep))] + (_balance_lines(balance) if balance else [])
+
+    emit(output, result, readable=readable)
 
 
 @click.group(cls=SubGroup)
@@ -277,7 +287,7 @@ def sessions():
 @sessions.command("list")
 @output_options
 @click.pass_context
-def sessions_list(ctx, as_json):
+def sessions_list(ctx, output):
     """Every session with its persona and batch counts."""
     from persona_index.sessions import Sessions
 
@@ -285,14 +295,14 @@ def sessions_list(ctx, as_json):
     rows = s.list()
     for r in rows:  # which sessions each is kept disjoint from (both ways)
         r["excludes"] = sorted(s.excluded_by(r["session"]))
-    emit(rows, as_json, rows=[{**r, "excludes": ", ".join(r["excludes"]) or "-"} for r in rows])
+    emit(output, rows, rows=[{**r, "excludes": ", ".join(r["excludes"]) or "-"} for r in rows])
 
 
 @sessions.command("show")
 @click.argument("name")
 @output_options
 @click.pass_context
-def sessions_show(ctx, name, as_json):
+def sessions_show(ctx, name, output):
     """A session's batches (manifests, without the id lists)."""
     from persona_index.sessions import Sessions
 
@@ -301,21 +311,21 @@ def sessions_show(ctx, name, as_json):
     ms = s.manifests(name)
     rows = [{k: m.get(k) for k in ("batch", "strategy", "n", "seed", "table_version", "time")}
             for m in ms]
-    emit(ms if as_json else rows, as_json, rows=rows)
+    emit(output, ms, rows=rows)
 
 
 @sessions.command("reset")
 @click.argument("name")
 @output_options
 @click.pass_context
-def sessions_reset(ctx, name, as_json):
+def sessions_reset(ctx, name, output):
     """Forget what a session drew."""
     from persona_index.sessions import Sessions
 
     s = Sessions(open_index(ctx))
     _known_session(s, name)
     n = s.reset(name)
-    emit({"session": name, "forgotten": n}, as_json)
+    emit(output, {"session": name, "forgotten": n})
 
 
 def _known_session(sessions, name) -> None:

@@ -9,29 +9,29 @@ import click
 
 from persona_index.outputs import output_file
 from persona_index_cli.base import Command, check_outputs, open_index
-from persona_index_cli.output import emit, format_table, output_options, row_format_option
+from persona_index_cli.output import emit, format_table, key_value_lines, output_options
 
 
-def _summary_out(summary, as_json):
+def _summary_out(summary, output):
+    """An ingest summary: the JSON document, or the main counts, the
+    single-valued fields and some dropped rows."""
     d = summary.to_dict()
-    if as_json:
-        emit(d, True)
-        return
     keys = ["source", "read", "added", "exact_duplicates", "near_duplicates", "rejected",
             "over_token_window", "batches", "seconds", "personas_per_s", "version_after", "fields"]
     if d.get("minhash"):  # the MinHash stage ran
         keys[4:4] = ["minhash_duplicates"]
         keys[-2:-2] = ["minhash_seconds"]
-    emit({k: (round(d[k], 2) if isinstance(d[k], float) else d[k]) for k in keys}, False)
+    lines = key_value_lines({k: (round(d[k], 2) if isinstance(d[k], float) else d[k])
+                             for k in keys})
     if d.get("single_valued"):
-        click.echo("not strata (one value on every row, kept as plain columns): " + ", ".join(
+        lines.append("not strata (one value on every row, kept as plain columns): " + ", ".join(
             f"{f} = {v!r}" for f, v in d["single_valued"].items()))
     if d["examples"]:
-        click.echo("examples of dropped rows:")
         cols = ["line", "reason", "matched_id", "matched_in", "similarity", "detail"]
         if any("jaccard" in e for e in d["examples"]):
             cols[5:5] = ["jaccard"]
-        click.echo(format_table(d["examples"][:6], cols))
+        lines += ["examples of dropped rows:", format_table(d["examples"][:6], cols)]
+    emit(output, d, readable=lines)
 
 
 def ingest_options(fn):
@@ -106,7 +106,7 @@ def _schema_option(check):
 @click.pass_context
 def ingest(ctx, path, fmt, text_field, attrs, licence, schema, template, bands, strict, minhash,
            minhash_threshold, minhash_perms, engine, workers, gpu, near_dup_threshold,
-           no_near_dedup, batch_size, report, progress, as_json):
+           no_near_dedup, batch_size, report, progress, output):
     """Ingest a jsonl, csv, parquet or txt file of personas (validate, embed, dedup).
 
     PATH may also be a folder of parquet shards, or a folder written by
@@ -138,7 +138,7 @@ def ingest(ctx, path, fmt, text_field, attrs, licence, schema, template, bands, 
     else:
         s = ingest_file(idx, path, strict=strict, schema=schema, template=template, bands=bands,
                         minhash=mh, **kw)
-    _summary_out(s, as_json)
+    _summary_out(s, output)
 
 
 @click.command(cls=Command)
@@ -157,7 +157,7 @@ def ingest(ctx, path, fmt, text_field, attrs, licence, schema, template, bands, 
 @output_options
 @click.pass_context
 def generate(ctx, count, seed, out, weights, near_dup_threshold, no_near_dedup, batch_size,
-             report, progress, as_json):
+             report, progress, output):
     """Compose personas from the built-in attribute tables and add them to the store."""
     from persona_index import generate as gen
 
@@ -168,7 +168,7 @@ def generate(ctx, count, seed, out, weights, near_dup_threshold, no_near_dedup, 
             for rec in gen.generate(count, seed=seed, weights=weights):
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 n += 1
-        emit({"written": n, "out": out}, as_json)
+        emit(output, {"written": n, "out": out})
         return
     from persona_index.ingest import ingest_records
 
@@ -179,17 +179,16 @@ def generate(ctx, count, seed, out, weights, near_dup_threshold, no_near_dedup, 
                        attrs=list(gen.ATTRIBUTES), near_dedup=not no_near_dedup,
                        near_dup_threshold=near_dup_threshold, batch_size=batch_size,
                        report=report, progress=progress)
-    _summary_out(s, as_json)
+    _summary_out(s, output)
 
 
 @click.command(cls=Command)
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--ignore-missing", is_flag=True,
               help="Print the ids that are stored and name the others on stderr (exit 0).")
-@output_options
-@row_format_option
+@output_options(rows=True)
 @click.pass_context
-def get(ctx, ids, ignore_missing, as_json):
+def get(ctx, ids, ignore_missing, output):
     """Show stored personas by id (``-`` reads ids from stdin, one a line or jsonl).
 
     An id that is not stored is an error (exit 1, naming it) unless
@@ -209,15 +208,15 @@ def get(ctx, ids, ignore_missing, as_json):
             raise click.ClickException(f"{len(missing)} id(s) not in the store: {shown} "
                                        "(--ignore-missing to print the others)")
         click.echo(f"note: {len(missing)} id(s) not in the store: {shown}", err=True)
-    emit(rows, as_json, rows=rows)
+    emit(output, rows, rows=rows)
 
 
 @click.command(cls=Command)
 @output_options
 @click.pass_context
-def info(ctx, as_json):
+def info(ctx, output):
     """Count, model, dimension, attributes, field mapping, table and format version of the store."""
-    emit(open_index(ctx).info(), as_json)
+    emit(output, open_index(ctx).info())
 
 
 @click.command(cls=Command)
@@ -228,16 +227,16 @@ def info(ctx, as_json):
 @click.option("--vectors", is_flag=True, help="Include the embedding vectors.")
 @output_options
 @click.pass_context
-def export(ctx, out, fmt, where, vectors, as_json):
+def export(ctx, out, fmt, where, vectors, output):
     """Export the store (with attributes, source and licence) to jsonl or parquet
     (OUT ``-``: standard output)."""
     check_outputs(ctx, {"OUT": out})
-    if out == "-" and as_json:
+    if out == "-" and output.json:
         raise click.UsageError("export - writes the rows to stdout; it cannot go with --json")
     n = open_index(ctx).export(out, fmt, where=where, vectors=vectors)
     if out == "-":
         return
-    emit({"exported": n, "out": out}, as_json)
+    emit(output, {"exported": n, "out": out})
 
 
 @click.command(cls=Command)
@@ -248,7 +247,7 @@ def export(ctx, out, fmt, where, vectors, as_json):
 @click.option("--progress/--no-progress", default=True)
 @output_options
 @click.pass_context
-def reembed(ctx, new_db, to_model, batch_size, progress, as_json):
+def reembed(ctx, new_db, to_model, batch_size, progress, output):
     """Copy the store into NEW_DB with every persona embedded by another model."""
     from persona_index.maintenance import reembed as do_reembed
 
@@ -256,7 +255,7 @@ def reembed(ctx, new_db, to_model, batch_size, progress, as_json):
         raise click.UsageError("NEW_DB is a store directory; '-' (stdout) cannot hold one")
     check_outputs(ctx, {"NEW_DB": new_db})
     res = do_reembed(open_index(ctx), new_db, to_model, batch_size=batch_size, progress=progress)
-    emit(res, as_json)
+    emit(output, res)
 
 
 @click.command(cls=Command)
@@ -270,7 +269,7 @@ def reembed(ctx, new_db, to_model, batch_size, progress, as_json):
 @click.option("--progress/--no-progress", default=True, help="Progress bar on stderr.")
 @output_options
 @click.pass_context
-def tag(ctx, name, labels, labels_file, template, replace, progress, as_json):
+def tag(ctx, name, labels, labels_file, template, replace, progress, output):
     """Tag every persona with its nearest label (zero-shot), as an attribute."""
     from persona_index.tagging import tag as do_tag
 
@@ -281,5 +280,5 @@ def tag(ctx, name, labels, labels_file, template, replace, progress, as_json):
             lab = [l.strip() for l in fh if l.strip()]
     else:
         lab = [l.strip() for l in labels.split(",")]
-    emit(do_tag(open_index(ctx), name, lab, template=template, replace=replace,
-                progress=progress and not as_json), as_json)
+    emit(output, do_tag(open_index(ctx), name, lab, template=template, replace=replace,
+                        progress=progress and not output.json))

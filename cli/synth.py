@@ -8,9 +8,9 @@ import click
 
 from persona_index.outputs import output_file
 from persona_index_cli.base import Command, check_outputs, open_index
+from persona_index_cli.output import (Output, emit, format_table, key_value_lines,
+                                      output_options, renamed_option)
 from persona_index_cli.oversample import oversample_options
-from persona_index_cli.output import (emit, format_table, output_options, renamed_option,
-                                      strict_json)
 
 
 def client_options(fn):
@@ -166,7 +166,7 @@ def synthesize(ctx, templates, personas_file, session, granularity, attrs, out, 
                progress, base_url, llm_model, temperature, max_tokens, concurrency, timeout,
                retries, api_key_env, system, response_format, llm_seed, top_p, n, extra_body,
                missing, max_retry_wait, deadline, max_runs, skip_failed, control, oversample,
-               curated_out, as_json):
+               curated_out, output):
     """Persona-conditioned generation: prompts -> endpoint -> outputs (resumable).
 
     A rerun sends the rows that failed again (up to --max-runs); exit 1 when
@@ -185,7 +185,7 @@ def synthesize(ctx, templates, personas_file, session, granularity, attrs, out, 
     if bool(personas_file) == bool(session):
         raise click.UsageError("give exactly one of --personas FILE or --session NAME")
     calls = bool(base_url) and not requests_only
-    if out == "-" and as_json:
+    if out == "-" and output.json:
         raise click.UsageError("--out - writes the rows to stdout; it cannot go with --json")
     resume_asked = [f"--{o.replace('_', '-')}" for o in ("max_runs", "skip_failed")
                     if ctx.get_parameter_source(o) is ParameterSource.COMMANDLINE]
@@ -218,24 +218,21 @@ def synthesize(ctx, templates, personas_file, session, granularity, attrs, out, 
         doc = {"requests": k, "out": out, "format": "openai-batch-jsonl", "n": n,
                "missing": plan.missing, "request": cfg.request_options()}
         ov.requests_note(doc, plan, oversample)
-        if srun.is_stdout(out):
-            click.echo(json.dumps(strict_json(doc), ensure_ascii=False), err=True)
-        else:
-            emit(doc, as_json)
+        # the rows on stdout: the summary goes to stderr, as JSON
+        emit(Output(json=True) if srun.is_stdout(out) else output, doc, err=srun.is_stdout(out))
         return
     s = srun.synthesize(personas, tmpls, out, cfg, progress=progress, n=n, missing=missing,
                         skip_failed=skip_failed, max_runs=max_runs, deadline_s=deadline,
                         control=control, oversample=oversample,
                         embedder=ov.embedder(ctx, oversample), curated_out=curated_out)
     d = s.to_dict()
-    if srun.is_stdout(out):  # the rows own stdout: the summary goes to stderr
-        click.echo(json.dumps(strict_json(d), ensure_ascii=False), err=True)
-    elif as_json:
-        emit(d, True)
-    else:  # a readable summary: nothing unset, nothing printed as None
-        emit({k: v for k, v in d.items() if v is not None and k != "curation"}, False)
-        if ov.curation_line(s):
-            click.echo(ov.curation_line(s))
+    # the rows on stdout: the summary goes to stderr, as JSON; a readable
+    # summary leaves out what is unset (nothing printed as None) and says
+    # what the curation kept in one line
+    emit(Output(json=True) if srun.is_stdout(out) else output, d, err=srun.is_stdout(out),
+         readable=lambda: key_value_lines({k: v for k, v in d.items()
+                                           if v is not None and k != "curation"})
+         + ([ov.curation_line(s)] if ov.curation_line(s) else []))
     if not s.complete:  # the summary is printed; one line says what is left, exit 1
         hint = ("--skip-failed kept the failed ones" if skip_failed and not s.unsent else
                 f"rerun the same command to send them again (up to --max-runs {max_runs} runs "
@@ -258,7 +255,7 @@ def synthesize(ctx, templates, personas_file, session, granularity, attrs, out, 
 @output_options
 @click.pass_context
 def extract(ctx, corpus, action, licence, base_url, llm_model, temperature, max_tokens,
-            concurrency, timeout, retries, api_key_env, as_json):
+            concurrency, timeout, retries, api_key_env, output):
     """Text-to-persona: personas from a corpus (txt or jsonl), ingested with dedup."""
     from persona_index.synthesis.personas import read_corpus, text_to_persona
 
@@ -266,8 +263,8 @@ def extract(ctx, corpus, action, licence, base_url, llm_model, temperature, max_
         raise click.UsageError("extract needs --base-url")
     cfg = _client_config(base_url, llm_model, temperature, max_tokens, concurrency, timeout,
                          retries, api_key_env)
-    emit(text_to_persona(open_index(ctx, must_exist=False), read_corpus(corpus), cfg,
-                         action=action, licence=licence), as_json)
+    emit(output, text_to_persona(open_index(ctx, must_exist=False), read_corpus(corpus), cfg,
+                                 action=action, licence=licence))
 
 
 @click.command(cls=Command)
@@ -280,7 +277,7 @@ def extract(ctx, corpus, action, licence, base_url, llm_model, temperature, max_
 @output_options
 @click.pass_context
 def expand(ctx, personas_file, session, rounds, licence, base_url, llm_model, temperature,
-           max_tokens, concurrency, timeout, retries, api_key_env, as_json):
+           max_tokens, concurrency, timeout, retries, api_key_env, output):
     """Persona-to-persona expansion: N rounds of 'who is close to this persona'."""
     from persona_index.synthesis.personas import expand as do_expand
     from persona_index.synthesis.run import read_personas
@@ -296,7 +293,7 @@ def expand(ctx, personas_file, session, rounds, licence, base_url, llm_model, te
         seeds = _sessionsonas(idx, session)
     cfg = _client_config(base_url, llm_model, temperature, max_tokens, concurrency, timeout,
                          retries, api_key_env)
-    emit(do_expand(idx, seeds, cfg, rounds=rounds, licence=licence), as_json)
+    emit(output, do_expand(idx, seeds, cfg, rounds=rounds, licence=licence))
 
 
 @click.command("outputs-report", cls=Command)
@@ -308,7 +305,7 @@ def expand(ctx, personas_file, session, rounds, licence, base_url, llm_model, te
                            "against random subsets, over-represented words (log-odds z).")
 @output_options
 @click.pass_context
-def outputs_report(ctx, outputs, threshold, kept, by, as_json):
+def outputs_report(ctx, outputs, threshold, kept, by, output):
     """Coherence filter and diversity report of a synthesize output file."""
     from persona_index.embed import get_embedder
     from persona_index.synthesis.report import output_report
@@ -322,14 +319,15 @@ def outputs_report(ctx, outputs, threshold, kept, by, as_json):
         with output_file(kept, inputs=[outputs]) as fh:
             for r in keep:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    if as_json:
-        emit(rep, True)
-        return
-    emit({k: v for k, v in rep.items() if k not in ("audit", "control_comparison")}, False)
-    if by:
+    def readable():
         from persona_index_cli.curate import audit_rows
 
-        click.echo(f"\naudit by {by}:")
-        click.echo(format_table(audit_rows(rep["audit"])))
-    if "control_comparison" in rep:  # the one-line answer, last
-        click.echo(rep["control_comparison"]["verdict"])
+        lines = key_value_lines({k: v for k, v in rep.items()
+                                 if k not in ("audit", "control_comparison")})
+        if by:
+            lines += [f"\naudit by {by}:", format_table(audit_rows(rep["audit"]))]
+        if "control_comparison" in rep:  # the one-line answer, last
+            lines.append(rep["control_comparison"]["verdict"])
+        return lines
+
+    emit(output, rep, readable=readable)

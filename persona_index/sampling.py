@@ -175,7 +175,8 @@ def draw(index: PersonaIndex, n: int, strategy: str | None = None, *, by=None, t
          seed=None, where: str | None = None, near: str | None = None, within: int | None = None,
          session: str | None = None, exclude_sessions: Sequence[str] = (),
          params: Mapping | None = None, record: bool = True, deliver=None,
-         _session_version: int | None = None, **strategy_params) -> Batch:
+         check_params: bool = True, _session_version: int | None = None,
+         **strategy_params) -> Batch:
     """Draw ``n`` personas from ``index`` with ``strategy``.
 
     Parameters
@@ -205,6 +206,11 @@ def draw(index: PersonaIndex, n: int, strategy: str | None = None, *, by=None, t
         the batch's files to temporaries before the session records it; they
         are moved into place after the record commits and removed if it
         fails, so a session never holds a batch that was not delivered.
+    check_params : bool, default True. False: ``params`` (with ``by``,
+        ``target`` and the keyword parameters) are what
+        :func:`~persona_index.samplers.registry.validate_params` returned for
+        ``strategy``, e.g. a command line that checked them before opening
+        the store; they are not checked again (scikit-learn's ``check_input``).
 
     A session draw is a transaction: under the session locks it first removes
     draw rows that no manifest commits (a draw killed midway), then picks,
@@ -235,7 +241,8 @@ def draw(index: PersonaIndex, n: int, strategy: str | None = None, *, by=None, t
     if world and strategy != "stratified":
         raise SamplingError(f"target 'world' needs the stratified strategy, not {strategy!r}")
     get_strategy(strategy)  # unknown names and bad parameters fail before any work
-    params = validate_params(strategy, params)
+    if check_params:
+        params = validate_params(strategy, params)
     if world:
         params["_world"] = True
     if seed is None:
@@ -307,7 +314,9 @@ def _draw_locked(index, snap, n, strategy, *, seed, where, near, within, session
             pos = [p for p in (m.position_of_id(i) for i in own) if p is not None]
             extra["prior_attributes"] = {k: v[pos] for k, v in cols.items()}
     t0 = time.perf_counter()
-    sel = sample(X, n, strategy, seed=seed, prior=prior, attributes=attrs, **params, **extra)
+    # the parameters were validated once, in draw (or by its caller)
+    sel = sample(X, n, strategy, seed=seed, prior=prior, attributes=attrs, check_params=False,
+                 **params, **extra)
     seconds = time.perf_counter() - t0
     positions = pool[sel]
     ids = m.ids.take(positions).to_pylist()

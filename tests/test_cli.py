@@ -463,3 +463,61 @@ def test_a_manifest_with_the_old_within_parameter_replays_with_a_note(cli_db, tm
     mpath.write_text(json.dumps(m))
     r = run(["--db", cli_db, "sample", "--replay", str(mpath), "--json"])
     assert r.exit_code == 2 and "method='sideways'" in r.stderr, r.stderr
+
+
+def _count_validations(monkeypatch) -> list:
+    """Wrap the registry's validate_params, wherever a module holds it, in a
+    wrapper that records each call and then runs the real check."""
+    import sys
+
+    import persona_index.sampling  # noqa: F401  (every holder of the name loaded)
+    from persona_index.samplers import registry
+
+    real, calls = registry.validate_params, []
+
+    def counting(name, params):
+        calls.append(name)
+        return real(name, params)
+
+    for mod in list(sys.modules.values()):
+        if getattr(mod, "validate_params", None) is real:
+            monkeypatch.setattr(mod, "validate_params", counting)
+    return calls
+
+
+def test_sample_with_a_session_validates_the_strategy_parameters_once(tmp_path, monkeypatch):
+    """`sample -n 100 --session S` checked the parameters three times (the
+    command, draw, samplers.base.sample); now once, in the command, before
+    the store is opened. The Python draw() checks them once too."""
+    db = _hash_store(tmp_path / "v.lance")
+    assert run(db + ["generate", "--count", "400", "--no-progress"]).exit_code == 0
+    calls = _count_validations(monkeypatch)
+    for batch in (1, 2):  # the second draw has a prior (the session's first batch)
+        r = run(db + ["sample", "-n", "100", "--session", "S", "--seed", "1", "--beta", "0.7",
+                      "--json"])
+        assert r.exit_code == 0, r.output
+        doc = json.loads(r.stdout)
+        assert len(doc["personas"]) == 100 and doc["manifest"]["batch"] == batch
+        assert doc["manifest"]["params"] == {"beta": 0.7}
+        assert calls == ["herding"] * batch
+    r = run(db + ["sample", "-n", "5", "--beta", "-1"])  # still checked: exit 2, nothing drawn
+    assert r.exit_code == 2 and "beta" in r.stderr and calls[-1] == "herding"
+    from persona_index import PersonaIndex
+    from persona_index.sampling import draw
+
+    del calls[:]
+    b = draw(PersonaIndex(str(tmp_path / "v.lance")), 10, "blend", seed=0, lam=0.3, record=False)
+    assert len(set(b.ids)) == 10 and calls == ["blend"]
+
+
+def test_sample_columns_do_not_reach_the_balance_table(tmp_path):
+    """--columns picks the batch's columns; the balance report (stderr) keeps
+    its own. It was checked against --columns too: a usage error (exit 2)
+    after the batch had been drawn and printed."""
+    db = _hash_store(tmp_path / "b.lance")
+    assert run(db + ["generate", "--count", "120", "--no-progress"]).exit_code == 0
+    r = run(db + ["sample", "-n", "10", "--by", "region", "--seed", "1", "--columns", "id,text"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["id", "text"] and len(lines) == 12  # header, rule, 10 rows
+    assert "balance over region" in r.stderr

@@ -96,7 +96,8 @@ def check_unit_matrix(X) -> np.ndarray:
 
 def sample(X, k: int, strategy: str = registry.DEFAULT_STRATEGY, *, seed=None, prior=None,
            attributes: Mapping[str, Sequence] | None = None,
-           prior_attributes: Mapping[str, Sequence] | None = None, **params) -> np.ndarray:
+           prior_attributes: Mapping[str, Sequence] | None = None, check_params: bool = True,
+           **params) -> np.ndarray:
     """Select ``k`` distinct rows of ``X`` with a named strategy.
 
     Parameters
@@ -113,6 +114,10 @@ def sample(X, k: int, strategy: str = registry.DEFAULT_STRATEGY, *, seed=None, p
     attributes : mapping of name -> length-n sequence, for stratified sampling.
     prior_attributes : mapping of name -> one value per ``prior`` row
         (stratified: each earlier pick counts in its own stratum).
+    check_params : bool, default True. False: ``params`` are what
+        :func:`~persona_index.samplers.registry.validate_params` returned (a
+        caller that validated them already, as :func:`persona_index.sampling.draw`
+        does, checks them once); they are not checked again.
     **params : the strategy's own parameters, checked against the registry
         (:class:`~persona_index.errors.StrategyParameterError` for an unknown
         name or a value out of range).
@@ -133,7 +138,8 @@ def sample(X, k: int, strategy: str = registry.DEFAULT_STRATEGY, *, seed=None, p
     ...
     persona_index.errors.SamplingError: k=5 is larger than the pool (4 personas available)
     """
-    params = registry.validate_params(strategy, params)
+    if check_params:
+        params = registry.validate_params(strategy, params)
     fn = get_strategy(strategy)
     X = check_unit_matrix(X)
     n = len(X)
