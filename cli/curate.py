@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import click
 
+from persona_index.curate import DEFAULT_CURATION, DEFAULT_SCORE_WEIGHT
 from persona_index.samplers.registry import strategy_names
 from persona_index_cli.output import emit, output_options
 
-STRATEGIES = ["medoids"] + [s for s in strategy_names() if s not in ("medoids", "stratified")]
+STRATEGIES = [DEFAULT_CURATION] + [s for s in strategy_names()
+                                   if s not in (DEFAULT_CURATION, "stratified")]
 
 
 def _embedder(ctx):
@@ -90,14 +92,14 @@ def _summary(cur) -> str:
               help="Drop rows whose response is less similar than this to their persona (as "
                    "outputs-report --threshold). Off by default.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default=None,
-              help="Selection on the response embeddings (default: medoids).")
+              help=f"Selection on the response embeddings (default: {DEFAULT_CURATION}).")
 @click.option("--param", "extra", multiple=True, metavar="NAME=VALUE",
               help="A strategy parameter (repeatable; `persona-index strategies` lists them).")
 @click.option("--score-field", help="A numeric field: prefer higher scores among outputs that "
                                     "cover alike.")
 @click.option("--score-weight", type=click.FloatRange(min=0.0), default=None,
-              help="Weight of the standardised score in each pick's criterion.  [default: 0.5 "
-                   "with --score-field]")
+              help="Weight of the standardised score in each pick's criterion.  "
+                   f"[default: {DEFAULT_SCORE_WEIGHT} with --score-field]")
 @click.option("--by", multiple=True, help="A field whose values get equal quotas (repeatable: "
                                           "crossed).")
 @click.option("--seed", type=int, default=0, show_default=True,

@@ -13,6 +13,7 @@ import click
 
 from persona_index.errors import (InvalidFilterError, OutputPathError, PersonaIndexError,
                                   StrategyParameterError)
+from persona_index.store import DEFAULT_DB, ENV_DB
 from persona_index_cli import query, sample, store_cmds, synth
 from persona_index_cli.base import Command, SubGroup, one_line
 from persona_index_cli.curate import curate_command
@@ -84,8 +85,8 @@ def _stdout_gone() -> None:
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", envvar="PERSONA_INDEX_DB", default="personas.lance", show_default=True,
-              help="The store's directory (or $PERSONA_INDEX_DB).")
+@click.option("--db", envvar=ENV_DB, default=DEFAULT_DB, show_default=True,
+              help=f"The store's directory (or ${ENV_DB}).")
 @click.option("--embed-model", default=None,
               help="Embedding model: a local sentence-transformers folder, or 'hash-384' for "
                    "tests. Default: the store's own model, or all-MiniLM-L6-v2 for a new store.")

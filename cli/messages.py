@@ -16,20 +16,37 @@ import click
 from persona_index.errors import Note, PersonaIndexWarning
 
 
-def as_flags(ctx, message: str) -> str:
-    """A library message with the parameters it names (``text_field=...``,
-    ``schema='none'``) said as the invoked command's flags (``--text-field``,
-    ``--schema none``): the library names parameters, the CLI maps them."""
+#: library parameters that no option of the same name stands for, and the
+#: flag that does (a store's ``path`` is the group's ``--db``)
+LIBRARY_NAMES = {"path": "--db"}
+
+
+def _options(ctx) -> dict:
+    """parameter name -> (its longest flag, whether it is an on/off flag):
+    the invoked command's options, then the group's, then :data:`LIBRARY_NAMES`."""
     name = ctx.invoked_subcommand
     cmd = ctx.command.get_command(ctx, name) if name else None
-    flags = {p.name: max(p.opts, key=len) for p in getattr(cmd, "params", ())
-             if isinstance(p, click.Option)}
+    root = ctx.find_root().command
+    flags = {k: (v, False) for k, v in LIBRARY_NAMES.items()}
+    for c in (root, cmd):
+        flags.update({p.name: (max(p.opts, key=len), p.is_flag) for p in getattr(c, "params", ())
+                      if isinstance(p, click.Option)})
+    return flags
+
+
+def as_flags(ctx, message: str) -> str:
+    """A library message with the parameters it names (``text_field=...``,
+    ``schema='none'``, ``single_writer=True``) said as the invoked command's
+    or the group's flags (``--text-field``, ``--schema none``,
+    ``--single-writer``): the library names parameters, the CLI maps them."""
+    flags = _options(ctx)
 
     def flag(m):
-        opt, value = flags.get(m.group(1)), m.group(2)
-        if opt is None:
+        known, value = flags.get(m.group(1)), m.group(2)
+        if known is None:
             return m.group(0)
-        if value == "...":
+        opt, on_off = known
+        if value == "..." or (value == "True" and on_off):
             return opt
         if re.fullmatch(r"'[\w.-]*'", value):  # a plain word needs no quotes in a shell
             value = value[1:-1]

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import click
 
-from persona_index.errors import ManifestError
 from persona_index.samplers.registry import DEFAULT_STRATEGY, STRATEGIES as _SPECS
 from persona_index.samplers.registry import DEVICES, strategy_names, validate_params
-from persona_index_cli.base import Command, SubGroup, check_outputs, one_line, open_index
+from persona_index.targets import WORLD_ATTRIBUTES
+from persona_index_cli.base import Command, SubGroup, check_outputs, open_index
 from persona_index_cli.output import (chosen_columns, default_columns, draw_plot, emit,
                                       format_table, output_options, plot_option, renamed_option,
                                       where_columns)
 
 
 STRATEGIES = strategy_names()
+
+
+def _param(strategy: str, name: str):
+    """A strategy parameter's registry entry: the options' choices and
+    defaults come from it."""
+    return next(p for p in _SPECS[strategy].params if p.name == name)
+
+
+_METHODS = _param("stratified", "method").choices
+_LAM, _BETA = _param("blend", "lam"), _param("herding", "beta")
 
 
 @click.command(cls=Command)
@@ -36,35 +46,39 @@ def strategies(output):
               help=f"Sampling strategy (default: {DEFAULT_STRATEGY}; `persona-index strategies` "
                    "lists them).")
 @click.option("--by", multiple=True, help="Attribute(s) to stratify by (stratified).")
-@click.option("--allocation", type=click.Choice(["equal", "proportional"]),
+@click.option("--allocation", type=click.Choice(_param("stratified", "allocation").choices),
               help="Starting allocation of the cells (stratified; default equal, proportional "
                    "with a target); targets are then met by raking.")
 @click.option("--target", multiple=True,
               help="Target distribution, ATTR=VALUE:WEIGHT,... (one per attribute), or 'world' "
-                   "(population shares for country, region, age band).")
+                   f"(population shares for {', '.join(WORLD_ATTRIBUTES).replace('_', ' ')}).")
 @click.option("--target-file", type=click.Path(exists=True, dir_okay=False),
               help="Targets from a JSON file {attr: {value: weight}}.")
 @click.option("--min-per-cell", type=click.IntRange(0), default=None,
               help="At least this many from every non-empty cell, or all it has (stratified).")
-@click.option("--stratum-method", type=click.Choice(["herding", "uniform", "farthest"]),
-              help="How to draw inside a stratum (stratified; default herding).")
+@click.option("--stratum-method", type=click.Choice(_METHODS),
+              help="How to draw inside a stratum (stratified; default "
+                   f"{_param('stratified', 'method').default}).")
 @renamed_option("--within-stratum", "--stratum-method", "stratum_method",
-                type=click.Choice(["herding", "uniform", "farthest"]))
+                type=click.Choice(_METHODS))
 @click.option("--alpha", type=float, help="inverse-density exponent (0 = uniform).")
 @click.option("--n-cells", type=click.IntRange(1), help="Number of k-means cells (cells).")
 @click.option("--trim", type=float, help="core-farthest: share of most isolated personas left out.")
-@click.option("--lam", type=float, help="blend: diversity weight in [0, 1] (default 0.45).")
-@click.option("--beta", type=float, help="herding: weight of the spread term (default 0.5).")
+@click.option("--lam", type=float, help=f"blend: diversity weight in [{_LAM.lo:g}, {_LAM.hi:g}] "
+                                         f"(default {_LAM.default:g}).")
+@click.option("--beta", type=float,
+              help=f"herding: weight of the spread term (default {_BETA.default:g}).")
 @click.option("--tau", type=float, help="herding, blend: kernel width.")
 @click.option("--param", "extra", multiple=True, help="Any other strategy parameter NAME=VALUE.")
 @click.option("--device", type=click.Choice(DEVICES),
               help="farthest, herding, inverse-density: run the kernel in numpy or torch "
                    "(default auto: numpy unless torch is already loaded and sees a GPU).")
-@click.option("--engine", type=click.Choice(["local", "ray"]), default=None,
+@click.option("--engine", type=click.Choice(_param("herding", "engine").choices), default=None,
               help="herding: local, or two rounds on Ray (partitions with masses, then the "
                    "driver); needs the ray extra.")
 @click.option("--workers", type=click.IntRange(1), default=None,
-              help="herding with --engine ray: Ray CPUs (default 2).")
+              help="herding with --engine ray: Ray CPUs "
+                   f"(default {_param('herding', 'workers').default}).")
 @click.option("--where", help="SQL filter: draw only from matching personas.")
 @click.option("--near", help="Draw among the personas nearest to this text (with --within).")
 @click.option("--within", type=click.IntRange(1), help="Neighbourhood size for --near.")
@@ -140,10 +154,7 @@ def _replay(ctx, replay_path, deliver):
     manifest, notes = upgrade_manifest(load_manifest(replay_path))
     for note in notes:
         click.echo(f"note: {note}", err=True)
-    try:
-        b = replay(manifest, path=db)
-    except ManifestError as exc:  # the library names its parameter; here it is --db
-        raise click.ClickException(one_line(exc).replace("path=", "--db")) from None
+    b = replay(manifest, path=db)  # errors name path=..., said as --db (messages.py)
     click.echo(f"replayed on {db or b.manifest['store']}", err=True)
     deliver(b).commit()
     return b

@@ -7,7 +7,13 @@ import json
 
 import click
 
+from persona_index.minhash import DEFAULT_NUM_PERM, DEFAULT_THRESHOLD
+from persona_index.generate import WEIGHTS
 from persona_index.outputs import output_file
+from persona_index.plan import DEFAULT_NEAR_DUP
+from persona_index.readers import DEFAULT_BATCH, FORMATS
+from persona_index.schemas import SCHEMAS
+from persona_index.text import TEXT_FIELDS
 from persona_index_cli.base import Command, check_outputs, open_index
 from persona_index_cli.output import emit, format_table, key_value_lines, output_options
 
@@ -37,11 +43,11 @@ def _summary_out(summary, output):
 def ingest_options(fn):
     for opt in reversed([
         click.option("--near-dup-threshold", type=click.FloatRange(0, 1, min_open=True),
-                     default=0.95,
-                     show_default=True,
+                     default=DEFAULT_NEAR_DUP, show_default=True,
                      help="Cosine similarity at or above which a persona is a near duplicate."),
         click.option("--no-near-dedup", is_flag=True, help="Drop exact duplicates only."),
-        click.option("--batch-size", type=click.IntRange(1), default=1024, show_default=True,
+        click.option("--batch-size", type=click.IntRange(1), default=DEFAULT_BATCH,
+                     show_default=True,
                      help="Rows per embed-and-commit batch."),
         click.option("--report", type=click.Path(dir_okay=False, writable=True),
                      help="Write every dropped row with its reason to this jsonl file."),
@@ -67,17 +73,16 @@ def _schema_option(check):
 
 @click.command(cls=Command)
 @click.argument("path", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet", "txt"]),
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
               help="Input format (default: from the file's suffix; a folder: a datasets "
                    "save_to_disk folder, else its parquet shards).")
-@click.option("--text-field", help="The field holding the persona text "
-                                   "(default: persona, input persona, text or description).")
+@click.option("--text-field", help="The field holding the persona text (default: "
+                                   f"{', '.join(TEXT_FIELDS[:-1])} or {TEXT_FIELDS[-1]}).")
 @click.option("--attr", "attrs", multiple=True,
               help="An attribute field (repeatable). Default: short categorical string fields.")
 @click.option("--licence", "--license", "licence", help="Licence tag carried by every persona "
               "(default: the schema's own, when a schema applies).")
-@click.option("--schema", type=click.Choice(["auto", "none", "personahub", "persona-chat",
-                                             "nemotron", "finepersonas", "profiles"]),
+@click.option("--schema", type=click.Choice(["auto", "none", *SCHEMAS]),
               default="auto", show_default=True,
               help="A published data set's layout; auto detects it from the columns.")
 @click.option("--template", callback=_schema_option("check_template"),
@@ -93,9 +98,9 @@ def _schema_option(check):
                    "the file and the store (the 'minhash' extra).")
 @click.option("--minhash-threshold", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="Estimated Jaccard of the word sets at or above which --minhash drops a "
-                   "persona.  [default: 0.9]")
+                   f"persona.  [default: {DEFAULT_THRESHOLD}]")
 @click.option("--minhash-perms", type=click.IntRange(1, 4096), default=None,
-              help="MinHash permutations for --minhash.  [default: 128]")
+              help=f"MinHash permutations for --minhash.  [default: {DEFAULT_NUM_PERM}]")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="ray: embed on a Ray Data actor pool (the 'ray' extra).")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
@@ -148,7 +153,7 @@ def ingest(ctx, path, fmt, text_field, attrs, licence, schema, template, bands, 
               help="Random seed (a whole number >= 0).")
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Write the personas to this jsonl file instead of the store.")
-@click.option("--weights", type=click.Choice(["uniform", "population"]), default="uniform",
+@click.option("--weights", type=click.Choice(WEIGHTS), default=WEIGHTS[0],
               show_default=True,
               help="How countries and age bands are drawn: equally, or in proportion to "
                    "population (World Bank 2024) and world age structure (UN WPP 2024); see "
@@ -242,7 +247,8 @@ def export(ctx, out, fmt, where, vectors, output):
 @click.command(cls=Command)
 @click.argument("new_db", type=click.Path(file_okay=False))
 @click.option("--to-model", required=True, help="The model for the copy (local folder or name).")
-@click.option("--batch-size", type=click.IntRange(1, 2**32 - 1), default=1024,  # lance's limit
+@click.option("--batch-size", type=click.IntRange(1, 2**32 - 1),  # lance's limit
+              default=DEFAULT_BATCH,
               show_default=True)
 @click.option("--progress/--no-progress", default=True)
 @output_options

@@ -96,7 +96,7 @@ def sampling_params(*, by: Sequence[str] = (), allocation: str | None = None,
     {'target': {'region': {'Africa': 2.0, 'Asia': 1.0}}, 'by': ['region'], 'n_cells': 8}
     >>> sampling_params(extra=["n_cells"])
     Traceback (most recent call last):
-    persona_index.errors.StrategyParameterError: --param 'n_cells' must be NAME=VALUE
+    persona_index.errors.StrategyParameterError: extra='n_cells' must be NAME=VALUE
     >>> sampling_params(target=["region=A:1", "region=B:1"])
     Traceback (most recent call last):
     persona_index.errors.StrategyParameterError: two targets for 'region': give one per attribute
@@ -128,7 +128,7 @@ def sampling_params(*, by: Sequence[str] = (), allocation: str | None = None,
     params.update({k: v for k, v in named.items() if v is not None})
     for kv in extra:
         if "=" not in kv:
-            raise StrategyParameterError(f"--param {kv!r} must be NAME=VALUE")
+            raise StrategyParameterError(f"extra={kv!r} must be NAME=VALUE")
         k, v = kv.split("=", 1)
         try:
             params[k] = json.loads(v)

@@ -148,7 +148,7 @@ def store_lock(store_path: str, names, *, what: str = "the store's writer lock",
         if not single_writer:
             raise ConcurrencyError(
                 f"{path!r} is on object storage, where persona-index cannot lock: {remote_hint} "
-                "need --single-writer (single_writer=True), a promise that no other process "
+                "need single_writer=True, a promise that no other process "
                 "writes to this store meanwhile")
         yield
         return

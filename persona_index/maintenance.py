@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .commits import fault_point
 from .errors import InvalidQueryError, warn
+from .readers import DEFAULT_BATCH
 from .store import REEMBED_MARKER, PersonaIndex
 
 
@@ -24,7 +25,7 @@ def partial_path(new_path: str) -> str:
     return str(p.parent / f".{p.name}.reembed-partial")
 
 
-def reembed(src: PersonaIndex, new_path: str, model: str, *, batch_size: int = 1024,
+def reembed(src: PersonaIndex, new_path: str, model: str, *, batch_size: int = DEFAULT_BATCH,
             progress: bool = False) -> dict:
     """Copy every row of ``src`` into a new store at ``new_path``, embedded by
     ``model``. Ids, texts, attributes and provenance are kept as they are; the

@@ -22,7 +22,10 @@ from typing import Any, Iterator
 from .errors import InputFileError
 
 #: rows read at a time from a parquet file or a ``datasets`` data set
+#: rows per read, embed and commit batch (ingest's and reembed's default)
 DEFAULT_BATCH = 1024
+#: the file formats :func:`iter_file` reads
+FORMATS = ("jsonl", "csv", "parquet", "txt")
 
 
 def _detect_format(path: str, fmt: str | None) -> str:

@@ -154,20 +154,20 @@ def candidate_pool(index: PersonaIndex, snap: Snapshot, *, where=None, near=None
     4
     >>> candidate_pool(idx, idx.snapshot(), within=4)
     Traceback (most recent call last):
-    persona_index.errors.SamplingError: --within needs --near TEXT
+    persona_index.errors.SamplingError: within=... needs near=TEXT
     """
     m = snap
     pos = snap.positions(where) if where else np.arange(len(m.vectors))
     if near is not None:
         if not within or within <= 0:
-            raise SamplingError(f"--near needs --within M > 0, got {within!r}")
+            raise SamplingError(f"near=... needs within=M > 0, got within={within!r}")
         q = index.embed_query([near])[0]
         sims = m.vectors[pos] @ q
         w = min(int(within), len(pos))
         top = np.argpartition(-sims, w - 1)[:w] if w < len(pos) else np.arange(len(pos))
         pos = np.sort(pos[top])
     elif within is not None:
-        raise SamplingError("--within needs --near TEXT")
+        raise SamplingError("within=... needs near=TEXT")
     return pos
 
 
@@ -437,7 +437,7 @@ def replay(manifest, *, path: str | None = None) -> Batch:
         warnings.warn(note, FutureWarning, stacklevel=2)
     store = path or manifest.get("store")
     if not store:
-        raise ManifestError("the manifest names no store: pass path= (the CLI: --db)")
+        raise ManifestError("the manifest names no store: pass path=...")
     try:
         idx = PersonaIndex(store, version=manifest["table_version"], must_exist=True)
         idx.snapshot()
@@ -447,12 +447,12 @@ def replay(manifest, *, path: str | None = None) -> Batch:
         if not isinstance(exc, (InvalidQueryError, StoreNotFoundError)):
             raise
         if isinstance(exc, StoreNotFoundError):
-            raise ManifestError(f"the manifest's store {store!r} does not exist (pass path= to "
+            raise ManifestError(f"the manifest's store {store!r} does not exist (pass path=... to "
                                 "replay it on another store)") from None
         latest = PersonaIndex(store).version
         raise ManifestError(f"the store {store!r} has no table version "
                             f"{manifest['table_version']} (its latest is {latest}): replay the "
-                            "manifest on the store it was drawn from (its 'store', or path=)"
+                            "manifest on the store it was drawn from (its 'store', or path=...)"
                             ) from None
     b = draw(idx, manifest["n"], manifest["strategy"], seed=manifest["seed"],
              where=manifest.get("where"), near=manifest.get("near"), within=manifest.get("within"),

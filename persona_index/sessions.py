@@ -84,7 +84,7 @@ def session_lock(index, names):
     ...     pass
     Traceback (most recent call last):
     ...
-    persona_index.errors.ConcurrencyError: 's3://bucket/personas' is on object storage, where session draws cannot be locked: pass --single-writer (single_writer=True) if no other process draws meanwhile
+    persona_index.errors.ConcurrencyError: 's3://bucket/personas' is on object storage, where session draws cannot be locked: pass single_writer=True if no other process draws meanwhile
     """
     from .locks import store_lock
 
@@ -94,7 +94,7 @@ def session_lock(index, names):
 
         raise ConcurrencyError(
             f"{index.path!r} is on object storage, where session draws cannot be locked: "
-            "pass --single-writer (single_writer=True) if no other process draws meanwhile")
+            "pass single_writer=True if no other process draws meanwhile")
     what = (f"the lock of session {names[0]!r}" if len(names) == 1
             else f"the locks of sessions {names}")
     return store_lock(index.path, [f"session-{n}" for n in names], what=what,

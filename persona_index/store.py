@@ -148,8 +148,8 @@ class PersonaIndex:
         self._check_layout(_partial_ok)
         if must_exist and not self.exists:
             raise StoreNotFoundError(
-                f"no persona store at {self.path!r} (create one with `persona-index ingest` "
-                "or `persona-index generate`, or point --db / $PERSONA_INDEX_DB at one)")
+                f"no persona store at {self.path!r} (create one by ingesting or generating "
+                "personas, or point path=... at one)")
         if self.exists:
             meta = self.meta
             fv = meta.get("format_version")
@@ -177,7 +177,7 @@ class PersonaIndex:
                                    "run the reembed again to resume it")
         if table.exists() and not table.is_dir():
             raise BrokenStoreError(f"store {self.path!r}: {table} is a file, not a Lance table "
-                                   "(move it away, or point --db elsewhere)")
+                                   "(move it away, or point path=... elsewhere)")
 
     def _reset_view(self) -> None:
         """Forget the cached snapshot (a rolled-back version may be re-used)."""
@@ -448,7 +448,7 @@ class PersonaIndex:
             clash = [c for c in cols if c in snap.columns]
             if clash and not replace:
                 raise InvalidQueryError(
-                    f"column(s) {clash} exist already; pass replace (--replace) to overwrite them")
+                    f"column(s) {clash} exist already; pass replace=True to overwrite them")
             bad = [c for c in clash if c in RESERVED]
             if bad:
                 raise InvalidQueryError(f"column(s) {bad} are the store's own and cannot be replaced")

@@ -521,3 +521,93 @@ def test_sample_columns_do_not_reach_the_balance_table(tmp_path):
     lines = r.stdout.splitlines()
     assert lines[0].split() == ["id", "text"] and len(lines) == 12  # header, rule, 10 rows
     assert "balance over region" in r.stderr
+
+
+def test_choices_and_defaults_come_from_the_library():
+    """The options' choices and defaults are the library's (its schema
+    registry, ingest options, strategy registry, store constants), so a
+    change there reaches --help and the parser."""
+    import inspect
+
+    from persona_index.maintenance import reembed
+    from persona_index.plan import IngestOptions
+    from persona_index.readers import FORMATS
+    from persona_index.samplers.registry import STRATEGIES as SPECS, strategy_names
+    from persona_index.schemas import SCHEMAS
+    from persona_index.store import DEFAULT_DB
+
+    def params(*path):
+        cmd = cli
+        for name in path:
+            cmd = cmd.commands[name]
+        return {p.name: p for p in cmd.params}
+
+    def spec(strategy, name):
+        return next(p for p in SPECS[strategy].params if p.name == name)
+
+    ingest = params("ingest")
+    assert list(ingest["schema"].type.choices) == ["auto", "none", *SCHEMAS]
+    assert list(ingest["fmt"].type.choices) == list(FORMATS)
+    opts = IngestOptions()
+    assert ingest["near_dup_threshold"].default == opts.near_dup_threshold
+    assert params("generate")["near_dup_threshold"].default == opts.near_dup_threshold
+    assert ingest["batch_size"].default == opts.batch_size == \
+        params("reembed")["batch_size"].default == \
+        inspect.signature(reembed).parameters["batch_size"].default
+    sample = params("sample")
+    assert list(sample["strategy"].type.choices) == strategy_names()
+    assert list(sample["allocation"].type.choices) == list(spec("stratified", "allocation").choices)
+    assert list(sample["stratum_method"].type.choices) == list(spec("stratified", "method").choices)
+    assert list(sample["engine"].type.choices) == list(spec("herding", "engine").choices)
+    assert f"(default {spec('herding', 'beta').default:g})" in sample["beta"].help
+    assert f"(default {spec('blend', 'lam').default:g})" in sample["lam"].help
+    assert params()["db"].default == DEFAULT_DB
+
+
+def test_library_errors_name_parameters_and_the_cli_says_flags(tmp_path):
+    """The library's messages name its parameters (path=..., replace=True,
+    extra=..., single_writer=True), never a CLI flag; the CLI says the same
+    with its flags (messages.as_flags: the command's options, the group's,
+    and LIBRARY_NAMES)."""
+    from persona_index import PersonaIndex
+    from persona_index.errors import (InvalidQueryError, ManifestError,
+                                      StoreNotFoundError, StrategyParameterError)
+    from persona_index.sampling import replay, sampling_params
+    from persona_index_cli.messages import as_flags
+
+    db = str(tmp_path / "t.lance")
+    missing = str(tmp_path / "none.lance")
+    with pytest.raises(StoreNotFoundError) as e1:
+        PersonaIndex(missing, must_exist=True)
+    with pytest.raises(StrategyParameterError) as e2:
+        sampling_params(extra=["n_cells"])
+    idx = PersonaIndex(db, "hash-16")
+    idx.add([{"text": f"persona {i}", "region": "AB"[i % 2]} for i in range(20)],
+            attributes=["region"])
+    with pytest.raises(InvalidQueryError) as e3:
+        from persona_index.tagging import tag
+
+        tag(idx, "region", ["a", "b"])
+    out = tmp_path / "b.jsonl"
+    assert run(["--db", db, "sample", "-n", "3", "--seed", "1", "--out", str(out)]).exit_code == 0
+    manifest = json.loads((tmp_path / "b.manifest.json").read_text())
+    manifest["store"] = missing
+    with pytest.raises(ManifestError) as e4:
+        replay(manifest)
+    for e, named in ((e1, "path=..."), (e2, "extra='n_cells'"), (e3, "replace=True"),
+                     (e4, "path=...")):
+        assert named in str(e.value) and "--" not in str(e.value), str(e.value)
+
+    r = run(["--db", missing, "info"])
+    assert r.exit_code == 1 and "or point --db at one" in r.stderr
+    r = run(["--db", db, "sample", "-n", "3", "--param", "n_cells"])
+    assert r.exit_code == 2 and "--param n_cells must be NAME=VALUE" in r.stderr
+    r = run(["--db", db, "tag", "--attr", "region", "--labels", "a,b", "--no-progress"])
+    assert r.exit_code == 1 and "pass --replace to overwrite them" in r.stderr
+    (tmp_path / "m.json").write_text(json.dumps(manifest))
+    r = run(["sample", "--replay", str(tmp_path / "m.json")])
+    assert r.exit_code == 1 and "(pass --db to replay it on another store)" in r.stderr
+    ctx = click.Context(cli)  # a group option, named by the store's lock
+    ctx.invoked_subcommand = "sample"
+    assert as_flags(ctx, "cannot lock: pass single_writer=True if no other process draws") \
+        == "cannot lock: pass --single-writer if no other process draws"

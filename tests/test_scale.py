@@ -67,7 +67,7 @@ def test_store_on_s3_compatible_object_storage(s3):
     from persona_index.errors import ConcurrencyError
 
     uri = f"{s3}/team/store.lance"
-    with pytest.raises(ConcurrencyError, match="single-writer"):  # no locks on object storage
+    with pytest.raises(ConcurrencyError, match="single_writer=True"):  # no locks on object storage
         ingest_records(PersonaIndex(uri, "hash-16"), [{"text": "x"}], near_dedup=False)
     idx = PersonaIndex(uri, "hash-16", single_writer=True)
     assert not idx.exists
