@@ -279,8 +279,9 @@ def emit(output: Output, data, *, rows: list | None = None, columns: list | None
     if callable(readable):
         readable = readable()
     if readable is None:
-        readable = format_table(rows, columns, output) if rows is not None else data
-    if isinstance(readable, dict):
+        readable = [format_table(rows, columns, output)] if rows is not None else \
+            key_value_lines(data) if isinstance(data, dict) else [str(data)]
+    elif isinstance(readable, dict):
         readable = key_value_lines(readable)
     for line in readable if isinstance(readable, list) else [readable]:
         click.echo(str(line), err=err)

@@ -611,3 +611,32 @@ def test_library_errors_name_parameters_and_the_cli_says_flags(tmp_path):
     ctx.invoked_subcommand = "sample"
     assert as_flags(ctx, "cannot lock: pass single_writer=True if no other process draws") \
         == "cannot lock: pass --single-writer if no other process draws"
+
+
+def test_synthesis_defaults_match_the_library():
+    """synthesize's, extract's and expand's defaults are written in cli/synth.py
+    (importing the client at start-up would cost every command ~80 ms of
+    asyncio); they must equal the library's."""
+    import dataclasses
+    import inspect
+
+    from persona_index.synthesis import run as srun
+    from persona_index.synthesis.client import ClientConfig
+    from persona_index.synthesis.personas import expand
+    from persona_index.synthesis.report import output_report
+
+    lib = {f.name: f.default for f in dataclasses.fields(ClientConfig)}
+    for command in ("synthesize", "extract", "expand"):
+        opts = {p.name: p for p in cli.commands[command].params}
+        for option, field in (("temperature", "temperature"), ("max_tokens", "max_tokens"),
+                              ("concurrency", "concurrency"), ("timeout", "timeout_s"),
+                              ("retries", "retries"), ("api_key_env", "api_key_env")):
+            assert opts[option].default == lib[field], (command, option)
+    opts = {p.name: p for p in cli.commands["synthesize"].params}
+    assert opts["max_retry_wait"].default == lib["max_retry_wait_s"]
+    assert list(opts["missing"].type.choices) == list(srun.MISSING_RULES)
+    assert opts["max_runs"].default == srun.MAX_RUNS
+    assert {p.name: p for p in cli.commands["expand"].params}["rounds"].default == \
+        inspect.signature(expand).parameters["rounds"].default
+    assert {p.name: p for p in cli.commands["outputs-report"].params}["threshold"].default == \
+        inspect.signature(output_report).parameters["threshold"].default
