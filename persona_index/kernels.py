@@ -354,8 +354,9 @@ def herding_torch(X, cand: np.ndarray, ref: np.ndarray, k: int, *, tau: float = 
     dev = _torch_device(device)
     Xt = as_tensor(X, device)
     n = int(Xt.shape[0])
-    Xc = Xt if len(cand) == n else Xt[_index(torch, cand, dev)]
-    R = Xt if len(ref) == n else Xt[_index(torch, ref, dev)]
+    # a float16 matrix (the half-size warm matrix) is converted at these rows only
+    Xc = (Xt if len(cand) == n else Xt[_index(torch, cand, dev)]).float()
+    R = (Xt if len(ref) == n else Xt[_index(torch, ref, dev)]).float()
     mu = _mean_kernel(torch, Xc, R, tau, weights=weights)
     m = len(cand)
     K = torch.zeros(m, dtype=torch.float32, device=dev)

@@ -217,7 +217,8 @@ def knn_coverage(sample: np.ndarray, pool: np.ndarray, k: int = 5,
 def _knn_reference(pool: np.ndarray, n: int, k: int):
     """The size-``n`` reference rows of ``pool`` (seed :data:`KNN_SEED`) and their balls."""
     rng = np.random.default_rng(KNN_SEED)
-    return _knn_balls(pool[rng.choice(len(pool), size=min(n, len(pool)), replace=False)], k)
+    rows = pool[rng.choice(len(pool), size=min(n, len(pool)), replace=False)]
+    return _knn_balls(rows.astype(np.float32, copy=False), k)
 
 
 def _knn_balls(reference: np.ndarray, k: int):
@@ -340,7 +341,7 @@ def _nearest_per_batch(pool: np.ndarray, samples: Sequence[np.ndarray], progress
     block = max(1, PRODUCT_BLOCK_CELLS // max(1, S.shape[1]))
     with blas_limit(float(len(pool)) * S.shape[0] * S.shape[1]):
         for s in range(0, len(pool), block):
-            sims = pool[s:s + block] @ S
+            sims = pool[s:s + block].astype(np.float32, copy=False) @ S
             for j in range(len(samples)):
                 out[j, s:s + block] = 1.0 - sims[:, bounds[j]:bounds[j + 1]].max(axis=1)
             if progress is not None:
@@ -373,7 +374,9 @@ def coverage_reports(batches: Sequence[Sequence[int]], pool: np.ndarray, *,
     if grid is None:
         with blas_limit(float(min(len(pool), 50000)) * pool.shape[1] ** 2):
             grid = CellGrid(pool)
-    samples = [pool[i] for i in idxs]
+    # a float16 pool (the half-size warm matrix) is converted a block or a
+    # batch at a time, never whole: numpy has no float16 BLAS path
+    samples = [pool[i].astype(np.float32, copy=False) for i in idxs]
     nearest = _nearest_per_batch(pool, samples, progress)
     cols = {name: np.asarray(col, dtype=object) for name, col in (attributes or {}).items()}
     cats = {name: np.unique(np.asarray(["(none)" if v is None else str(v) for v in col]))

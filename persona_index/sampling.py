@@ -47,7 +47,7 @@ from .manifests import (MANIFEST_VERSION, RENAMED_PARAMS, batch_rows, check_mani
 from .samplers.base import get_strategy, sample
 from .samplers.registry import DEFAULT_STRATEGY, validate_params
 from .sessions import Sessions, check_name, session_lock
-from .snapshot import Snapshot
+from .snapshot import Snapshot, matrix_dot
 from .store import PersonaIndex
 
 
@@ -162,7 +162,7 @@ def candidate_pool(index: PersonaIndex, snap: Snapshot, *, where=None, near=None
         if not within or within <= 0:
             raise SamplingError(f"near=... needs within=M > 0, got within={within!r}")
         q = index.embed_query([near])[0]
-        sims = m.vectors[pos] @ q
+        sims = matrix_dot(m.vectors if len(pos) == len(m.vectors) else m.vectors[pos], q)
         w = min(int(within), len(pos))
         top = np.argpartition(-sims, w - 1)[:w] if w < len(pos) else np.arange(len(pos))
         pos = np.sort(pos[top])

@@ -73,14 +73,18 @@ def get_strategy(name: str) -> Callable:
     return registry.get_spec(name).load()
 
 
-def check_unit_matrix(X) -> np.ndarray:
-    """``X`` as a 2-d float32 array (converted if needed); anything else raises
+def check_unit_matrix(X, *, keep_float16: bool = False) -> np.ndarray:
+    """``X`` as a 2-d float32 array (converted if needed; a float16 array is
+    kept as it is when ``keep_float16``); anything else raises
     :class:`~persona_index.errors.SamplingError`. Norms are not checked.
 
     Examples
     --------
     >>> check_unit_matrix([[1.0, 0.0], [0.0, 1.0]]).dtype
     dtype('float32')
+    >>> half = np.eye(2, dtype=np.float16)
+    >>> check_unit_matrix(half).dtype, check_unit_matrix(half, keep_float16=True) is half
+    (dtype('float32'), True)
     >>> check_unit_matrix(np.ones(3))
     Traceback (most recent call last):
     ...
@@ -89,7 +93,7 @@ def check_unit_matrix(X) -> np.ndarray:
     X = np.asarray(X)
     if X.ndim != 2:
         raise SamplingError(f"X must be a 2-d (n, d) array, got shape {X.shape}")
-    if X.dtype != np.float32:
+    if X.dtype != np.float32 and not (keep_float16 and X.dtype == np.float16):
         X = X.astype(np.float32)
     return X
 
@@ -102,7 +106,9 @@ def sample(X, k: int, strategy: str = registry.DEFAULT_STRATEGY, *, seed=None, p
 
     Parameters
     ----------
-    X : (n, d) array of unit vectors (float32; other dtypes are converted).
+    X : (n, d) array of unit vectors (float32; other dtypes are converted, but
+        a float16 matrix goes as it is to strategies that read it at their own
+        rows: the registry's ``float16`` flag, herding and uniform).
     k : int, 0 <= k <= n.
     strategy : a registered name (see :func:`persona_index.samplers.registry.strategy_names`); default
         ``herding``.
@@ -141,7 +147,7 @@ def sample(X, k: int, strategy: str = registry.DEFAULT_STRATEGY, *, seed=None, p
     if check_params:
         params = registry.validate_params(strategy, params)
     fn = get_strategy(strategy)
-    X = check_unit_matrix(X)
+    X = check_unit_matrix(X, keep_float16=registry.get_spec(strategy).float16)
     n = len(X)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
         raise SamplingError(f"k must be a non-negative integer, got {k!r}")

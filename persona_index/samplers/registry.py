@@ -105,6 +105,10 @@ class StrategySpec:
     function: str
     description: str
     params: tuple = field(default_factory=tuple)
+    #: the kernel reads a float16 matrix (the half-size warm matrix) at the
+    #: rows it uses, so :func:`~persona_index.samplers.base.sample` passes it
+    #: as it is; other strategies get a float32 copy of the pool
+    float16: bool = False
 
     def load(self):
         return getattr(import_module(f"persona_index.samplers.{self.module}"), self.function)
@@ -146,7 +150,7 @@ STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
                      Param("partitions", "int", 8, "row blocks when engine is ray", 1, 10**6),
                      Param("oversample", "int", 2, "picks per partition, in multiples of k, when "
                            "engine is ray", 1, 64),
-                 )),
+                 ), float16=True),
     StrategySpec("medoids", "medoids", "medoids",
                  "density-weighted facility location with a spread term: representative and "
                  "diverse; the default of `curate` (outputs)", (
@@ -158,7 +162,8 @@ STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
                      Param("sample_size", "int", 2048, "candidate and client subsample", 16,
                            10**6),
                  )),
-    StrategySpec("uniform", "uniform", "uniform", "every persona equally likely: the baseline"),
+    StrategySpec("uniform", "uniform", "uniform", "every persona equally likely: the baseline",
+                 float16=True),
     StrategySpec("stratified", "stratified", "stratified",
                  "balance attribute strata (crossed when several): quotas raked to the targets' "
                  "marginals, herding inside each stratum", (
