@@ -79,7 +79,7 @@ def main(argv=None) -> int:
         res = old
     (out / "results.json").write_text(json.dumps(res, indent=1, default=str), encoding="utf-8")
     R.write_report(res, out)
-    print(f"\nwrote {out}/report.md ({res['total_seconds']:.0f}s)")
+    print(f"\nwrote {out}/report.md ({time.perf_counter() - t_start:.0f}s)")
     if "coverage" in res:
         for name, cov in res["coverage"].items():
             print(f"winners per metric [{name}]:")

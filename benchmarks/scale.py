@@ -282,110 +282,172 @@ def clustered_chunks(n: int, d: int = 384, clusters: int = 1000, seed: int = 0,
         yield block
 
 
-WARM_CHILD = """
+PHASE_CHILD = """
 import json, os, statistics, sys, time
 import numpy as np
-from persona_index import PersonaIndex
-from persona_index.samplers.herding import herding_select
 
 def kb(field):
     for line in open("/proc/self/status"):
         if line.startswith(field + ":"):
             return int(line.split()[1])
 
-path, dtype, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
-os.environ["PERSONA_INDEX_WARM_DTYPE"] = dtype
-idx = PersonaIndex(path)
-snap = idx.snapshot()
-n = snap.count()
-base = kb("VmRSS")
-t = time.perf_counter()
-X = snap.vectors
-load = time.perf_counter() - t
-out = {"n": n, "dtype": dtype, "load_seconds": load, "matrix_mb": X.nbytes / 2**20,
-       "rss_after_load_mb": kb("VmRSS") / 1024, "baseline_mb": base / 1024}
-rng = np.random.default_rng(0)
-qs = [snap.exact_vectors([int(i)])[0] for i in rng.choice(n, 5, replace=False)]
-t = time.perf_counter()
-snap.rank(qs[0], 10)  # the first query (float16: imports torch for its float16 product)
-out["first_query_ms"] = (time.perf_counter() - t) * 1000
-for name, sign in (("similar", 1), ("distant", -1)):
-    ts = []
-    for q in qs:
-        t = time.perf_counter()
-        snap.rank(q, 10, sign=sign)
-        ts.append(time.perf_counter() - t)
-    out[name + "_ms"] = statistics.median(ts) * 1000
-    out[name + "_ns_per_row"] = out[name + "_ms"] * 1e6 / n
-t = time.perf_counter()
-herding_select(X, k, rng=0)
-out["herding_seconds"] = time.perf_counter() - t
-out["herding_k"] = k
-out["peak_rss_mb"] = kb("VmHWM") / 1024
-print(json.dumps(out))
+def reset_peak():  # VmHWM starts again from the current RSS (Linux >= 4.0)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+def peak_mb():
+    return kb("VmHWM") / 1024
+
+def write(path, n, batch):
+    from benchmarks.scale import clustered_chunks
+    from persona_index import PersonaIndex
+    from persona_index.embed import HashEmbedder
+
+    regions = np.array(["Africa", "Asia", "Europe", "Americas"], dtype=object)
+    idx = PersonaIndex(path, HashEmbedder(384))
+    t0, at = time.perf_counter(), 0
+    for X in clustered_chunks(n, seed=7, step=batch):
+        m = len(X)
+        recs = [{"text": f"synthetic persona {i}", "region": regions[i % 4]}
+                for i in range(at, at + m)]
+        idx.add(recs, vectors=X, attributes=["region"])
+        at += m
+        if at % 1_000_000 == 0 or at == n:
+            print(f"  scale7 n={n}: {at:,} written ({time.perf_counter() - t0:.0f} s, "
+                  f"peak RSS {peak_mb():,.0f} MB)", file=sys.stderr, flush=True)
+    secs = time.perf_counter() - t0
+    return {"write_seconds": secs, "rows_per_s": n / secs, "add_batch": batch,
+            "write_peak_rss_mb": peak_mb()}
+
+def warm(path, dtype, k):
+    os.environ["PERSONA_INDEX_WARM_DTYPE"] = dtype
+    from persona_index import PersonaIndex
+    from persona_index.sampling import draw
+
+    idx = PersonaIndex(path)
+    snap = idx.snapshot()
+    n = snap.count()
+    base = kb("VmRSS")
+    t = time.perf_counter()
+    X = snap.vectors
+    out = {"n": n, "dtype": dtype, "load_seconds": time.perf_counter() - t,
+           "matrix_mb": X.nbytes / 2**20, "rss_after_load_mb": kb("VmRSS") / 1024,
+           "baseline_mb": base / 1024, "load_peak_rss_mb": peak_mb()}
+    print(f"  scale7 n={n} {dtype}: loaded {out}", file=sys.stderr, flush=True)
+    out["peak_reset"] = reset_peak()
+    rng = np.random.default_rng(0)
+    qs = [snap.exact_vectors([int(i)])[0] for i in rng.choice(n, 5, replace=False)]
+    t = time.perf_counter()
+    snap.rank(qs[0], 10)  # the first query (float16: imports torch for its float16 product)
+    out["first_query_ms"] = (time.perf_counter() - t) * 1000
+    for name, sign in (("similar", 1), ("distant", -1)):
+        ts = []
+        for q in qs:
+            t = time.perf_counter()
+            snap.rank(q, 10, sign=sign)
+            ts.append(time.perf_counter() - t)
+        out[name + "_ms"] = statistics.median(ts) * 1000
+        out[name + "_ns_per_row"] = out[name + "_ms"] * 1e6 / n
+    out["query_peak_rss_mb"] = peak_mb()
+    reset_peak()
+    t = time.perf_counter()
+    batch = draw(idx, k, seed=0, record=False)  # the default, through the public draw()
+    out["draw_seconds"] = time.perf_counter() - t
+    out["draw_strategy"] = batch.manifest["strategy"]
+    out["draw_k"] = len(batch.ids)
+    out["draw_peak_rss_mb"] = peak_mb()
+    out["peak_rss_mb"] = max(out["load_peak_rss_mb"], out["query_peak_rss_mb"],
+                             out["draw_peak_rss_mb"])
+    return out
+
+phase = sys.argv[1]
+if phase == "write":
+    res = write(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+else:
+    res = warm(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+print(json.dumps(res))
 """
 
 
-def _warm_child(path, dtype: str, k: int) -> dict:
+def _phase_child(*args) -> dict:
+    """One phase of :func:`run_scale7` in a fresh process (its own peak RSS);
+    its progress lines go to this process's stderr as they come."""
     import json
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-c", WARM_CHILD, str(path), dtype, str(k)],
-                       capture_output=True, text=True)
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-c", PHASE_CHILD, *map(str, args)], cwd=root,
+                       stdout=subprocess.PIPE, text=True)
     if r.returncode != 0:
-        return {"dtype": dtype, "error": r.stderr.strip().splitlines()[-1:]}
+        return {"error": f"exit {r.returncode} (see the run's log)"}
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def run_scale7(ns=(1_000_000, 10_000_000), k: int = 1000, batch: int = 100_000,
-               float32_max: int = 2_000_000) -> dict:
-    """Precomputed vectors through ``PersonaIndex.add(records, vectors=)`` in
-    ``batch``-row calls (write rate), then, each in a fresh process: the warm
-    load (seconds, peak RSS) in float16, and in float32 up to ``float32_max``
-    rows; similar / distant latency (median of 5 stored-vector queries, k = 10;
-    float16 re-ranks exactly); and the default's time for ``k`` picks."""
-    import time
+def _per_row_ratios(res: dict) -> dict:
+    """Each size's float16 latency per row against float32's at the first
+    size measured in float32 (the baseline of the same run), in place."""
+    rows = res["rows"]
+    base = next((r for r in rows if "similar_ns_per_row" in r["warm"].get("float32", {})), None)
+    if base:
+        res["baseline_n"] = base["n"]
+        for r in rows:
+            w16 = r["warm"].get("float16", {})
+            if "similar_ns_per_row" in w16:
+                r["fp16_per_row_over_fp32_at_baseline"] = {
+                    q: w16[q + "_ns_per_row"] / base["warm"]["float32"][q + "_ns_per_row"]
+                    for q in ("similar", "distant")}
+    return res
 
-    from persona_index import PersonaIndex
-    from persona_index.embed import HashEmbedder
+
+def run_scale7(ns=(1_000_000, 10_000_000), k: int = 1000, batch: int = 100_000,
+               float32_max: int = 2_000_000, on_phase=None) -> dict:
+    """Precomputed vectors through ``PersonaIndex.add(records, vectors=)`` in
+    ``batch``-row calls (write rate, the writer's peak RSS), then, each in a
+    fresh process: the warm load in float16, and in float32 up to
+    ``float32_max`` rows (seconds, peak RSS per phase: load, queries, draw);
+    similar / distant latency (median of 5 stored-vector queries, k = 10;
+    float16 re-ranks exactly); and the default's time for ``k`` picks through
+    :func:`persona_index.sampling.draw`. ``on_phase(section)`` is called after
+    every phase with the figures so far (a stopped run keeps them)."""
+    import sys
 
     out = []
-    regions = np.array(["Africa", "Asia", "Europe", "Americas"], dtype=object)
+    res = {"rows": out, "k": k}
     for n in ns:
         tmp = Path(tempfile.mkdtemp(dir=os.environ.get("PERSONA_INDEX_BENCH_TMP")))
         try:
-            idx = PersonaIndex(tmp / "s.lance", HashEmbedder(384))
-            t0 = time.perf_counter()
-            at = 0
-            for X in clustered_chunks(n, seed=7, step=batch):
-                m = len(X)
-                recs = [{"text": f"synthetic persona {i}", "region": regions[i % 4]}
-                        for i in range(at, at + m)]
-                idx.add(recs, vectors=X, attributes=["region"])
-                at += m
-                if at % 1_000_000 == 0:
-                    print(f"  scale7 n={n}: {at} written ({time.perf_counter() - t0:.0f}s)",
-                          flush=True)
-            secs = time.perf_counter() - t0
-            disk = sum(f.stat().st_size for f in (tmp / "s.lance").rglob("*") if f.is_file())
-            row = {"n": n, "write_seconds": secs, "rows_per_s": n / secs,
-                   "store_gb": disk / 2**30, "add_batch": batch, "warm": {}}
-            del idx
-            gc.collect()
+            row = {"n": n, "warm": {}, **_phase_child("write", tmp / "s.lance", n, batch)}
+            out.append(row)
+            if "error" in row:
+                print(f"  scale7 n={n}: write failed: {row['error']}", file=sys.stderr, flush=True)
+                continue
+            row["store_gb"] = sum(f.stat().st_size for f in (tmp / "s.lance").rglob("*")
+                                  if f.is_file()) / 2**30
+            if on_phase:
+                on_phase(res)
             for dtype in ("float16", "float32"):
                 if dtype == "float32" and n > float32_max:
                     continue
-                row["warm"][dtype] = _warm_child(tmp / "s.lance", dtype, k)
-                print(f"  scale7 n={n} {dtype}: {row['warm'][dtype]}", flush=True)
-            w = row["warm"]
-            if "float32" in w and "error" not in w["float32"] and "error" not in w["float16"]:
-                row["fp16_over_fp32"] = {q: w["float16"][q + "_ms"] / w["float32"][q + "_ms"]
-                                         for q in ("similar", "distant")}
-            out.append(row)
+                row["warm"][dtype] = {"dtype": dtype, **_phase_child("warm", tmp / "s.lance",
+                                                                      dtype, k)}
+                print(f"  scale7 n={n} {dtype}: {row['warm'][dtype]}", file=sys.stderr, flush=True)
+                w = row["warm"]
+                if "float32" in w and "error" not in w["float32"] and "error" not in w["float16"]:
+                    row["fp16_over_fp32"] = {q: w["float16"][q + "_ms"] / w["float32"][q + "_ms"]
+                                             for q in ("similar", "distant")}
+                if on_phase:
+                    on_phase(_per_row_ratios(res))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return {"rows": out, "k": k}
+    _per_row_ratios(res)
+    if on_phase:
+        on_phase(res)
+    return res
 
 
 # -- markdown for docs/scale.md (benchmarks/readme.py's render() calls these) ----
@@ -451,22 +513,31 @@ def scale7_markdown(s: dict) -> list[str]:
 
     w16 = lambda r: r["warm"]["float16"]  # noqa: E731
     w32 = lambda r: r["warm"]["float32"]  # noqa: E731
+    gib = lambda mb: f"{mb / 1024:.2f} GiB"  # noqa: E731
     line(f"write, add(records, vectors=) in {rows[0]['add_batch']:,}-row calls",
          lambda r: f"{r['rows_per_s']:,.0f} rows/s ({r['write_seconds']:.0f} s; {r['store_gb']:.1f} GB)")
+    line("peak RSS of the writer", lambda r: gib(r["write_peak_rss_mb"]))
     line("warm load, float16: s (matrix MB)", lambda r: f"{w16(r)['load_seconds']:.1f} ({w16(r)['matrix_mb']:,.0f})")
     line("warm load, float32: s (matrix MB)", lambda r: f"{w32(r)['load_seconds']:.1f} ({w32(r)['matrix_mb']:,.0f})")
-    line("peak RSS of the process, float16 (load, queries, the default)",
-         lambda r: f"{w16(r)['peak_rss_mb'] / 1024:.2f} GiB")
-    line("peak RSS, float32", lambda r: f"{w32(r)['peak_rss_mb'] / 1024:.2f} GiB")
+    for lab, key in (("load", "load_peak_rss_mb"), ("queries", "query_peak_rss_mb"),
+                     ("draw", "draw_peak_rss_mb")):
+        line(f"peak RSS, float16, {lab}", lambda r, key=key: gib(w16(r)[key]))
+        line(f"peak RSS, float32, {lab}", lambda r, key=key: gib(w32(r)[key]))
+    base = s.get("baseline_n")
     for q in ("similar", "distant"):
         line(f"{q}, k = 10, float16 + exact re-rank: ms (ns per row)",
              lambda r, q=q: f"{w16(r)[q + '_ms']:.0f} ({w16(r)[q + '_ns_per_row']:.1f})")
         line(f"{q}, float32: ms (ns per row)",
              lambda r, q=q: f"{w32(r)[q + '_ms']:.0f} ({w32(r)[q + '_ns_per_row']:.1f})")
-        line(f"{q}: float16 / float32", lambda r, q=q: f"{r['fp16_over_fp32'][q]:.2f}x")
+        line(f"{q}: float16 / float32, same size", lambda r, q=q: f"{r['fp16_over_fp32'][q]:.2f}x")
+        if base:
+            line(f"{q}: float16 per row / float32 per row at {base:,} (goal <= 2x)",
+                 lambda r, q=q: f"{r['fp16_per_row_over_fp32_at_baseline'][q]:.2f}x")
     line("first query, float16 (imports torch): ms", lambda r: f"{w16(r)['first_query_ms']:,.0f}")
-    line(f"the default, k = {s['k']:,}, on the float16 matrix: s", lambda r: f"{w16(r)['herding_seconds']:.1f}")
-    line(f"the default, k = {s['k']:,}, float32: s", lambda r: f"{w32(r)['herding_seconds']:.1f}")
+    line(f"the default, draw(k = {s['k']:,}), float16 matrix: s",
+         lambda r: f"{w16(r)['draw_seconds']:.1f}")
+    line(f"the default, draw(k = {s['k']:,}), float32 matrix: s",
+         lambda r: f"{w32(r)['draw_seconds']:.1f}")
     return L
 
 

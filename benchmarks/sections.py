@@ -285,6 +285,23 @@ def _ray_default(run: Run) -> None:
     run.res["ray_default"] = run_ray_default(100_000 if run.quick else 1_000_000)
 
 
+def save_partial(run: Run, name: str, section: dict) -> None:
+    """A long section's figures so far, into ``out/results.json`` (its other
+    sections kept), marked partial: a stopped run keeps what it measured. The
+    run's end writes the section again, without the mark."""
+    prev = run.out / "results.json"
+    old = json.loads(prev.read_text(encoding="utf-8")) if prev.exists() else {
+        k: v for k, v in run.res.items() if k in ("quick", "date", "command", "environment")}
+    old[name] = section
+    env = run.res["environment"]
+    old.setdefault("provenance", {})[name] = {
+        "commit": env["commit"], "partial": True, "date": run.res["date"],
+        "command": f"python -m benchmarks --sections {name}", "environment": env}
+    tmp = prev.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(old, indent=1, default=str), encoding="utf-8")
+    os.replace(tmp, prev)
+
+
 @section("scale7")
 def _scale7(run: Run) -> None:
     """Sizes from $SCALE7_NS (e.g. ``1e6,1e7``); rows of other sizes from an earlier run are kept."""
@@ -292,7 +309,7 @@ def _scale7(run: Run) -> None:
 
     ns = tuple(int(float(v)) for v in os.environ.get("SCALE7_NS", "").split(",") if v) or \
         ((100_000,) if run.quick else (1_000_000, 10_000_000))
-    res = run.res["scale7"] = run_scale7(ns)
+    res = run.res["scale7"] = run_scale7(ns, on_phase=lambda sec: save_partial(run, "scale7", sec))
     prev = run.out / "results.json"
     if prev.exists():
         old = json.loads(prev.read_text(encoding="utf-8")).get("scale7", {}).get("rows", [])
