@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from .errors import IngestWarning
+from .errors import IngestOptionError, IngestWarning
 from .ingest import IngestOptions, IngestSummary, ingest_records
 from .plan import prepare_file, warn
 from .samplers.farthest import farthest_point
@@ -95,6 +95,9 @@ def ingest_file_ray(index: PersonaIndex, path: str, options: IngestOptions | Non
     >>> index.exists
     False
     """
+    if (options and options.vectors_field) or overrides.get("vectors_field"):
+        raise IngestOptionError("precomputed vectors (vectors_field) need no embedding: ingest "
+                                "them in one process (ingest_file), not on Ray")
     ray = _ray(num_workers)
     from ray.util import ActorPool
 

@@ -39,6 +39,7 @@ from .errors import IngestNote, IngestWarning, InputFileError
 from .plan import (ATTR_MAX_DISTINCT, ATTR_MAX_LEN, ATTR_SMALL, DEFAULT_NEAR_DUP, MAX_TEXT_BYTES, FieldStats, IngestOptions, Plan, Prepared, check_against_store,
                    check_strict, plan_records, prepare_file, prepare_records, resolve_options,
                    row_problem, warn)
+from .precomputed import unit_rows
 from .readers import DEFAULT_BATCH, datasets_kind, iter_dataset, iter_file, iter_folder, numbered
 from .store import PersonaIndex
 from .text import RESERVED, TEXT_FIELDS, as_text, column_name, normalize_text, persona_id
@@ -244,7 +245,8 @@ def _write(index: PersonaIndex, prep: Prepared, *, embedder=None) -> IngestSumma
     opts, plan, snap = prep.options, prep.plan, prep.snapshot
     embedder = embedder or index.embedder
     tl = time.perf_counter()
-    getattr(embedder, "model", None)  # loads the model, outside the ingest timing
+    if not opts.vectors_field:  # precomputed vectors need no model
+        getattr(embedder, "model", None)  # loads the model, outside the ingest timing
     summary = IngestSummary(source=prep.source, text_field=plan.text_field,
                             attributes=list(plan.attributes.values()), schema=plan.schema,
                             single_valued=dict(plan.single_valued),
@@ -306,9 +308,14 @@ def _do_batch(run: _Run, batch: list) -> int:
     if not texts:
         return 0
     te = time.perf_counter()
-    vecs = _embed(run, texts)
+    if opts.vectors_field:  # checked in the validation pass; scaled to unit length
+        vecs = unit_rows(recs, opts.vectors_field)
+        if run.tick:
+            run.tick(len(texts))
+    else:
+        vecs = _embed(run, texts)
+        summary.over_token_window += run.embedder.count_over_window(texts)
     summary.embed_seconds += time.perf_counter() - te
-    summary.over_token_window += run.embedder.count_over_window(texts)
     keep = np.ones(len(texts), dtype=bool)
     if opts.near_dedup:
         keep, collisions = drop_near(run.known, vecs, texts, lines, ids, opts.near_dup_threshold,

@@ -107,6 +107,10 @@ class IngestOptions:
     blocking_min : int
         From this many stored personas on, the near-duplicate check against
         the store uses k-means blocking (:class:`persona_index.dedup.KMeansBlocks`).
+    vectors_field : str, optional
+        A field holding each row's precomputed vector (from the store's
+        model): nothing is embedded. Checked row by row in the validation
+        pass (:mod:`persona_index.precomputed`); not stored as a column.
 
     Examples
     --------
@@ -134,6 +138,7 @@ class IngestOptions:
     minhash: Any = False
     extra_columns: dict | None = None
     blocking_min: int = BLOCKING_MIN
+    vectors_field: str | None = None
 
     def __post_init__(self):
         if not 0.0 < self.near_dup_threshold <= 1.0:
@@ -557,8 +562,12 @@ def prepare_records(index, make_iter: Callable[[], Iterator[tuple[int, dict]]],
             return make_iter() if src is None else src
     named = plan.text_field if plan else opts.text_field
     scan = _Scan(((named,) if named else TEXT_FIELDS) if opts.strict else ())
+    check = _vectors_check(index, opts.vectors_field, source)
     for n, rec in records(itertools.chain([] if first is None else [first], it)):
         scan.add(n, rec)
+        if check:
+            check(rec, n)
+    scan.stats.pop(opts.vectors_field, None)  # the vectors are no column
     snap = index.snapshot() if index.exists else None  # the one version the checks and dedup read
     if plan is None:
         plan = _choose_columns(scan, source, opts.text_field, opts.attrs, snap)
@@ -571,6 +580,16 @@ def prepare_records(index, make_iter: Callable[[], Iterator[tuple[int, dict]]],
     if snap is not None:
         _check_fit(snap.schema, plan, scan, source)
     return Prepared(plan, opts, records, snap, source)
+
+
+def _vectors_check(index, vf: str | None, source: str):
+    """``check(rec, line)`` for the vectors field ``vf``, or None."""
+    if not vf:
+        return None
+    from .precomputed import check_row, expected_dim
+
+    dim = expected_dim(index)
+    return lambda rec, n: check_row(rec, vf, dim, source, n)
 
 
 def _resolve_schema(opts: IngestOptions, first, source: str) -> IngestOptions:
