@@ -26,6 +26,9 @@ import numpy as np
 from .errors import InputFileError
 
 
+_PLAIN = {float, int}
+
+
 def vector_problem(v, dim: int) -> str | None:
     """Why ``v`` is not a usable ``dim``-long vector, or None.
 
@@ -40,12 +43,23 @@ def vector_problem(v, dim: int) -> str | None:
     """
     if v is None:
         return "is null"
+    if isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.kind in "fiu":  # a parquet row
+        if len(v) != dim:
+            return f"has {len(v)} number(s), want {dim}"
+        if not np.isfinite(v).all():
+            j = int(np.flatnonzero(~np.isfinite(v))[0])
+            return f"entry {j} is {float(v[j])!r}, not a finite number"
+        return None if v.any() else "is all zeros (no direction)"
     if isinstance(v, np.ndarray):
         v = v.tolist()
     if not isinstance(v, (list, tuple)):
         return f"is {type(v).__name__}, not a list of numbers"
     if len(v) != dim:
         return f"has {len(v)} number(s), want {dim}"
+    if set(map(type, v)) <= _PLAIN:  # the common case, checked in C (an ABC check per entry is slow)
+        a = np.asarray(v, dtype=np.float64)
+        if np.isfinite(a).all():
+            return None if a.any() else "is all zeros (no direction)"
     for j, x in enumerate(v):
         if isinstance(x, bool) or not isinstance(x, Real):
             return f"entry {j} is {x!r}, not a number"

@@ -137,3 +137,22 @@ def test_ray_refuses_precomputed_vectors_before_starting(tmp_path):
     with pytest.raises(IngestOptionError, match="vectors_field"):
         ingest_file_ray(PersonaIndex(tmp_path / "s.lance", HashEmbedder(DIM)),
                         _jsonl(tmp_path / "p.jsonl", rows), vectors_field="emb")
+
+
+def test_a_parquet_vector_column_is_read_as_numpy_rows_and_checked_the_same(tmp_path):
+    """iter_file(arrays=) hands the vectors as numpy rows (no Python floats);
+    a non-finite entry is still refused with its file, row and field."""
+    from persona_index.readers import iter_file
+
+    rows, V = _rows(20)
+    src = tmp_path / "p.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), src)
+    got = list(iter_file(src, arrays=["emb"]))
+    assert isinstance(got[0][1]["emb"], np.ndarray)
+    np.testing.assert_array_equal(np.stack([r["emb"] for _, r in got]), V)
+    assert [r["text"] for _, r in got] == [r["text"] for r in rows]
+    assert isinstance(next(iter_file(src))[1]["emb"], list)  # without arrays=: as before
+    rows[12]["emb"][3] = float("inf")
+    pq.write_table(pa.Table.from_pylist(rows), src)
+    with pytest.raises(InputFileError, match=r"p.parquet:13: field 'emb': entry 3 is inf"):
+        ingest_file(PersonaIndex(tmp_path / "s.lance", HashEmbedder(DIM)), src, vectors_field="emb")
