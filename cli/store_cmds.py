@@ -106,12 +106,16 @@ def _schema_option(check):
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
               help="Embedding actors for --engine ray.")
 @click.option("--gpu", is_flag=True, help="GPU actors for --engine ray.")
+@click.option("--vectors-field", metavar="FIELD",
+              help="A field holding each row's precomputed vector (a list of numbers from the "
+                   "store's model, of its length): nothing is embedded. Past a few million rows "
+                   "add --no-near-dedup (docs/scale.md).")
 @ingest_options
 @output_options
 @click.pass_context
 def ingest(ctx, path, fmt, text_field, attrs, licence, schema, template, bands, strict, minhash,
-           minhash_threshold, minhash_perms, engine, workers, gpu, near_dup_threshold,
-           no_near_dedup, batch_size, report, progress, output):
+           minhash_threshold, minhash_perms, engine, workers, gpu, vectors_field,
+           near_dup_threshold, no_near_dedup, batch_size, report, progress, output):
     """Ingest a jsonl, csv, parquet or txt file of personas (validate, embed, dedup).
 
     PATH may also be a folder of parquet shards, or a folder written by
@@ -134,6 +138,8 @@ def ingest(ctx, path, fmt, text_field, attrs, licence, schema, template, bands, 
               near_dedup=not no_near_dedup, near_dup_threshold=near_dup_threshold,
               batch_size=batch_size, report=report, progress=progress)
     if engine == "ray":
+        if vectors_field:
+            raise click.UsageError("--vectors-field needs no embedding: leave out --engine ray")
         if strict or template or bands or minhash:
             raise click.UsageError("--strict, --template, --bands and --minhash are not "
                                    "supported with --engine ray yet")
@@ -142,7 +148,7 @@ def ingest(ctx, path, fmt, text_field, attrs, licence, schema, template, bands, 
         s = ingest_file_ray(idx, path, num_workers=workers, use_gpu=gpu, **kw)
     else:
         s = ingest_file(idx, path, strict=strict, schema=schema, template=template, bands=bands,
-                        minhash=mh, **kw)
+                        minhash=mh, vectors_field=vectors_field, **kw)
     _summary_out(s, output)
 
 

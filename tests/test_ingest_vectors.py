@@ -156,3 +156,40 @@ def test_a_parquet_vector_column_is_read_as_numpy_rows_and_checked_the_same(tmp_
     pq.write_table(pa.Table.from_pylist(rows), src)
     with pytest.raises(InputFileError, match=r"p.parquet:13: field 'emb': entry 3 is inf"):
         ingest_file(PersonaIndex(tmp_path / "s.lance", HashEmbedder(DIM)), src, vectors_field="emb")
+
+
+def _cli(tmp_path, *args):
+    from click.testing import CliRunner
+
+    from persona_index_cli.main import cli
+
+    by_name = {p.name: p for p in cli.params}
+    opt = (by_name.get("embed_model") or by_name["model"]).opts[0]
+    return CliRunner().invoke(cli, ["--db", str(tmp_path / "c.lance"), opt, "hash-16", *args])
+
+
+def test_cli_ingest_vectors_field(tmp_path):
+    rows, V = _rows(30)
+    rows = [{**r, "emb": r["emb"] * 2} for r in rows]  # 16 numbers: hash-16's length
+    src = _jsonl(tmp_path / "p.jsonl", rows)
+    r = _cli(tmp_path, "ingest", str(src), "--vectors-field", "emb", "--no-progress", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["added"] == 30
+    _, X = PersonaIndex(tmp_path / "c.lance").vectors()
+    W = np.hstack([V, V])
+    np.testing.assert_allclose(np.sort(X @ X.T, axis=None),
+                               np.sort((W @ W.T) / np.outer(*[np.linalg.norm(W, axis=1)] * 2),
+                                       axis=None), atol=1e-5)
+
+
+def test_cli_a_bad_vector_is_one_line_exit_1_and_ray_is_a_usage_error(tmp_path):
+    rows, _ = _rows(5)
+    rows = [{**r, "emb": r["emb"] * 2} for r in rows]
+    rows[3]["emb"][7] = "x"
+    src = _jsonl(tmp_path / "p.jsonl", rows)
+    r = _cli(tmp_path, "ingest", str(src), "--vectors-field", "emb", "--no-progress")
+    assert r.exit_code == 1
+    assert r.stderr.strip() == f"Error: {src}:4: field 'emb': entry 7 is 'x', not a number"
+    assert not (tmp_path / "c.lance").exists()
+    r = _cli(tmp_path, "ingest", str(src), "--vectors-field", "emb", "--engine", "ray")
+    assert r.exit_code == 2 and "--vectors-field needs no embedding" in r.stderr
