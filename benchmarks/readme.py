@@ -276,6 +276,11 @@ def render(name: str, res: dict) -> str:
         from .scale import scale7_markdown
 
         return "\n".join(scale7_markdown(res["scale7"]) + ["", _provenance(res, "scale7")])
+    if name == "scale7-ingest":
+        from .scale_ingest import scale7_ingest_markdown
+
+        return "\n".join(scale7_ingest_markdown(res["scale7_ingest"])
+                         + ["", _provenance(res, "scale7-ingest")])
     if name == "curation":
         from .curation import markdown as curation_markdown
 

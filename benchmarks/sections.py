@@ -316,6 +316,16 @@ def _scale7(run: Run) -> None:
         res["rows"] = sorted([r for r in old if r["n"] not in ns] + res["rows"], key=lambda r: r["n"])
 
 
+@section("scale7-ingest")
+def _scale7_ingest(run: Run) -> None:
+    """Sizes from $SCALE7_INGEST_NS (e.g. ``1e5,1e6``)."""
+    from .scale_ingest import run_scale7_ingest
+
+    ns = tuple(int(float(v)) for v in os.environ.get("SCALE7_INGEST_NS", "").split(",") if v) \
+        or ((20_000,) if run.quick else (100_000, 1_000_000))
+    run.res["scale7_ingest"] = run_scale7_ingest(ns)
+
+
 @section("newuser")
 def _newuser(run: Run) -> None:
     """The "before" code: $PERSONA_INDEX_BENCH_BASE, else the merge base with main (on a branch)."""
