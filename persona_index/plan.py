@@ -524,8 +524,10 @@ def prepare_file(index: PersonaIndex, path: str | Path, options: IngestOptions |
             and os.path.samefile(report, path):
         raise InputFileError(path, None, f"report={str(report)!r} is the input file itself: "
                                          "it would be overwritten; name another file")
-    arrays = (opts.vectors_field,) if opts.vectors_field else ()
-    return prepare_records(index, lambda: iter_file(path, opts.fmt, arrays=arrays), opts, path)
+    if opts.vectors_field:  # a parquet vector column as numpy rows
+        return prepare_records(index, lambda: iter_file(path, opts.fmt,
+                                                        arrays=(opts.vectors_field,)), opts, path)
+    return prepare_records(index, lambda: iter_file(path, opts.fmt), opts, path)
 
 
 def prepare_records(index, make_iter: Callable[[], Iterator[tuple[int, dict]]],
