@@ -137,6 +137,10 @@ def _check_options(k, coherence, score_field, score_weight, strategy, params, by
         raise bad("strategy 'stratified' needs attributes of the personas; to balance outputs "
                   "by a field, give by=[...] with another strategy")
     params = validate_params(strategy, params or {})
+    if strategy == "herding" and "ramp" not in params:  # recorded, as draw() does
+        from .samplers.herding import BETA, RAMP
+
+        params = {**params, "beta": params.get("beta", BETA), "ramp": RAMP}
     if score_field is not None and strategy not in SCORED_STRATEGIES:
         raise bad(f"score_field works with the strategies {', '.join(SCORED_STRATEGIES)}, "
                   f"not {strategy!r}")
@@ -503,6 +507,17 @@ def load_curation_manifest(path) -> dict:
     return read_manifest_file(path, check_curation_manifest)
 
 
+def _replayed_params(p: dict) -> dict | None:
+    """A curation manifest's strategy parameters; herding without ``ramp`` was
+    the constant-weight rule (before issue 25)."""
+    sp = p.get("strategy_params")
+    if p.get("strategy") == "herding" and "ramp" not in (sp or {}):
+        from .samplers.herding import CONSTANT_RULE
+
+        return {**CONSTANT_RULE, **(sp or {}), "ramp": CONSTANT_RULE["ramp"]}
+    return sp
+
+
 def replay_curation(manifest: dict, *, path=None, embedder=None) -> Curation:
     """Rerun a curation manifest on its input (``path``, default the one it
     names): the file must have the recorded sha256 and the kept keys must come
@@ -554,7 +569,7 @@ def replay_curation(manifest: dict, *, path=None, embedder=None) -> Curation:
                       persona_field=p.get("persona_field"),
                       response_field=p.get("response_field", "response"),
                       id_field=p.get("id_field", "custom_id"), coherence=p.get("coherence"),
-                      strategy=p.get("strategy"), params=p.get("strategy_params"),
+                      strategy=p.get("strategy"), params=_replayed_params(p),
                       score_field=p.get("score_field"), score_weight=p.get("score_weight"),
                       by=p.get("by"), seed=p.get("seed"))
     if cur.manifest["kept"] != manifest["kept"]:

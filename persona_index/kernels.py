@@ -321,8 +321,8 @@ def _masked_mean_std(torch, v, free, count: int):
 
 
 def herding_torch(X, cand: np.ndarray, ref: np.ndarray, k: int, *, tau: float = 0.2,
-                  beta: float = 0.5, prior=None, device: str = "torch-cpu",
-                  weights=None) -> np.ndarray:
+                  beta: float = 1.0, ramp: str = "linear", prior=None,
+                  device: str = "torch-cpu", weights=None) -> np.ndarray:
     """Kernel herding with a spread term in torch, on rows the caller chose:
     the twin of herding's numpy kernel, step by step.
 
@@ -331,7 +331,7 @@ def herding_torch(X, cand: np.ndarray, ref: np.ndarray, k: int, *, tau: float = 
     X : (n, d) float32 unit vectors, numpy or a torch tensor.
     cand, ref : sorted int row arrays (candidates, reference rows), as
         :func:`persona_index.samplers.herding.herding_rows` draws them.
-    k, tau, beta, prior, weights : as in
+    k, tau, beta, ramp, prior, weights : as in
         :func:`~persona_index.samplers.herding.herding_select` (``weights``:
         one mass per row of ``ref``).
 
@@ -374,9 +374,11 @@ def herding_torch(X, cand: np.ndarray, ref: np.ndarray, k: int, *, tau: float = 
     wz = None
     if weights is not None and len(cand) == len(ref) == n:
         wz = torch.as_tensor(np.asarray(weights, dtype=np.float32), device=dev)
-    beta = float(np.float32(beta))
+    from .samplers.herding import spread_weight
+
     neg_inf = torch.tensor(float("-inf"), dtype=torch.float32, device=dev)
     for j in range(k):
+        b = spread_weight(beta, ramp, j, k)
         h = mu - K / float(np.float32(t + 1))
         if t > 0 and wz is not None:  # mass-weighted z-scores, as the numpy kernel
             wf = wz * free
@@ -386,12 +388,12 @@ def herding_torch(X, cand: np.ndarray, ref: np.ndarray, k: int, *, tau: float = 
             sh = torch.where(sh > 0, sh, torch.ones_like(sh))
             sd = torch.where(sd > 0, sd, torch.ones_like(sd))
             score = (h - mh) / sh
-            score += beta * (d - md) / sd
+            score += b * (d - md) / sd
         elif t > 0:  # d is finite once anything is chosen: z(h) + beta z(d)
             mh, sh = _masked_mean_std(torch, h, free, m - j)
             md, sd = _masked_mean_std(torch, d, free, m - j)
             score = (h - mh) / sh
-            score += beta * (d - md) / sd
+            score += b * (d - md) / sd
         else:
             score = h
         score = torch.where(free, score, neg_inf)

@@ -77,6 +77,12 @@ def upgrade_manifest(manifest: dict) -> tuple[dict, list[str]]:
     >>> upgrade_manifest({"strategy": "uniform", "params": {}})[1]
     []
 
+    A herding manifest without ``ramp`` was drawn with a constant spread
+    weight (0.5 unless it names one); it reads so:
+
+    >>> upgrade_manifest({"strategy": "herding", "params": {}})["params"]
+    {'beta': 0.5, 'ramp': 'none'}
+
     A stratified manifest without ``method`` or ``quotas`` was drawn
     uniformly inside strata with the product rule; it reads so (no note):
 
@@ -90,6 +96,12 @@ def upgrade_manifest(manifest: dict) -> tuple[dict, list[str]]:
             notes.append(f"manifest parameter {old!r} of {strategy} is now {new!r} "
                          f"(read as {new}={params[new]!r}); old manifests replay until the next release")
     changed = bool(notes)
+    if manifest.get("strategy") == "herding" and "ramp" not in params:
+        # written before the ramp (issue 25): a constant spread weight, 0.5 unless given
+        from .samplers.herding import CONSTANT_RULE
+
+        params = {**CONSTANT_RULE, **params, "ramp": CONSTANT_RULE["ramp"]}
+        changed = True
     if manifest.get("strategy") == "stratified":
         # written before the stratified draw recorded these: what they meant then
         from .samplers.stratified import LEGACY

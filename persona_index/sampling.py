@@ -243,6 +243,13 @@ def draw(index: PersonaIndex, n: int, strategy: str | None = None, *, by=None, t
     get_strategy(strategy)  # unknown names and bad parameters fail before any work
     if check_params:
         params = validate_params(strategy, params)
+    if strategy == "herding" and "ramp" not in params:
+        # recorded, so the manifest replays the rule it was drawn with after a
+        # later change of the default (upgrade_manifest reads one without it
+        # as the rule before the ramp)
+        from .samplers.herding import BETA, RAMP
+
+        params = {**params, "beta": params.get("beta", BETA), "ramp": RAMP}
     if world:
         params["_world"] = True
     if seed is None:

@@ -1,4 +1,6 @@
-"""The default strategy: kernel herding with a standardised spread term."""
+"""The default strategy: kernel herding with a standardised spread term whose
+weight rises from 0 to beta as the batch fills (ramp="linear"; "none" keeps it
+at beta, the rule before issue 25)."""
 
 import numpy as np
 import pytest
@@ -25,16 +27,18 @@ def clustered():
     return unit(X)
 
 
-def naive(X, k, tau, beta, prior=None):
+def naive(X, k, tau, beta, prior=None, ramp="linear"):
     """The textbook loop, written out: exact mean kernel over the pool, every
     score recomputed from scratch after every pick, z-scores over the rows not
-    yet chosen."""
+    yet chosen; pick j of k (from 0) weighs the spread term beta * j / k
+    (ramp "linear") or beta (ramp "none")."""
     kern = np.exp((X @ X.T - 1.0) / tau)
     mu = kern.mean(axis=1)
     pk = np.exp((X @ prior.T - 1.0) / tau) if prior is not None else np.zeros((len(X), 0))
     pd = (1.0 - X @ prior.T) if prior is not None else np.zeros((len(X), 0))
     chosen = []
-    for _ in range(k):
+    for j in range(k):
+        w = beta * j / k if ramp == "linear" else beta
         t = pk.shape[1] + len(chosen)
         K = pk.sum(axis=1) + kern[:, chosen].sum(axis=1)
         h = mu - K / (t + 1)
@@ -42,7 +46,7 @@ def naive(X, k, tau, beta, prior=None):
         free[chosen] = False
         if t:
             d = np.minimum(pd.min(axis=1, initial=2.0), (1.0 - X @ X[chosen].T).min(axis=1, initial=2.0))
-            s = (h - h[free].mean()) / h[free].std() + beta * (d - d[free].mean()) / d[free].std()
+            s = (h - h[free].mean()) / h[free].std() + w * (d - d[free].mean()) / d[free].std()
         else:
             s = h
         s[~free] = -np.inf
@@ -50,11 +54,13 @@ def naive(X, k, tau, beta, prior=None):
     return np.array(chosen)
 
 
-@pytest.mark.parametrize("tau,beta,k", [(0.2, 0.5, 30), (0.3, 0.0, 12), (0.15, 2.0, 60)])
-def test_equals_the_textbook_loop(clustered, tau, beta, k):
+@pytest.mark.parametrize("tau,beta,k,ramp", [(0.2, 1.0, 30, "linear"), (0.15, 2.0, 60, "linear"),
+                                             (0.2, 0.5, 30, "none"), (0.3, 0.0, 12, "none"),
+                                             (0.15, 2.0, 60, "none")])
+def test_equals_the_textbook_loop(clustered, tau, beta, k, ramp):
     X = clustered[:600]
-    got = herding_select(X, k, tau=tau, beta=beta, rng=0)
-    ref = naive(X.astype(np.float64), k, tau, beta)
+    got = herding_select(X, k, tau=tau, beta=beta, ramp=ramp, rng=0)
+    ref = naive(X.astype(np.float64), k, tau, beta, ramp=ramp)
     # the same picks, every one (no float near-ties on this fixture: checked)
     assert np.array_equal(got, ref), (got, ref)
 
@@ -64,7 +70,7 @@ def test_warm_start_equals_the_textbook_loop_with_a_prior(clustered):
     head = herding_select(X, 10, rng=0)
     rest = np.setdiff1d(np.arange(len(X)), head)
     tail = herding_select(X[rest], 15, rng=0, prior=X[head])
-    ref = naive(X[rest].astype(np.float64), 15, 0.2, 0.5, prior=X[head].astype(np.float64))
+    ref = naive(X[rest].astype(np.float64), 15, 0.2, 1.0, prior=X[head].astype(np.float64))
     assert np.array_equal(tail, ref)
     assert not np.array_equal(tail, herding_select(X[rest], 15, rng=0))  # the prior matters
 
@@ -126,3 +132,12 @@ def test_large_pool_uses_a_seeded_candidate_subsample():
     assert not np.array_equal(np.sort(a), np.sort(c))  # another seed, other candidates
     # the same seed through the public wrapper, called twice
     assert np.array_equal(sample(X, 20, seed=4, candidates=500), sample(X, 20, seed=4, candidates=500))
+
+
+def test_the_default_is_the_ramp_and_differs_from_the_constant_rule(clustered):
+    """sample()'s default is ramp="linear", beta=1.0 (the textbook loop above
+    checks what that computes); the constant rule gives another batch here."""
+    X = clustered[:600]
+    default = sample(X, 40, seed=0)
+    assert np.array_equal(default, herding_select(X, 40, beta=1.0, ramp="linear", rng=0))
+    assert not np.array_equal(default, herding_select(X, 40, beta=0.5, ramp="none", rng=0))

@@ -74,7 +74,8 @@ def test_strategies_command_reads_the_registry():
     assert sorted(d["name"] for d in doc) == ALL
     assert [d["name"] for d in doc if d.get("default")] == [DEFAULT_STRATEGY]
     herding = doc[0]
-    assert {p["name"]: p["default"] for p in herding["params"]}["beta"] == 0.5
+    defaults = {p["name"]: p["default"] for p in herding["params"]}
+    assert (defaults["beta"], defaults["ramp"]) == (1.0, "linear")
     text = CliRunner().invoke(cli, ["strategies"]).output
     assert len(text.strip().splitlines()) == len(ALL)
     assert "herding (default)" in text

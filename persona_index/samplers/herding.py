@@ -35,6 +35,29 @@ import numpy as np
 REFERENCE = 4096
 MIN_CANDIDATES = 16384
 CANDIDATES_PER_PICK = 32
+#: the default rule: the spread weight rises linearly from 0 to ``beta`` as the batch fills
+BETA, RAMP = 1.0, "linear"
+RAMPS = ("linear", "none")
+#: the rule before issue 25 (a constant spread weight of 0.5): manifests written
+#: without ``ramp`` replay with it, and the stratified strategy herds inside strata with it
+CONSTANT_RULE = {"beta": 0.5, "ramp": "none"}
+
+
+def spread_weight(beta: float, ramp: str, j: int, k: int) -> float:
+    """The spread weight at pick ``j`` (0-based) of ``k``: ``beta`` throughout
+    (``ramp="none"``), or ``beta * j / k`` (``"linear"``), in float32 so the numpy
+    and torch kernels weigh alike.
+
+    Examples
+    --------
+    >>> spread_weight(1.0, "linear", 0, 4), spread_weight(1.0, "linear", 2, 4)
+    (0.0, 0.5)
+    >>> spread_weight(0.5, "none", 3, 4)
+    0.5
+    """
+    if ramp == "none":
+        return float(np.float32(beta))
+    return float(np.float32(beta) * np.float32(j) / np.float32(k))
 
 
 def _kernel_(S: np.ndarray, tau: float) -> np.ndarray:
@@ -115,7 +138,7 @@ def herding_rows(n: int, k: int, *, candidates: int | None = None, reference: in
 
 def _herding(X: np.ndarray, cand: np.ndarray, ref: np.ndarray, k: int, tau: float, beta: float,
              prior: np.ndarray | None, weights: np.ndarray | None = None,
-             bonus: np.ndarray | None = None) -> np.ndarray:
+             bonus: np.ndarray | None = None, ramp: str = RAMP) -> np.ndarray:
     """The numpy kernel: ``k`` positions into ``cand``, in pick order. Assumes
     valid input (unit rows, ``k <= len(cand)``, ``weights`` one mass per row of
     ``ref`` or None); no randomness. ``bonus`` (one value per candidate) is
@@ -138,13 +161,13 @@ def _herding(X: np.ndarray, cand: np.ndarray, ref: np.ndarray, k: int, tau: floa
         t = len(prior)
     free = np.ones(m, dtype=bool)
     picks = np.empty(k, dtype=np.int64)
-    beta = np.float32(beta)
     # with masses, every candidate stands for that many personas in the
     # z-scores too (the candidates are the rows the masses belong to)
     wz = None
     if weights is not None and len(cand) == len(ref) == n:
         wz = np.asarray(weights, dtype=np.float32)
     for j in range(k):
+        b = np.float32(spread_weight(beta, ramp, j, k))
         h = mu - K / np.float32(t + 1)
         if np.isfinite(d[0]) and wz is not None:  # mass-weighted z-scores
             wf = wz * free
@@ -152,12 +175,12 @@ def _herding(X: np.ndarray, cand: np.ndarray, ref: np.ndarray, k: int, tau: floa
             mh, md = (wf @ h) / W, (wf @ d) / W
             sd_h, sd_d = np.sqrt(wf @ (h - mh) ** 2 / W), np.sqrt(wf @ (d - md) ** 2 / W)
             score = (h - mh) / (sd_h if sd_h > 0 else 1)
-            score += beta * (d - md) / (sd_d if sd_d > 0 else 1)
+            score += b * (d - md) / (sd_d if sd_d > 0 else 1)
         elif np.isfinite(d[0]):  # z(h) + beta z(d), up to terms equal for all rows
             hf, df = h[free], d[free]
             sd_h, sd_d = hf.std(), df.std()
             score = (h - hf.mean()) / (sd_h if sd_h > 0 else 1)
-            score += beta * (d - df.mean()) / (sd_d if sd_d > 0 else 1)
+            score += b * (d - df.mean()) / (sd_d if sd_d > 0 else 1)
         else:
             score = h
         if bonus is not None:  # on the z scale of the criterion, the first pick too
@@ -176,7 +199,7 @@ def _herding(X: np.ndarray, cand: np.ndarray, ref: np.ndarray, k: int, tau: floa
     return picks
 
 
-def herding_select(X, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=None,
+def herding_select(X, k: int, *, tau: float = 0.2, beta: float = BETA, ramp: str = RAMP, rng=None,
                    prior: np.ndarray | None = None, reference: int = REFERENCE,
                    candidates: int | None = None, stats: dict | None = None,
                    device: str = "numpy", weights: np.ndarray | None = None,
@@ -192,6 +215,10 @@ def herding_select(X, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=None,
     X : (n, d) float32 unit vectors (a torch tensor for the torch kernels).
     k : picks to make, 1 <= k <= n (not checked here: see :func:`herding`).
     tau : kernel width; beta : weight of the standardised spread term.
+    ramp : ``"linear"`` (the default): the spread weight rises from 0 at the
+        first pick to ``beta`` at the last (:func:`spread_weight`), so a batch
+        starts from typical personas and spreads as it fills; ``"none"``:
+        ``beta`` throughout (the rule before issue 25, with ``beta=0.5``).
     rng : seed or numpy Generator: it draws the reference and candidate
         subsamples of large pools; small pools involve no randomness at all.
     prior : (m, d) vectors already chosen: the batch continues their herding
@@ -226,18 +253,19 @@ def herding_select(X, k: int, *, tau: float = 0.2, beta: float = 0.5, rng=None,
     cand, ref = herding_rows(n, k, candidates=candidates, reference=reference, rng=rng)
     if device == "numpy" or bonus is not None:
         extra = None if bonus is None else np.asarray(bonus, dtype=np.float32)[cand]
-        pos = _herding(X, cand, ref, k, tau, beta, prior, weights, extra)
+        pos = _herding(X, cand, ref, k, tau, beta, prior, weights, extra, ramp)
     else:
         from ..kernels import herding_torch
 
-        pos = herding_torch(X, cand, ref, k, tau=tau, beta=beta, prior=prior, device=device,
+        pos = herding_torch(X, cand, ref, k, tau=tau, beta=beta, ramp=ramp, prior=prior, device=device,
                             weights=weights)
     if stats is not None:
         stats.update(candidates=int(len(cand)), reference=int(len(ref)))
     return cand[pos]
 
 
-def partition_picks(X: np.ndarray, k: int, *, seed=None, tau: float = 0.2, beta: float = 0.5,
+def partition_picks(X: np.ndarray, k: int, *, seed=None, tau: float = 0.2, beta: float = BETA,
+                    ramp: str = RAMP,
                     reference: int = REFERENCE, candidates: int | None = None,
                     block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     """One partition's round of :func:`two_round`: ``k`` herding picks (rows
@@ -254,7 +282,7 @@ def partition_picks(X: np.ndarray, k: int, *, seed=None, tau: float = 0.2, beta:
     (12, 300, True)
     """
     k = min(int(k), len(X))
-    rows = herding_select(X, k, tau=tau, beta=beta, rng=seed, reference=reference,
+    rows = herding_select(X, k, tau=tau, beta=beta, ramp=ramp, rng=seed, reference=reference,
                           candidates=candidates)
     P = np.ascontiguousarray(X[rows].T.astype(np.float32, copy=False))
     mass = np.zeros(k, dtype=np.int64)
@@ -274,7 +302,8 @@ def _local_map(fn, calls, shared):
 
 
 def two_round(X: np.ndarray, k: int, *, partitions: int = 8, oversample: int = 2, rng=None,
-              prior: np.ndarray | None = None, tau: float = 0.2, beta: float = 0.5,
+              prior: np.ndarray | None = None, tau: float = 0.2, beta: float = BETA,
+              ramp: str = RAMP,
               reference: int = REFERENCE, candidates: int | None = None,
               mapper=None) -> np.ndarray:
     """The default in two composable rounds (the distributed default).
@@ -307,7 +336,7 @@ def two_round(X: np.ndarray, k: int, *, partitions: int = 8, oversample: int = 2
     bounds = np.linspace(0, n, partitions + 1).astype(int)
     seeds = rng.integers(2**32, size=partitions)
     per = int(oversample) * int(k)
-    kw = dict(tau=tau, beta=beta, reference=reference, candidates=candidates)
+    kw = dict(tau=tau, beta=beta, ramp=ramp, reference=reference, candidates=candidates)
     calls = [(int(a), int(b), per, int(s), kw) for a, b, s in zip(bounds[:-1], bounds[1:], seeds)]
     got = (mapper or _local_map)(_block_picks, calls, X)
     union = np.concatenate([r for r, _ in got])
@@ -317,7 +346,8 @@ def two_round(X: np.ndarray, k: int, *, partitions: int = 8, oversample: int = 2
     return union[pos]
 
 
-def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=0.5, reference=REFERENCE,
+def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=BETA, ramp=RAMP,
+            reference=REFERENCE,
             candidates=None, device="auto", engine="local", workers=2, partitions=8,
             oversample=2):
     """The registered strategy: :func:`herding_select` with the registry's defaults;
@@ -344,10 +374,12 @@ def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=0.5, refere
         from ..raymap import ray_map
 
         return two_round(X, k, partitions=partitions, oversample=oversample, rng=rng, prior=prior,
-                         tau=tau, beta=beta, reference=reference, candidates=candidates,
+                         tau=tau, beta=beta, ramp=ramp, reference=reference,
+                         candidates=candidates,
                          mapper=lambda fn, calls, shared: ray_map(fn, calls, shared=shared,
                                                                   workers=workers))
     from ..kernels import resolve_device
 
-    return herding_select(X, k, tau=tau, beta=beta, rng=rng, prior=prior, reference=reference,
+    return herding_select(X, k, tau=tau, beta=beta, ramp=ramp, rng=rng, prior=prior,
+                          reference=reference,
                           candidates=candidates, device=resolve_device(device, X.size))

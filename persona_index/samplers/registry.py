@@ -17,7 +17,7 @@ Examples
 >>> validate_params("herding", {"alpha": 2})
 Traceback (most recent call last):
 ...
-persona_index.errors.StrategyParameterError: strategy 'herding' takes no parameter 'alpha'; its parameters: tau, beta, reference, candidates, device, engine, workers, partitions, oversample
+persona_index.errors.StrategyParameterError: strategy 'herding' takes no parameter 'alpha'; its parameters: tau, beta, ramp, reference, candidates, device, engine, workers, partitions, oversample
 """
 
 from __future__ import annotations
@@ -135,8 +135,13 @@ STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
                  "kernel herding plus a standardised spread term: typical personas from distinct "
                  "regions; beats uniform on diversity and representativeness", (
                      Param("tau", "float", 0.2, "kernel width of exp((cos - 1) / tau)", 0.01, 10.0),
-                     Param("beta", "float", 0.5, "weight of the standardised distance to the "
-                           "nearest chosen persona (0: pure herding)", 0.0, 10.0),
+                     Param("beta", "float", 1.0, "weight of the standardised distance to the "
+                           "nearest chosen persona at the batch's last pick (0: pure herding)",
+                           0.0, 10.0),
+                     Param("ramp", "choice", "linear", "linear: the spread weight rises from 0 to "
+                           "beta as the batch fills; none: beta throughout (the rule of "
+                           "manifests written before it, with beta 0.5)",
+                           choices=("linear", "none")),
                      Param("reference", "int", 4096, "pool rows each persona's typicality is "
                            "averaged over", 16, 10**7),
                      Param("candidates", "int", None, "candidate subsample for large pools "

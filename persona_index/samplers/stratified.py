@@ -516,9 +516,9 @@ def _draw_in(X, members, q, method, rng, prior):
     if q >= len(members):
         return members[rng.permutation(len(members))]
     if method == "herding":
-        from .herding import herding
+        from .herding import CONSTANT_RULE, herding
 
-        local = herding(X[members], q, rng=rng, prior=prior)
+        local = herding(X[members], q, rng=rng, prior=prior, **CONSTANT_RULE)
     elif method == "farthest" and q > 1:
         local = farthest_point(X[members], q, prior=prior, rng=rng)
     else:
@@ -616,9 +616,9 @@ def _stratified_product(X, k, *, rng, prior, attributes, by, allocation, target,
         if method == "farthest" and q > 1:
             local = farthest_point(X[members], q, prior=prior, rng=rng)
         elif method == "herding":
-            from .herding import herding
+            from .herding import CONSTANT_RULE, herding
 
-            local = herding(X[members], q, rng=rng, prior=prior)
+            local = herding(X[members], q, rng=rng, prior=prior, **CONSTANT_RULE)
         else:
             local = rng.choice(len(members), size=q, replace=False)
         out.append(members[local])
