@@ -176,10 +176,10 @@ def run_scale(ns, k: int = 1000, strategies=("uniform", "herding", "stratified",
 
 #: the rules compared: (label, strategy, params). The default is the first.
 DEFAULT_RULES = (
-    ("herding beta=0.5 (default)", "herding", {}),
-    ("herding beta=0.6", "herding", {"beta": 0.6}),
-    ("herding beta=0.75", "herding", {"beta": 0.75}),
-    ("herding beta=1.0", "herding", {"beta": 1.0}),
+    ("herding ramp beta=1.0 (default)", "herding", {}),
+    ("herding ramp beta=1.25", "herding", {"beta": 1.25}),
+    ("herding constant beta=0.5 (old default)", "herding", {"beta": 0.5, "ramp": "none"}),
+    ("herding constant beta=0.75", "herding", {"beta": 0.75, "ramp": "none"}),
     ("facility 8k clients", "facility", "8k"),
 )
 
