@@ -285,6 +285,18 @@ def _ray_default(run: Run) -> None:
     run.res["ray_default"] = run_ray_default(100_000 if run.quick else 1_000_000)
 
 
+@section("default-shared", data=True)
+def _default_shared(run: Run) -> None:
+    """The default against the rule it replaced on the shared sets (persona space, transfer)."""
+    from .default_shared import run_default_shared
+
+    sets = _pairs_sets(run, {"tools": ((25, 100, 250), 600, (25, 60)),
+                             "chat": ((10, 50, 100), 300, (15, 30))})
+    run.res["default_shared"] = run_default_shared(
+        {name: (path, *extra) for name, (path, extra) in sets.items()},
+        subpools=4 if run.quick else 16)
+
+
 def save_partial(run: Run, name: str, section: dict) -> None:
     """A long section's figures so far, into ``out/results.json`` (its other
     sections kept), marked partial: a stopped run keeps what it measured. The

@@ -101,3 +101,17 @@ def test_coverage_of_ids(built_store):
     assert set(cf["attribute_balance"]) == set(built_store.attributes)
     with pytest.raises(SamplingError, match="not in the pool"):
         coverage_of(built_store, ["nope"])
+
+
+def test_old_herding_manifest_replays_with_the_constant_rule(hash_store):
+    """A default draw written before the ramp (issue 25) recorded no ``ramp``
+    and no ``beta``: it replays with the constant rule it was drawn with
+    (beta 0.5), not with today's default; today's draws record both."""
+    old = draw(hash_store, 40, "herding", seed=3, params={"beta": 0.5, "ramp": "none"},
+               record=False)
+    today = draw(hash_store, 40, seed=3, record=False)
+    assert today.manifest["params"] == {"beta": 1.0, "ramp": "linear"}
+    assert set(today.ids) != set(old.ids)  # the two rules differ on this pool
+    written_then = dict(old.manifest, params={})
+    assert replay(written_then).ids == old.ids
+    assert replay(today.manifest).ids == today.ids
