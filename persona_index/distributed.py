@@ -28,7 +28,7 @@ from .errors import IngestOptionError, IngestWarning
 from .ingest import IngestOptions, IngestSummary, ingest_records
 from .plan import prepare_file, warn
 from .samplers.farthest import farthest_point
-from .samplers.herding import REFERENCE, partition_picks, two_round  # noqa: F401 (re-exported)
+from .samplers.herding import BETA, RAMP, REFERENCE, partition_picks, two_round  # noqa: F401 (re-exported)
 from .store import PersonaIndex
 
 
@@ -180,8 +180,8 @@ def distributed_farthest(X: np.ndarray, k: int, *, partitions: int = 8, seed=Non
 
 
 def distributed_default(X: np.ndarray, k: int, *, partitions: int = 8, oversample: int = 2,
-                        seed=None, workers: int = 2, tau: float = 0.2, beta: float = 0.5,
-                        reference: int = REFERENCE, candidates: int | None = None,
+                        seed=None, workers: int = 2, tau: float = 0.2, beta: float = BETA,
+                        ramp: str = RAMP, reference: int = REFERENCE, candidates: int | None = None,
                         prior: np.ndarray | None = None) -> np.ndarray:
     """The default strategy in two composable rounds, round 1 in Ray tasks:
     :func:`persona_index.samplers.herding.two_round` with Ray as its executor,
@@ -204,6 +204,6 @@ def distributed_default(X: np.ndarray, k: int, *, partitions: int = 8, oversampl
     from .raymap import ray_map
 
     return two_round(X, k, partitions=partitions, oversample=oversample, rng=seed, prior=prior,
-                     tau=tau, beta=beta, reference=reference, candidates=candidates,
-                     mapper=lambda fn, calls, shared: ray_map(fn, calls, shared=shared,
+                     tau=tau, beta=beta, ramp=ramp, reference=reference,
+                     candidates=candidates, mapper=lambda fn, calls, shared: ray_map(fn, calls, shared=shared,
                                                               workers=workers))
