@@ -348,3 +348,20 @@ def test_vendi_from_the_gram_matrix_equals_the_d_by_d_form():
         X[: n // 2] = X[0]  # duplicates too
         assert vendi_score(X) == pytest.approx(d_by_d(X), rel=1e-9)
         assert _vendi(X) == vendi_score(X)
+
+
+def test_a_herding_curation_manifest_without_ramp_replays_with_the_constant_rule(tmp_path):
+    """Curations with strategy herding record beta and ramp; one written before
+    the ramp (issue 25) names neither and replays with the constant rule."""
+    rows = [{"custom_id": f"c{i}", "response": f"reply number {i} about topic {i % 11}"}
+            for i in range(120)]
+    f = write_jsonl(tmp_path / "out.jsonl", rows)
+    old = curate_file(str(f), 20, embedder=HashEmbedder(64), strategy="herding",
+                      params={"beta": 0.5, "ramp": "none"})
+    today = curate_file(str(f), 20, embedder=HashEmbedder(64), strategy="herding")
+    assert today.manifest["params"]["strategy_params"] == {"beta": 1.0, "ramp": "linear"}
+    assert old.manifest["kept"] != today.manifest["kept"]  # the rules differ on these rows
+    written_then = json.loads(json.dumps(old.manifest))
+    written_then["params"]["strategy_params"] = {}
+    assert replay_curation(written_then, embedder=HashEmbedder(64)).manifest["kept"] == \
+        old.manifest["kept"]
