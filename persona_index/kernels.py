@@ -374,11 +374,10 @@ def herding_torch(X, cand: np.ndarray, ref: np.ndarray, k: int, *, tau: float = 
     wz = None
     if weights is not None and len(cand) == len(ref) == n:
         wz = torch.as_tensor(np.asarray(weights, dtype=np.float32), device=dev)
-    from .samplers.herding import spread_weight
-
     neg_inf = torch.tensor(float("-inf"), dtype=torch.float32, device=dev)
     for j in range(k):
-        b = spread_weight(beta, ramp, j, k)
+        # samplers.herding.spread_weight, written out (herding imports this module)
+        b = float(np.float32(beta) if ramp == "none" else np.float32(beta) * np.float32(j) / np.float32(k))
         h = mu - K / float(np.float32(t + 1))
         if t > 0 and wz is not None:  # mass-weighted z-scores, as the numpy kernel
             wf = wz * free

@@ -146,6 +146,7 @@ def test_farthest_fp16_on_cuda_keeps_the_radius():
     (200, 8, 10, {}, 0),                                   # all rows, no randomness
     (1500, 16, 40, {"candidates": 600, "reference": 300}, 1),  # seeded subsamples of both
     (800, 12, 60, {"tau": 0.5, "beta": 1.5}, 2),
+    (800, 12, 60, {"beta": 0.5, "ramp": "none"}, 4),             # the constant rule
     (400, 8, 400, {}, 3),                                  # k = n: the whole pool, in order
 ])
 def test_herding_torch_makes_the_numpy_picks(device, n, d, k, kw, seed):
