@@ -15,7 +15,7 @@ from persona_index import PersonaIndex
 from persona_index.embed import HashEmbedder
 from persona_index.errors import SamplingError, StrategyParameterError
 from persona_index.samplers.base import SamplingWarning, sample
-from persona_index.samplers.herding import herding
+from persona_index.samplers.herding import CONSTANT_RULE, herding
 from persona_index.samplers.stratified import fit_quotas, stratified, target_weights
 from persona_index.sampling import draw, replay
 from persona_index_cli.main import cli
@@ -107,7 +107,8 @@ def test_the_session_prior_counts_per_stratum():
     for v, prior in (("a", P[:5]), ("b", P[5:]), ("c", None)):
         members = np.flatnonzero(g == v)
         mine = sorted(i for i in idx.tolist() if g[i] == v)
-        alone = herding(X[members], len(mine), rng=np.random.default_rng(0), prior=prior)
+        alone = herding(X[members], len(mine), rng=np.random.default_rng(0), prior=prior,
+                        **CONSTANT_RULE)  # the rule stratified herds with inside a stratum
         assert mine == sorted(members[alone].tolist()), v
     # and a stratum's own prior changes its picks (it is not ignored)
     no_prior = stratified(X, 12, rng=np.random.default_rng(1), attributes={"g": g})
@@ -115,7 +116,7 @@ def test_the_session_prior_counts_per_stratum():
     # without prior_attributes, every stratum's herding sees the whole prior
     whole = stratified(X, 12, rng=np.random.default_rng(1), attributes={"g": g}, prior=P)
     members = np.flatnonzero(g == "c")
-    alone = herding(X[members], 4, rng=np.random.default_rng(0), prior=P)
+    alone = herding(X[members], 4, rng=np.random.default_rng(0), prior=P, **CONSTANT_RULE)
     assert sorted(i for i in whole.tolist() if g[i] == "c") == sorted(members[alone].tolist())
 
 
@@ -362,7 +363,7 @@ def test_draw_takes_by_target_and_strategy_params(tmp_path):
     s = draw(idx, 6, target=["region=Africa:1"], seed=0, record=False)
     assert {r["region"] for r in s.rows} == {"Africa"}
     h = draw(idx, 6, "herding", beta=1.0, seed=0, record=False)
-    assert h.manifest["params"] == {"beta": 1.0}
+    assert h.manifest["params"] == {"beta": 1.0, "ramp": "linear"}  # the rule is recorded
     with pytest.raises(StrategyParameterError, match="given twice"):
         draw(idx, 6, "herding", beta=1.0, params={"beta": 2.0})
     with pytest.raises(SamplingError, match="needs the stratified strategy"):

@@ -22,7 +22,7 @@ def test_sections_run_in_registration_order_and_data_sections_skip_without_data(
 
 def test_every_section_named_on_the_command_line_is_registered():
     assert list(S.SECTIONS)[:2] == ["sampler", "curation"]
-    assert {"default", "ray-default", "scale7", "newuser", "scale", "faults"} <= set(S.SECTIONS)
+    assert {"default", "ray-default", "default-shared", "scale7", "newuser", "scale", "faults"} <= set(S.SECTIONS)
     assert all(callable(sec.run) for sec in S.SECTIONS.values())
     assert {n for n, sec in S.SECTIONS.items() if sec.data} == {
-        "sampler", "curation", "dedup", "embedders", "latency"}
+        "sampler", "curation", "dedup", "embedders", "latency", "default-shared"}
