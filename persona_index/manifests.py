@@ -80,7 +80,7 @@ def upgrade_manifest(manifest: dict) -> tuple[dict, list[str]]:
     A herding manifest without ``ramp`` was drawn with a constant spread
     weight (0.5 unless it names one); it reads so:
 
-    >>> upgrade_manifest({"strategy": "herding", "params": {}})["params"]
+    >>> upgrade_manifest({"strategy": "herding", "params": {}})[0]["params"]
     {'beta': 0.5, 'ramp': 'none'}
 
     A stratified manifest without ``method`` or ``quotas`` was drawn
