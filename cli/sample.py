@@ -67,8 +67,8 @@ def strategies(output):
 @click.option("--lam", type=float, help=f"blend: diversity weight in [{_LAM.lo:g}, {_LAM.hi:g}] "
                                          f"(default {_LAM.default:g}).")
 @click.option("--beta", type=float,
-              help=f"herding: weight of the spread term at the batch's last pick (default "
-                   f"{_BETA.default:g}; it rises from 0; --param ramp=none keeps it constant).")
+              help=f"herding: weight of the spread term (default {_BETA.default:g}), reached at "
+                   "the batch's last pick: it rises from 0 (--param ramp=none keeps it constant).")
 @click.option("--tau", type=float, help="herding, blend: kernel width.")
 @click.option("--param", "extra", multiple=True, help="Any other strategy parameter NAME=VALUE.")
 @click.option("--device", type=click.Choice(DEVICES),
