@@ -88,3 +88,19 @@ def default_shared_markdown(res: dict) -> list[str]:
                              f"{v['z_diversity']:+.2f} ± {v['se_diversity']:.2f} | "
                              f"{v['z_representativeness']:+.2f} ± {v['se_representativeness']:.2f} |")
     return L
+
+
+def default_now_markdown(res: dict) -> list[str]:
+    """The README's headline table: the current default (the first rule) per shared set and k,
+    against the bar, with the rule it replaced beside it."""
+    now, old = res["rules"][0], res["rules"][1]
+    L = ["| set | k | Vendi z | mean-nearest z | radius / uniform | bar met | before the ramp: "
+         "Vendi z / mean-nearest z |", "|---|---|---|---|---|---|---|"]
+    for name, r in res["sets"].items():
+        for k, row in r["persona_space"].items():
+            e, o = row[now], row[old]
+            met = e["vendi_z"] >= 2 and e["mean_nearest_z"] >= 2 and e["radius_ratio"] <= 1.0
+            L.append(f"| {name} | {k} | {e['vendi_z']:+.2f} | {e['mean_nearest_z']:+.2f} | "
+                     f"{e['radius_ratio']:.3f} | {'yes' if met else 'NO'} | "
+                     f"{o['vendi_z']:+.2f} / {o['mean_nearest_z']:+.2f} |")
+    return L

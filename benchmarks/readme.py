@@ -268,6 +268,11 @@ def render(name: str, res: dict) -> str:
         from .scale import shared_sets_markdown
 
         return "\n".join(shared_sets_markdown(res) + ["", _provenance(res, "sampler")])
+    if name == "default-now":
+        from .default_shared import default_now_markdown
+
+        return "\n".join(default_now_markdown(res["default_shared"])
+                         + ["", _provenance(res, "default-shared")])
     if name == "scale-default-shared":
         from .default_shared import default_shared_markdown
 
