@@ -101,6 +101,9 @@ SLOW_TESTS = {
     "tests/test_synthesis.py::test_text_to_persona_and_expansion_ingest_with_provenance",
     "tests/test_cli.py::test_synthesize_requests_only_and_against_a_server",
     "tests/test_cli.py::test_llm_commands_refuse_bad_urls_and_values_before_calling",
+    "tests/test_docs_synthesis.py::test_the_offline_loop_runs_as_written",
+    "tests/test_synthesis.py::test_deadline_bounds_the_run_and_unfinished_rows_are_sent_by_the_next",
+    "tests/test_fieldmap.py::test_concurrent_ingests_do_not_mix_columns",
 }
 
 
