@@ -213,11 +213,12 @@ def warm_dtype(value: str | None = None) -> str:
     >>> warm_dtype("int8")
     Traceback (most recent call last):
     ...
-    ValueError: warm dtype 'int8' is not one of float32, float16
+    persona_index.errors.InvalidQueryError: warm_dtype='int8' is not one of float32, float16
     """
     v = value or os.environ.get(WARM_DTYPE_ENV, "").strip() or "float32"
-    if v not in WARM_DTYPES:
-        raise ValueError(f"warm dtype {v!r} is not one of {', '.join(WARM_DTYPES)}")
+    if v not in WARM_DTYPES:  # the environment variable's name when it came from there
+        where = "warm_dtype" if value else WARM_DTYPE_ENV
+        raise InvalidQueryError(f"{where}={v!r} is not one of {', '.join(WARM_DTYPES)}")
     return v
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from persona_index import PersonaIndex
 from persona_index.embed import HashEmbedder
+from persona_index.errors import InvalidQueryError
 from persona_index.samplers.herding import herding_select
 from persona_index.snapshot import FP16_SIMILARITY_ERROR, Snapshot, matrix_dot, warm_dtype
 
@@ -75,8 +76,11 @@ def test_the_dtype_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("PERSONA_INDEX_WARM_DTYPE", "float16")
     assert warm_dtype() == "float16"
     monkeypatch.setenv("PERSONA_INDEX_WARM_DTYPE", "float64")
-    with pytest.raises(ValueError, match="float64"):
+    # the error names where the bad value came from: the variable, or the parameter
+    with pytest.raises(InvalidQueryError, match=r"^PERSONA_INDEX_WARM_DTYPE='float64' is not one of"):
         warm_dtype()
+    with pytest.raises(InvalidQueryError, match=r"^warm_dtype='int8' is not one of"):
+        warm_dtype("int8")
 
 
 def test_herding_reads_a_float16_matrix_at_its_rows_only(stores):
