@@ -137,18 +137,15 @@ def ingest(ctx, path, fmt, text_field, attrs, licence, schema, template, bands, 
     kw = dict(fmt=fmt, licence=licence, text_field=text_field, attrs=list(attrs) or None,
               near_dedup=not no_near_dedup, near_dup_threshold=near_dup_threshold,
               batch_size=batch_size, report=report, progress=progress)
-    if engine == "ray":
+    kw.update(strict=strict, schema=schema, template=template, bands=bands, minhash=mh)
+    if engine == "ray":  # the same options: the plan is made once, the windows embed on Ray
         if vectors_field:
             raise click.UsageError("--vectors-field needs no embedding: leave out --engine ray")
-        if strict or template or bands or minhash:
-            raise click.UsageError("--strict, --template, --bands and --minhash are not "
-                                   "supported with --engine ray yet")
         from persona_index.distributed import ingest_file_ray
 
         s = ingest_file_ray(idx, path, num_workers=workers, use_gpu=gpu, **kw)
     else:
-        s = ingest_file(idx, path, strict=strict, schema=schema, template=template, bands=bands,
-                        minhash=mh, vectors_field=vectors_field, **kw)
+        s = ingest_file(idx, path, vectors_field=vectors_field, **kw)
     _summary_out(s, output)
 
 

@@ -202,3 +202,44 @@ def test_cli_sample_engine_ray_replays(tmp_path):
     r = CliRunner().invoke(cli, ["--db", db, "sample", "-n", "5", "--strategy", "uniform",
                                  "--engine", "ray"])
     assert r.exit_code == 2 and "engine" in r.output
+
+
+def test_cli_ingest_engine_ray_takes_the_local_options(tmp_path):
+    """`ingest --engine ray` with --schema profiles, --template, --bands, --minhash and
+    --strict gives the store a local ingest with the same flags gives (the CLI refused
+    those four flags on Ray before); --strict refuses a file with an unusable row on Ray
+    too, in one line, writing nothing."""
+    import json
+
+    from click.testing import CliRunner
+
+    from persona_index_cli.main import cli
+
+    jobs = ["welder", "nurse", "baker", "pilot", "miner", "judge", "tailor", "farmer", "potter"]
+    rows = [{"occupation": j, "city_country": c, "age": 20 + 7 * i % 50}
+            for i, (j, c) in enumerate((j, c) for j in jobs for c in ("Oslo", "Lima", "Pune"))]
+    rows.append(dict(rows[0]))  # an exact copy
+    f = write_jsonl(tmp_path / "p.jsonl", rows)
+    flags = ["ingest", str(f), "--schema", "profiles", "--template", "A {age}-year-old {occupation}"
+             " from {city_country}", "--bands", "age=30,50", "--minhash", "--strict", "--json",
+             "--no-progress"]
+    docs = {}
+    for engine in ("local", "ray"):
+        db = str(tmp_path / f"{engine}.lance")
+        r = CliRunner().invoke(cli, ["--db", db, "--embed-model", "hash-16", *flags, "--engine", engine,
+                                     "--workers", "2"])
+        assert r.exit_code == 0, r.output
+        docs[engine] = json.loads(r.stdout)
+        t = PersonaIndex(db).snapshot().dataset.to_table().sort_by("id")
+        docs[engine]["rows"] = {c: t.column(c).to_pylist() for c in ("id", "text", "age_band")}
+    for key in ("added", "exact_duplicates", "minhash_duplicates", "rejected"):
+        assert docs["local"][key] == docs["ray"][key], key
+    assert docs["ray"]["added"] == len(rows) - 1 and docs["local"]["rows"] == docs["ray"]["rows"]
+    assert set(docs["ray"]["rows"]["age_band"]) == {"under 30", "30-49", "50+"}  # --bands age=30,50
+    assert "A 20-year-old welder from Oslo" in docs["ray"]["rows"]["text"]  # --template
+    bad = write_jsonl(tmp_path / "bad.jsonl", rows[:3] + [{"occupation": ""}])  # no text
+    db = str(tmp_path / "strict.lance")
+    r = CliRunner().invoke(cli, ["--db", db, "--embed-model", "hash-16", "ingest", str(bad),
+                                 "--schema", "profiles", "--strict", "--engine", "ray", "--no-progress"])
+    assert r.exit_code == 1 and "bad.jsonl:4" in r.stderr and "Traceback" not in r.output
+    assert not PersonaIndex(db, must_exist=False).exists
