@@ -256,7 +256,7 @@ def render(name: str, res: dict) -> str:
         head = (f"*{len(f['rows'])} faults injected, {sum(r['whole'] for r in f['rows'])} left the "
                 f"store whole with nothing lost ({f['seconds']:.0f} s).*")
         return "\n".join([head, ""] + fault_table(f) + ["", _provenance(res, "faults")])
-    if name == "scale-default":
+    if name in ("scale-default", "scale-default-quiet"):
         from .scale import default_markdown
 
         return "\n".join(default_markdown(res["default"]) + ["", _provenance(res, "default")])
