@@ -511,10 +511,10 @@ def _replayed_params(p: dict) -> dict | None:
     """A curation manifest's strategy parameters; herding without ``ramp`` was
     the constant-weight rule (before issue 25)."""
     sp = p.get("strategy_params")
-    if p.get("strategy") == "herding" and "ramp" not in (sp or {}):
-        from .samplers.herding import CONSTANT_RULE
+    if p.get("strategy") == "herding":
+        from .samplers.herding import legacy_params
 
-        return {**CONSTANT_RULE, **(sp or {}), "ramp": CONSTANT_RULE["ramp"]}
+        return legacy_params(sp)
     return sp
 
 

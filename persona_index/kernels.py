@@ -320,6 +320,24 @@ def _masked_mean_std(torch, v, free, count: int):
     return mean, torch.where(sd > 0, sd, torch.ones_like(sd))
 
 
+def spread_weight(beta: float, ramp: str, j: int, k: int) -> float:
+    """The spread weight at pick ``j`` (0-based) of ``k``: ``beta`` throughout
+    (``ramp="none"``), or ``beta * j / k`` (``"linear"``), in float32 so the numpy
+    and torch kernels weigh alike (herding's default rule and its constant rule,
+    :mod:`persona_index.samplers.herding`).
+
+    Examples
+    --------
+    >>> spread_weight(1.0, "linear", 0, 4), spread_weight(1.0, "linear", 2, 4)
+    (0.0, 0.5)
+    >>> spread_weight(0.5, "none", 3, 4)
+    0.5
+    """
+    if ramp == "none":
+        return float(np.float32(beta))
+    return float(np.float32(beta) * np.float32(j) / np.float32(k))
+
+
 def herding_torch(X, cand: np.ndarray, ref: np.ndarray, k: int, *, tau: float = 0.2,
                   beta: float = 1.0, ramp: str = "linear", prior=None,
                   device: str = "torch-cpu", weights=None) -> np.ndarray:
@@ -376,8 +394,7 @@ def herding_torch(X, cand: np.ndarray, ref: np.ndarray, k: int, *, tau: float = 
         wz = torch.as_tensor(np.asarray(weights, dtype=np.float32), device=dev)
     neg_inf = torch.tensor(float("-inf"), dtype=torch.float32, device=dev)
     for j in range(k):
-        # samplers.herding.spread_weight, written out (herding imports this module)
-        b = float(np.float32(beta) if ramp == "none" else np.float32(beta) * np.float32(j) / np.float32(k))
+        b = spread_weight(beta, ramp, j, k)
         h = mu - K / float(np.float32(t + 1))
         if t > 0 and wz is not None:  # mass-weighted z-scores, as the numpy kernel
             wf = wz * free

@@ -98,10 +98,9 @@ def upgrade_manifest(manifest: dict) -> tuple[dict, list[str]]:
     changed = bool(notes)
     if manifest.get("strategy") == "herding" and "ramp" not in params:
         # written before the ramp (issue 25): a constant spread weight, 0.5 unless given
-        from .samplers.herding import CONSTANT_RULE
+        from .samplers.herding import legacy_params
 
-        params = {**CONSTANT_RULE, **params, "ramp": CONSTANT_RULE["ramp"]}
-        changed = True
+        params, changed = legacy_params(params), True
     if manifest.get("strategy") == "stratified":
         # written before the stratified draw recorded these: what they meant then
         from .samplers.stratified import LEGACY

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels import spread_weight  # noqa: F401 (the weight, one definition for both kernels)
+
 
 REFERENCE = 4096
 MIN_CANDIDATES = 16384
@@ -43,21 +45,22 @@ RAMPS = ("linear", "none")
 CONSTANT_RULE = {"beta": 0.5, "ramp": "none"}
 
 
-def spread_weight(beta: float, ramp: str, j: int, k: int) -> float:
-    """The spread weight at pick ``j`` (0-based) of ``k``: ``beta`` throughout
-    (``ramp="none"``), or ``beta * j / k`` (``"linear"``), in float32 so the numpy
-    and torch kernels weigh alike.
+def legacy_params(params: dict | None) -> dict:
+    """Herding parameters as a manifest written before the ramp meant them: no
+    ``ramp`` recorded is the constant rule (:data:`CONSTANT_RULE`, beta 0.5
+    unless the manifest names one); parameters that record a ramp are kept.
 
     Examples
     --------
-    >>> spread_weight(1.0, "linear", 0, 4), spread_weight(1.0, "linear", 2, 4)
-    (0.0, 0.5)
-    >>> spread_weight(0.5, "none", 3, 4)
-    0.5
+    >>> legacy_params({}), legacy_params({"beta": 0.7})
+    ({'beta': 0.5, 'ramp': 'none'}, {'beta': 0.7, 'ramp': 'none'})
+    >>> legacy_params({"beta": 1.0, "ramp": "linear"})
+    {'beta': 1.0, 'ramp': 'linear'}
     """
-    if ramp == "none":
-        return float(np.float32(beta))
-    return float(np.float32(beta) * np.float32(j) / np.float32(k))
+    params = dict(params or {})
+    if "ramp" in params:
+        return params
+    return {**CONSTANT_RULE, **params, "ramp": CONSTANT_RULE["ramp"]}
 
 
 def _kernel_(S: np.ndarray, tau: float) -> np.ndarray:
