@@ -75,8 +75,8 @@ def strategies(output):
               help="farthest, herding, inverse-density: run the kernel in numpy or torch "
                    "(default auto: numpy unless torch is already loaded and sees a GPU).")
 @click.option("--engine", type=click.Choice(_param("herding", "engine").choices), default=None,
-              help="herding: local, or two rounds on Ray (partitions with masses, then the "
-                   "driver); needs the ray extra.")
+              help="herding: local, or row blocks as Ray tasks (the same batch as local; "
+                   "--param rounds=coreset for the two-round coreset); needs the ray extra.")
 @click.option("--workers", type=click.IntRange(1), default=None,
               help="herding with --engine ray: Ray CPUs "
                    f"(default {_param('herding', 'workers').default}).")

@@ -9,10 +9,12 @@
   tasks, then farthest-point over the union of the partition picks
   (composable coresets for k-center: the union's radius is within a small
   factor of the optimum).
-* :func:`distributed_default`: the default strategy (herding) in two rounds:
-  each partition runs it for ``oversample * k`` picks in a Ray task and
-  reports each pick's mass (how many of the partition's rows have it as
-  their nearest pick); the driver runs mass-weighted herding over the union.
+* :func:`distributed_default`: the default strategy (herding) over
+  partitions in Ray tasks: by default each partition sends the rows the
+  default reads and the driver herds them (the single-machine batch, row for
+  row); ``rounds="coreset"`` is the composable two-round selection (each
+  partition herds ``oversample * k`` picks with masses, the driver herds
+  their union).
 """
 
 from __future__ import annotations
@@ -179,14 +181,20 @@ def distributed_farthest(X: np.ndarray, k: int, *, partitions: int = 8, seed=Non
     return union[farthest_point(X[union], k, rng=rng)]
 
 
-def distributed_default(X: np.ndarray, k: int, *, partitions: int = 8, oversample: int = 2,
-                        seed=None, workers: int = 2, tau: float = 0.2, beta: float = BETA,
-                        ramp: str = RAMP, reference: int = REFERENCE, candidates: int | None = None,
-                        prior: np.ndarray | None = None) -> np.ndarray:
-    """The default strategy in two composable rounds, round 1 in Ray tasks:
-    :func:`persona_index.samplers.herding.two_round` with Ray as its executor,
-    so its picks equal the local two-round's (the rounds are numpy; Ray only
-    runs them). ``workers``: the local runtime's CPUs when none is running.
+def distributed_default(X: np.ndarray, k: int, *, partitions: int = 8, rounds: str = "gather",
+                        oversample: int = 2, seed=None, workers: int = 2, tau: float = 0.2,
+                        beta: float = BETA, ramp: str = RAMP, reference: int = REFERENCE,
+                        candidates: int | None = None, prior: np.ndarray | None = None) -> np.ndarray:
+    """The default with its partitions in Ray tasks.
+
+    ``rounds="gather"``: :func:`persona_index.samplers.herding.gathered` with
+    Ray as its executor: each partition sends the rows the default reads (the
+    seeded candidate and reference rows), the driver herds them, so the batch
+    is the single-machine default's, row for row. ``rounds="coreset"``:
+    :func:`persona_index.samplers.herding.two_round` (each partition herds
+    ``oversample * k`` picks with masses, the driver herds their union), whose
+    picks equal the local two-round's but not the single-machine default's.
+    ``workers``: the local runtime's CPUs when none is running.
 
     Needs the ``ray`` extra (it starts a local Ray runtime with ``workers``
     CPUs if none is running). Returns ``k`` distinct row indices into ``X``.
@@ -201,9 +209,8 @@ def distributed_default(X: np.ndarray, k: int, *, partitions: int = 8, oversampl
     ...
     persona_index.errors.MissingDependencyError: ray is needed for this; install it with `pip install 'persona-index[ray]'` (...)
     """
-    from .raymap import ray_map
+    from .samplers.herding import herding
 
-    return two_round(X, k, partitions=partitions, oversample=oversample, rng=seed, prior=prior,
-                     tau=tau, beta=beta, ramp=ramp, reference=reference,
-                     candidates=candidates, mapper=lambda fn, calls, shared: ray_map(fn, calls, shared=shared,
-                                                              workers=workers))
+    return herding(X, k, rng=np.random.default_rng(seed), prior=prior, tau=tau, beta=beta, ramp=ramp,
+                   reference=reference, candidates=candidates, device="numpy", engine="ray",
+                   workers=workers, partitions=partitions, rounds=rounds, oversample=oversample)

@@ -83,6 +83,12 @@ def upgrade_manifest(manifest: dict) -> tuple[dict, list[str]]:
     >>> upgrade_manifest({"strategy": "herding", "params": {}})[0]["params"]
     {'beta': 0.5, 'ramp': 'none'}
 
+    A Ray herding manifest without ``rounds`` was drawn with the two-round
+    coreset selection; it reads so:
+
+    >>> upgrade_manifest({"strategy": "herding", "params": {"ramp": "linear", "engine": "ray"}})[0]["params"]
+    {'ramp': 'linear', 'engine': 'ray', 'rounds': 'coreset'}
+
     A stratified manifest without ``method`` or ``quotas`` was drawn
     uniformly inside strata with the product rule; it reads so (no note):
 
@@ -101,6 +107,9 @@ def upgrade_manifest(manifest: dict) -> tuple[dict, list[str]]:
         from .samplers.herding import legacy_params
 
         params, changed = legacy_params(params), True
+    if manifest.get("strategy") == "herding" and params.get("engine") == "ray" and "rounds" not in params:
+        # a Ray draw written before `rounds`: the two-round coreset selection was the only one
+        params, changed = {**params, "rounds": "coreset"}, True
     if manifest.get("strategy") == "stratified":
         # written before the stratified draw recorded these: what they meant then
         from .samplers.stratified import LEGACY

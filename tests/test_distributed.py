@@ -108,20 +108,43 @@ def _z_against_uniform(X, idx, k, draws=20):
     return (v - mu[0]) / sd[0], -(mn - mu[1]) / sd[1], r
 
 
+@pytest.mark.parametrize("n,candidates", [(3000, None), (20_000, 2000)])
+def test_distributed_default_is_the_single_machine_batch(n, candidates):
+    """The default on Ray (each of 5 partitions sends the rows the default
+    reads, the driver herds them) returns the single-machine default's batch,
+    row for row, on a pool it reads whole (n = 3,000) and on one it subsamples
+    (2,000 candidates of 20,000, reference 4,096 of 20,000), with a prior;
+    so its Vendi z, mean-nearest z and radius equal the single machine's."""
+    from persona_index.distributed import distributed_default
+    from persona_index.samplers.herding import herding_select
+
+    X = _continuous_pool(n, 12, 7)
+    prior = X[[1, 2, 3]]
+    for k, seed in ((30, 0), (200, 5)):
+        single = herding_select(X, k, rng=seed, candidates=candidates, prior=prior)
+        dist = distributed_default(X, k, partitions=5, seed=seed, candidates=candidates, prior=prior)
+        assert np.array_equal(dist, single), (n, k)
+    if candidates:  # the seed draws the rows read, and another seed reads others
+        assert not np.array_equal(dist, herding_select(X, k, rng=seed + 1, candidates=candidates,
+                                                       prior=prior))
+
+
 @pytest.mark.parametrize("seed,d", [(0, 8), (1, 16), (2, 16)])
-def test_distributed_default_agrees_with_the_single_machine_default(seed, d):
-    """Two rounds on Ray (4 partitions, 8 k picks each with masses, weighted
-    herding on the driver) against herding on the whole pool: Vendi z and
-    mean-nearest z within 1.5 of each other, radius within 10% (measured
-    here: the issue asked for 1.0 and 2%, which this does not meet; see
-    docs/scale.md), and both beat uniform on mean-nearest distance."""
+def test_coreset_rounds_agree_with_the_single_machine_default(seed, d):
+    """The two-round coreset selection (4 partitions, 8 k picks each with
+    masses, weighted herding on the driver) against herding on the whole
+    pool: Vendi z and mean-nearest z within 1.5 of each other, radius within
+    10% (measured here: the issue asked for 1.0 and 2%, which the coreset
+    rounds do not meet at 10^6, see docs/scale.md; the gather rounds, the
+    Ray default, give the single-machine batch), and both beat uniform on
+    mean-nearest distance."""
     from persona_index.distributed import distributed_default
     from persona_index.samplers.herding import herding_select
 
     X = _continuous_pool(6000, d, seed)
     k = 30
     single = herding_select(X, k, rng=0)
-    dist = distributed_default(X, k, partitions=4, oversample=8, seed=0)
+    dist = distributed_default(X, k, partitions=4, rounds="coreset", oversample=8, seed=0)
     assert len(np.unique(dist)) == k and dist.min() >= 0 and dist.max() < len(X)
     vs, ms, rs = _z_against_uniform(X, single, k)
     vd, md, rd = _z_against_uniform(X, dist, k)
@@ -139,8 +162,8 @@ def test_distributed_default_masses_matter():
     X = _continuous_pool(4000, 8, 5)
     rows, mass = partition_picks(X[:2000], 50, seed=1)
     assert int(mass.sum()) == 2000 and len(np.unique(rows)) == 50
-    a = distributed_default(X, 20, partitions=2, oversample=4, seed=3, workers=2)
-    b = distributed_default(X, 20, partitions=2, oversample=4, seed=3, workers=1)
+    a = distributed_default(X, 20, partitions=2, rounds="coreset", oversample=4, seed=3, workers=2)
+    b = distributed_default(X, 20, partitions=2, rounds="coreset", oversample=4, seed=3, workers=1)
     assert np.array_equal(a, b)
     from persona_index.samplers.herding import herding_select
 
@@ -159,7 +182,7 @@ def test_ray_runs_the_local_two_round_exactly():
     from persona_index.samplers.herding import two_round
 
     X = _continuous_pool(5000, 12, 8)
-    a = distributed_default(X, 25, partitions=5, oversample=3, seed=4)
+    a = distributed_default(X, 25, partitions=5, rounds="coreset", oversample=3, seed=4)
     b = two_round(X, 25, partitions=5, oversample=3, rng=4)
     assert np.array_equal(a, b)
 
@@ -168,10 +191,11 @@ def test_sample_engine_ray_through_the_registry():
     from persona_index.samplers.base import sample
 
     X = _continuous_pool(3000, 8, 6)
-    a = sample(X, 15, seed=2, engine="ray", partitions=3, oversample=2)
-    b = sample(X, 15, seed=2, engine="ray", partitions=3, oversample=2)
+    assert np.array_equal(sample(X, 15, seed=2, engine="ray", partitions=3), sample(X, 15, seed=2))
+    a = sample(X, 15, seed=2, engine="ray", partitions=3, rounds="coreset", oversample=2)
+    b = sample(X, 15, seed=2, engine="ray", partitions=3, rounds="coreset", oversample=2)
     assert np.array_equal(a, b) and len(np.unique(a)) == 15
-    assert not np.array_equal(np.sort(a), np.sort(sample(X, 15, seed=2)))  # another path
+    assert not np.array_equal(np.sort(a), np.sort(sample(X, 15, seed=2)))  # another sampler
 
 
 def test_cli_sample_engine_ray_replays(tmp_path):
@@ -199,6 +223,20 @@ def test_cli_sample_engine_ray_replays(tmp_path):
                                  str(tmp_path / "b.manifest.json"), "--json"])
     assert r.exit_code == 0, r.output
     assert [p["id"] for p in json.loads(r.stdout)["personas"]] == ids
+    r = CliRunner().invoke(cli, ["--db", db, "sample", "-n", "10", "--seed", "1", "--json"])
+    assert [p["id"] for p in json.loads(r.stdout)["personas"]] == ids  # the local batch
+    # a Ray manifest written before `rounds` (coreset rounds, no `rounds` recorded) replays
+    r = CliRunner().invoke(cli, ["--db", db, "sample", "-n", "10", "--seed", "1", "--engine", "ray",
+                                 "--param", "rounds=coreset", "--out", str(tmp_path / "c.jsonl"),
+                                 "--json"])
+    coreset = [p["id"] for p in json.loads(r.stdout)["personas"]]
+    assert r.exit_code == 0 and coreset != ids
+    old = json.loads((tmp_path / "c.manifest.json").read_text())
+    assert old["params"].pop("rounds") == "coreset"
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    r = CliRunner().invoke(cli, ["--db", db, "sample", "--replay", str(tmp_path / "old.json"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert [p["id"] for p in json.loads(r.stdout)["personas"]] == coreset
     r = CliRunner().invoke(cli, ["--db", db, "sample", "-n", "5", "--strategy", "uniform",
                                  "--engine", "ray"])
     assert r.exit_code == 2 and "engine" in r.output

@@ -254,16 +254,63 @@ def herding_select(X, k: int, *, tau: float = 0.2, beta: float = BETA, ramp: str
                              f"shape {weights.shape}")
         reference = n
     cand, ref = herding_rows(n, k, candidates=candidates, reference=reference, rng=rng)
-    if device == "numpy" or bonus is not None:
-        extra = None if bonus is None else np.asarray(bonus, dtype=np.float32)[cand]
-        pos = _herding(X, cand, ref, k, tau, beta, prior, weights, extra, ramp)
-    else:
-        from ..kernels import herding_torch
-
-        pos = herding_torch(X, cand, ref, k, tau=tau, beta=beta, ramp=ramp, prior=prior, device=device,
-                            weights=weights)
+    extra = None if bonus is None else np.asarray(bonus, dtype=np.float32)[cand]
+    pos = _kernel(X, cand, ref, k, tau=tau, beta=beta, ramp=ramp, prior=prior, device=device,
+                  weights=weights, bonus=extra)
     if stats is not None:
         stats.update(candidates=int(len(cand)), reference=int(len(ref)))
+    return cand[pos]
+
+
+def _kernel(X, cand, ref, k, *, tau, beta, ramp, prior, device, weights=None, bonus=None):
+    """The numpy kernel or its torch twin on rows ``cand`` / ``ref`` of ``X``:
+    ``k`` positions into ``cand``. ``bonus``: one value per candidate (numpy only)."""
+    if device == "numpy" or bonus is not None:
+        return _herding(X, cand, ref, k, tau, beta, prior, weights, bonus, ramp)
+    from ..kernels import herding_torch
+
+    return herding_torch(X, cand, ref, k, tau=tau, beta=beta, ramp=ramp, prior=prior, device=device,
+                         weights=weights)
+
+
+def _take(X, rows):
+    """One partition's part of :func:`gathered`: its rows among those the driver reads."""
+    return X[rows]
+
+
+def gathered(X: np.ndarray, k: int, *, partitions: int = 8, rng=None,
+             prior: np.ndarray | None = None, tau: float = 0.2, beta: float = BETA,
+             ramp: str = RAMP, reference: int = REFERENCE, candidates: int | None = None,
+             device: str = "numpy", mapper=None) -> np.ndarray:
+    """The default with its reads spread over partitions: the same batch as
+    ``herding_select(X, k, rng=rng, ...)``, row for row.
+
+    The default only ever reads :func:`herding_rows`: the candidate subsample
+    (``max(16384, 32 k)`` rows) and the reference (4,096 rows), drawn from the
+    seed alone, whatever ``N``. The driver draws those row numbers; each of
+    ``partitions`` contiguous row blocks sends back its rows among them
+    (``mapper(fn, calls, shared)`` runs the blocks: in this process by
+    default, as Ray tasks in :func:`persona_index.distributed.distributed_default`);
+    the driver runs the kernel on what came back. The bytes moved are
+    ``(candidates + reference) x d`` whatever ``N`` and ``partitions``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((30_000, 8)).astype(np.float32)
+    >>> X /= np.linalg.norm(X, axis=1, keepdims=True)
+    >>> a = gathered(X, 20, partitions=4, rng=0, candidates=2000)
+    >>> np.array_equal(a, herding_select(X, 20, rng=0, candidates=2000))
+    True
+    """
+    n = len(X)
+    cand, ref = herding_rows(n, k, candidates=candidates, reference=reference, rng=rng)
+    rows = np.union1d(cand, ref)
+    cuts = np.searchsorted(rows, np.linspace(0, n, max(1, int(partitions)) + 1).astype(int))
+    calls = [(rows[a:b],) for a, b in zip(cuts[:-1], cuts[1:])]
+    G = np.concatenate((mapper or _local_map)(_take, calls, X))
+    pos = _kernel(G, np.searchsorted(rows, cand), np.searchsorted(rows, ref), k, tau=tau,
+                  beta=beta, ramp=ramp, prior=prior, device=device)
     return cand[pos]
 
 
@@ -349,16 +396,23 @@ def two_round(X: np.ndarray, k: int, *, partitions: int = 8, oversample: int = 2
     return union[pos]
 
 
+ROUNDS = ("gather", "coreset")
+
+
 def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=BETA, ramp=RAMP,
             reference=REFERENCE,
             candidates=None, device="auto", engine="local", workers=2, partitions=8,
-            oversample=2):
+            rounds="gather", oversample=2):
     """The registered strategy: :func:`herding_select` with the registry's defaults;
     ``device`` picks numpy or its torch twin (:mod:`persona_index.kernels`).
-    ``engine="ray"`` runs it in two rounds (:func:`two_round`: ``partitions``
-    blocks of ``oversample * k`` picks with masses, then weighted herding of
-    their union on the driver, which continues ``prior``), round 1 as Ray
-    tasks (:func:`persona_index.raymap.ray_map`); numpy kernels there.
+
+    ``engine="ray"`` spreads it over ``partitions`` row blocks, each a Ray task
+    (:func:`persona_index.raymap.ray_map`). ``rounds="gather"`` (the default):
+    the blocks send the rows the default reads and the driver herds them
+    (:func:`gathered`): the same batch as the local engine. ``rounds="coreset"``:
+    each block herds ``oversample * k`` picks with masses and the driver herds
+    their union (:func:`two_round`): another sampler, the one Ray manifests
+    written before ``rounds`` existed replay with.
 
     Examples
     --------
@@ -373,16 +427,21 @@ def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=BETA, ramp=
     >>> bool((idx < 8).all()), len(set(idx.tolist()))
     (True, 3)
     """
+    from ..kernels import resolve_device
+
     if engine == "ray":
         from ..raymap import ray_map
 
-        return two_round(X, k, partitions=partitions, oversample=oversample, rng=rng, prior=prior,
-                         tau=tau, beta=beta, ramp=ramp, reference=reference,
-                         candidates=candidates,
-                         mapper=lambda fn, calls, shared: ray_map(fn, calls, shared=shared,
-                                                                  workers=workers))
-    from ..kernels import resolve_device
+        def mapper(fn, calls, shared):
+            return ray_map(fn, calls, shared=shared, workers=workers)
 
+        if rounds == "coreset":
+            return two_round(X, k, partitions=partitions, oversample=oversample, rng=rng,
+                             prior=prior, tau=tau, beta=beta, ramp=ramp, reference=reference,
+                             candidates=candidates, mapper=mapper)
+        return gathered(X, k, partitions=partitions, rng=rng, prior=prior, tau=tau, beta=beta,
+                        ramp=ramp, reference=reference, candidates=candidates,
+                        device=resolve_device(device, X.size), mapper=mapper)
     return herding_select(X, k, tau=tau, beta=beta, ramp=ramp, rng=rng, prior=prior,
                           reference=reference,
                           candidates=candidates, device=resolve_device(device, X.size))

@@ -17,7 +17,7 @@ Examples
 >>> validate_params("herding", {"alpha": 2})
 Traceback (most recent call last):
 ...
-persona_index.errors.StrategyParameterError: strategy 'herding' takes no parameter 'alpha'; its parameters: tau, beta, ramp, reference, candidates, device, engine, workers, partitions, oversample
+persona_index.errors.StrategyParameterError: strategy 'herding' takes no parameter 'alpha'; its parameters: tau, beta, ramp, reference, candidates, device, engine, workers, partitions, rounds, oversample
 """
 
 from __future__ import annotations
@@ -147,14 +147,19 @@ STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
                      Param("candidates", "int", None, "candidate subsample for large pools "
                            "(default max(16384, 32 k))", 1, 10**9, nullable=True),
                      _DEVICE,
-                     Param("engine", "choice", "local", "local: one process; ray: each partition "
-                           "picks oversample x k with masses, the driver herds their union "
+                     Param("engine", "choice", "local", "local: one process; ray: row blocks "
+                           "in Ray tasks, as rounds says "
                            "(persona_index.distributed.distributed_default)",
                            choices=("local", "ray")),
                      Param("workers", "int", 2, "Ray CPUs when engine is ray", 1, 4096),
                      Param("partitions", "int", 8, "row blocks when engine is ray", 1, 10**6),
+                     Param("rounds", "choice", "gather", "engine ray: gather: the blocks send the "
+                           "rows the default reads, the driver herds them (the local batch); "
+                           "coreset: each block picks oversample x k with masses, the driver "
+                           "herds their union (Ray manifests written before rounds)",
+                           choices=("gather", "coreset")),
                      Param("oversample", "int", 2, "picks per partition, in multiples of k, when "
-                           "engine is ray", 1, 64),
+                           "rounds is coreset", 1, 64),
                  ), float16=True),
     StrategySpec("medoids", "medoids", "medoids",
                  "density-weighted facility location with a spread term: representative and "
