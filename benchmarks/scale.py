@@ -240,10 +240,11 @@ def default_cell(X: np.ndarray, k: int, rules=DEFAULT_RULES, *, eval_rows: int =
     return out
 
 
-def run_default_grid(ns=(10_000, 100_000, 1_000_000), ks=(100, 1000), generated: int = 10_000) -> dict:
+def run_default_grid(ns=(10_000, 100_000, 1_000_000), ks=(100, 1000),
+                     generated=(10_000, 100_000)) -> dict:
     """Every rule at every (N, k) on the clustered pools (``clustered_vectors(n,
-    seed=n)``, as the speed section), and on an embedded generated pool of
-    ``generated`` personas (the default model; vectors cached)."""
+    seed=n)``, as the speed section), and on embedded generated pools of each
+    size in ``generated`` (the default model; vectors cached)."""
     cells = []
     for n in ns:
         X = clustered_vectors(n, seed=n)
@@ -251,15 +252,17 @@ def run_default_grid(ns=(10_000, 100_000, 1_000_000), ks=(100, 1000), generated:
             cells.append({"pool": "clustered", **default_cell(X, k)})
         del X
         gc.collect()
-    if generated:
+    for size in generated:
         from persona_index.generate import generate
 
         from .common import cached_embeddings
 
-        recs = list(generate(generated, seed=0))
+        recs = list(generate(size, seed=0))
         Xg = cached_embeddings([r["persona"] for r in recs], "generated")
         for k in ks:
             cells.append({"pool": "generated (embedded)", **default_cell(Xg, k)})
+        del Xg
+        gc.collect()
     return {"rules": [lab for lab, _, _ in DEFAULT_RULES], "cells": cells}
 
 

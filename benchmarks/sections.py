@@ -275,7 +275,7 @@ def _default(run: Run) -> None:
     from .scale import run_default_grid
 
     run.res["default"] = run_default_grid((10_000,) if run.quick else (10_000, 100_000, 1_000_000),
-                                          generated=2_000 if run.quick else 10_000)
+                                          generated=(2_000,) if run.quick else (10_000, 100_000))
 
 
 @section("ray-default")
