@@ -597,7 +597,7 @@ def plan_markdown(res: dict) -> list[str]:
     L += ["", "**The default (gather rounds).**", "",
           "| step | figure | from |", "|---|---|---|",
           f"| rows read | {rows:,} of 10^9 | the seeded candidate and reference rows at k = {k:,} "
-          f"(`herding_rows`: max(16,384, 32 k) + 4,096, whatever N), counted at 10^6 |",
+          f"(`herding_rows`: the candidate subsample and 4,096 reference rows, whatever N), counted at 10^6 |",
           f"| bytes moved to the driver | {rows * (4 * d + a['row_id_bytes']) / 2**20:,.1f} MiB | "
           f"{rows:,} x ({4 * d:,} B float32 vector + {a['row_id_bytes']} B id) |",
           f"| reading them | {waves_g} waves x {a['read_latency_s']:g} s = {read_g:.2f} s | assumed "

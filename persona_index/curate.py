@@ -137,10 +137,10 @@ def _check_options(k, coherence, score_field, score_weight, strategy, params, by
         raise bad("strategy 'stratified' needs attributes of the personas; to balance outputs "
                   "by a field, give by=[...] with another strategy")
     params = validate_params(strategy, params or {})
-    if strategy == "herding" and "ramp" not in params:  # recorded, as draw() does
-        from .samplers.herding import BETA, RAMP
+    if strategy == "herding":  # the rule recorded, as draw() does
+        from .samplers.herding import recorded_params
 
-        params = {**params, "beta": params.get("beta", BETA), "ramp": RAMP}
+        params = recorded_params(params)
     if score_field is not None and strategy not in SCORED_STRATEGIES:
         raise bad(f"score_field works with the strategies {', '.join(SCORED_STRATEGIES)}, "
                   f"not {strategy!r}")
@@ -508,8 +508,8 @@ def load_curation_manifest(path) -> dict:
 
 
 def _replayed_params(p: dict) -> dict | None:
-    """A curation manifest's strategy parameters; herding without ``ramp`` was
-    the constant-weight rule (before issue 25)."""
+    """A curation manifest's strategy parameters; herding without ``ramp`` or
+    ``candidates_per_pick`` was the rule of its time (:func:`legacy_params`)."""
     sp = p.get("strategy_params")
     if p.get("strategy") == "herding":
         from .samplers.herding import legacy_params

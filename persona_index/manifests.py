@@ -78,16 +78,18 @@ def upgrade_manifest(manifest: dict) -> tuple[dict, list[str]]:
     []
 
     A herding manifest without ``ramp`` was drawn with a constant spread
-    weight (0.5 unless it names one); it reads so:
+    weight (0.5 unless it names one), one without ``candidates_per_pick`` with
+    32 per pick; it reads so:
 
     >>> upgrade_manifest({"strategy": "herding", "params": {}})[0]["params"]
-    {'beta': 0.5, 'ramp': 'none'}
+    {'beta': 0.5, 'ramp': 'none', 'candidates_per_pick': 32}
 
     A Ray herding manifest without ``rounds`` was drawn with the two-round
     coreset selection; it reads so:
 
-    >>> upgrade_manifest({"strategy": "herding", "params": {"ramp": "linear", "engine": "ray"}})[0]["params"]
-    {'ramp': 'linear', 'engine': 'ray', 'rounds': 'coreset'}
+    >>> p = {"ramp": "linear", "candidates_per_pick": 16, "engine": "ray"}
+    >>> upgrade_manifest({"strategy": "herding", "params": p})[0]["params"]
+    {'ramp': 'linear', 'candidates_per_pick': 16, 'engine': 'ray', 'rounds': 'coreset'}
 
     A stratified manifest without ``method`` or ``quotas`` was drawn
     uniformly inside strata with the product rule; it reads so (no note):
@@ -102,8 +104,9 @@ def upgrade_manifest(manifest: dict) -> tuple[dict, list[str]]:
             notes.append(f"manifest parameter {old!r} of {strategy} is now {new!r} "
                          f"(read as {new}={params[new]!r}); old manifests replay until the next release")
     changed = bool(notes)
-    if manifest.get("strategy") == "herding" and "ramp" not in params:
-        # written before the ramp (issue 25): a constant spread weight, 0.5 unless given
+    if manifest.get("strategy") == "herding" and not {"ramp", "candidates_per_pick"} <= set(params):
+        # written before the ramp (issue 25): a constant spread weight, 0.5 unless given;
+        # before candidates_per_pick was recorded: 32 per pick
         from .samplers.herding import legacy_params
 
         params, changed = legacy_params(params), True

@@ -243,13 +243,12 @@ def draw(index: PersonaIndex, n: int, strategy: str | None = None, *, by=None, t
     get_strategy(strategy)  # unknown names and bad parameters fail before any work
     if check_params:
         params = validate_params(strategy, params)
-    if strategy == "herding" and "ramp" not in params:
-        # recorded, so the manifest replays the rule it was drawn with after a
-        # later change of the default (upgrade_manifest reads one without it
-        # as the rule before the ramp)
-        from .samplers.herding import BETA, RAMP
+    if strategy == "herding":
+        # the rule recorded, so the manifest replays it after a later change of
+        # the default (upgrade_manifest reads one without it as the rule of its time)
+        from .samplers.herding import recorded_params
 
-        params = {**params, "beta": params.get("beta", BETA), "ramp": RAMP}
+        params = recorded_params(params)
     if strategy == "herding" and params.get("engine") == "ray" and "rounds" not in params:
         params = {**params, "rounds": "gather"}  # recorded too: Ray manifests without it are coreset
     if world:

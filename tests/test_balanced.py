@@ -363,7 +363,7 @@ def test_draw_takes_by_target_and_strategy_params(tmp_path):
     s = draw(idx, 6, target=["region=Africa:1"], seed=0, record=False)
     assert {r["region"] for r in s.rows} == {"Africa"}
     h = draw(idx, 6, "herding", beta=1.0, seed=0, record=False)
-    assert h.manifest["params"] == {"beta": 1.0, "ramp": "linear"}  # the rule is recorded
+    assert h.manifest["params"] == {"beta": 1.0, "ramp": "linear", "candidates_per_pick": 16}  # the rule is recorded
     with pytest.raises(StrategyParameterError, match="given twice"):
         draw(idx, 6, "herding", beta=1.0, params={"beta": 2.0})
     with pytest.raises(SamplingError, match="needs the stratified strategy"):

@@ -498,7 +498,7 @@ def test_sample_with_a_session_validates_the_strategy_parameters_once(tmp_path, 
         assert r.exit_code == 0, r.output
         doc = json.loads(r.stdout)
         assert len(doc["personas"]) == 100 and doc["manifest"]["batch"] == batch
-        assert doc["manifest"]["params"] == {"beta": 0.7, "ramp": "linear"}
+        assert doc["manifest"]["params"] == {"beta": 0.7, "ramp": "linear", "candidates_per_pick": 16}
         assert calls == ["herding"] * batch
     r = run(db + ["sample", "-n", "5", "--beta", "-1"])  # still checked: exit 2, nothing drawn
     assert r.exit_code == 2 and "beta" in r.stderr and calls[-1] == "herding"

@@ -359,7 +359,8 @@ def test_a_herding_curation_manifest_without_ramp_replays_with_the_constant_rule
     old = curate_file(str(f), 20, embedder=HashEmbedder(64), strategy="herding",
                       params={"beta": 0.5, "ramp": "none"})
     today = curate_file(str(f), 20, embedder=HashEmbedder(64), strategy="herding")
-    assert today.manifest["params"]["strategy_params"] == {"beta": 1.0, "ramp": "linear"}
+    assert today.manifest["params"]["strategy_params"] == {"beta": 1.0, "ramp": "linear",
+                                                          "candidates_per_pick": 16}
     assert old.manifest["kept"] != today.manifest["kept"]  # the rules differ on these rows
     written_then = json.loads(json.dumps(old.manifest))
     written_then["params"]["strategy_params"] = {}

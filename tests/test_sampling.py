@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from persona_index import PersonaIndex
@@ -110,8 +111,30 @@ def test_old_herding_manifest_replays_with_the_constant_rule(hash_store):
     old = draw(hash_store, 40, "herding", seed=3, params={"beta": 0.5, "ramp": "none"},
                record=False)
     today = draw(hash_store, 40, seed=3, record=False)
-    assert today.manifest["params"] == {"beta": 1.0, "ramp": "linear"}
+    assert today.manifest["params"] == {"beta": 1.0, "ramp": "linear", "candidates_per_pick": 16}
     assert set(today.ids) != set(old.ids)  # the two rules differ on this pool
     written_then = dict(old.manifest, params={})
+    assert replay(written_then).ids == old.ids
+    assert replay(today.manifest).ids == today.ids
+
+
+def test_old_herding_manifest_replays_with_32_candidates_per_pick(tmp_path):
+    """A default draw written before ``candidates_per_pick`` was recorded
+    subsampled max(16384, 32 k) candidates: on a pool of 17,000 with k = 600
+    that is every row, where today's 16 per pick reads 16,384 of them. The old
+    manifest (no ``candidates_per_pick``) replays the old batch; today's, today's."""
+    from persona_index.embed import HashEmbedder
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((17_000, 32)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    index = PersonaIndex(tmp_path / "p.lance", HashEmbedder(dim=32))
+    index.add([{"text": f"persona {i}"} for i in range(len(X))], vectors=X)
+    old = draw(index, 600, seed=1, params={"candidates_per_pick": 32}, record=False)
+    today = draw(index, 600, seed=1, record=False)
+    assert today.manifest["params"]["candidates_per_pick"] == 16
+    assert set(today.ids) != set(old.ids)
+    written_then = dict(old.manifest, params={k: v for k, v in old.manifest["params"].items()
+                                              if k != "candidates_per_pick"})
     assert replay(written_then).ids == old.ids
     assert replay(today.manifest).ids == today.ids

@@ -21,7 +21,7 @@ Cost. ``mu`` needs every candidate's mean kernel value over the pool; it is
 averaged over ``reference`` seeded pool rows (all rows up to 4,096; the
 benchmark reports the error at 10^6). Each pick updates every candidate's
 ``K`` and ``d`` (one matrix-vector product); pools larger than
-``candidates`` (default ``max(16384, 32 k)``) draw a seeded uniform
+``candidates`` (default ``max(16384, 16 k)``) draw a seeded uniform
 candidate subsample of that size, so the cost does not grow with N beyond
 the reference term. Chosen from the benchmark at 10^6 x 384; see the README
 for its coverage against uniform there. Ties break by the lowest index.
@@ -36,31 +36,53 @@ from ..kernels import spread_weight  # noqa: F401 (the weight, one definition fo
 
 REFERENCE = 4096
 MIN_CANDIDATES = 16384
-CANDIDATES_PER_PICK = 32
+CANDIDATES_PER_PICK = 16
+#: candidates per pick before issue 25's time goal (manifests without ``candidates_per_pick``)
+LEGACY_CANDIDATES_PER_PICK = 32
 #: the default rule: the spread weight rises linearly from 0 to ``beta`` as the batch fills
 BETA, RAMP = 1.0, "linear"
 RAMPS = ("linear", "none")
 #: the rule before issue 25 (a constant spread weight of 0.5): manifests written
 #: without ``ramp`` replay with it, and the stratified strategy herds inside strata with it
-CONSTANT_RULE = {"beta": 0.5, "ramp": "none"}
+CONSTANT_RULE = {"beta": 0.5, "ramp": "none", "candidates_per_pick": LEGACY_CANDIDATES_PER_PICK}
 
 
-def legacy_params(params: dict | None) -> dict:
-    """Herding parameters as a manifest written before the ramp meant them: no
-    ``ramp`` recorded is the constant rule (:data:`CONSTANT_RULE`, beta 0.5
-    unless the manifest names one); parameters that record a ramp are kept.
+def recorded_params(params: dict) -> dict:
+    """Herding parameters as a manifest records them: the default's rule
+    (``beta``, ``ramp``, ``candidates_per_pick``) written out where not given,
+    so the manifest replays it after the default changes (:func:`legacy_params`
+    reads a manifest without them as the rule of its time).
 
     Examples
     --------
-    >>> legacy_params({}), legacy_params({"beta": 0.7})
-    ({'beta': 0.5, 'ramp': 'none'}, {'beta': 0.7, 'ramp': 'none'})
+    >>> recorded_params({"tau": 0.3})
+    {'tau': 0.3, 'beta': 1.0, 'ramp': 'linear', 'candidates_per_pick': 16}
+    """
+    return {**params, "beta": params.get("beta", BETA), "ramp": params.get("ramp", RAMP),
+            "candidates_per_pick": params.get("candidates_per_pick", CANDIDATES_PER_PICK)}
+
+
+def legacy_params(params: dict | None) -> dict:
+    """Herding parameters as a manifest written before they were recorded
+    meant them: no ``ramp`` recorded is the constant rule
+    (:data:`CONSTANT_RULE`, beta 0.5 unless the manifest names one); no
+    ``candidates_per_pick``, the 32 per pick of then. What is recorded is kept.
+
+    Examples
+    --------
+    >>> legacy_params({}), legacy_params({"beta": 0.7})  # doctest: +NORMALIZE_WHITESPACE
+    ({'beta': 0.5, 'ramp': 'none', 'candidates_per_pick': 32},
+     {'beta': 0.7, 'ramp': 'none', 'candidates_per_pick': 32})
     >>> legacy_params({"beta": 1.0, "ramp": "linear"})
-    {'beta': 1.0, 'ramp': 'linear'}
+    {'beta': 1.0, 'ramp': 'linear', 'candidates_per_pick': 32}
+    >>> legacy_params({"beta": 1.0, "ramp": "linear", "candidates_per_pick": 16})
+    {'beta': 1.0, 'ramp': 'linear', 'candidates_per_pick': 16}
     """
     params = dict(params or {})
-    if "ramp" in params:
-        return params
-    return {**CONSTANT_RULE, **params, "ramp": CONSTANT_RULE["ramp"]}
+    if "ramp" not in params:
+        params = {**CONSTANT_RULE, **params, "ramp": CONSTANT_RULE["ramp"]}
+    return {**params, "candidates_per_pick": params.get("candidates_per_pick",
+                                                         LEGACY_CANDIDATES_PER_PICK)}
 
 
 def _kernel_(S: np.ndarray, tau: float) -> np.ndarray:
@@ -93,8 +115,10 @@ def mean_kernel(X: np.ndarray, R: np.ndarray, tau: float, block: int = 8192,
     return out
 
 
-def candidate_rows(n: int, k: int, candidates: int | None, rng) -> np.ndarray:
-    """All rows, or a seeded sorted uniform subsample of ``max(16384, 32 k)``.
+def candidate_rows(n: int, k: int, candidates: int | None, rng,
+                   per_pick: int = CANDIDATES_PER_PICK) -> np.ndarray:
+    """All rows, or a seeded sorted uniform subsample of ``candidates`` rows,
+    by default ``max(16384, per_pick x k)``.
 
     Examples
     --------
@@ -104,10 +128,10 @@ def candidate_rows(n: int, k: int, candidates: int | None, rng) -> np.ndarray:
     >>> c = candidate_rows(100_000, 10, None, rng)
     >>> c.shape, bool((np.diff(c) > 0).all())
     ((16384,), True)
-    >>> candidate_rows(100_000, 1000, None, rng).shape  # 32 per pick
+    >>> candidate_rows(100_000, 2000, None, rng).shape  # 16 per pick
     (32000,)
     """
-    m = candidates or max(MIN_CANDIDATES, CANDIDATES_PER_PICK * k)
+    m = candidates or max(MIN_CANDIDATES, int(per_pick) * k)
     m = max(m, k)
     if m >= n:
         return np.arange(n)
@@ -115,7 +139,7 @@ def candidate_rows(n: int, k: int, candidates: int | None, rng) -> np.ndarray:
 
 
 def herding_rows(n: int, k: int, *, candidates: int | None = None, reference: int = REFERENCE,
-                 rng=None) -> tuple[np.ndarray, np.ndarray]:
+                 rng=None, per_pick: int = CANDIDATES_PER_PICK) -> tuple[np.ndarray, np.ndarray]:
     """The rows herding works on: ``(candidate rows, reference rows)``, sorted.
 
     The candidates are :func:`candidate_rows`; the reference, the rows ``mu``
@@ -133,7 +157,7 @@ def herding_rows(n: int, k: int, *, candidates: int | None = None, reference: in
     (16384, 1000, True)
     """
     rng = np.random.default_rng(rng)
-    cand = candidate_rows(n, k, candidates, rng)
+    cand = candidate_rows(n, k, candidates, rng, per_pick)
     r = min(n, int(reference))
     ref = np.arange(n) if r >= n else np.sort(rng.choice(n, r, replace=False))
     return cand, ref
@@ -206,7 +230,8 @@ def herding_select(X, k: int, *, tau: float = 0.2, beta: float = BETA, ramp: str
                    prior: np.ndarray | None = None, reference: int = REFERENCE,
                    candidates: int | None = None, stats: dict | None = None,
                    device: str = "numpy", weights: np.ndarray | None = None,
-                   bonus: np.ndarray | None = None) -> np.ndarray:
+                   bonus: np.ndarray | None = None,
+                   candidates_per_pick: int = CANDIDATES_PER_PICK) -> np.ndarray:
     """Kernel herding with a standardised spread term (see the module docstring).
 
     Draws the candidate and reference rows once (:func:`herding_rows`), then
@@ -226,6 +251,8 @@ def herding_select(X, k: int, *, tau: float = 0.2, beta: float = BETA, ramp: str
         subsamples of large pools; small pools involve no randomness at all.
     prior : (m, d) vectors already chosen: the batch continues their herding
         sequence, filling what they left uncovered.
+    candidates_per_pick : the candidate subsample is ``max(16384, candidates_per_pick
+        x k)`` rows unless ``candidates`` is given (16; 32 before issue 25's time goal).
     stats : if a dict, receives ``candidates`` and ``reference`` (row counts).
     device : ``"numpy"``, ``"torch-cpu"`` or ``"cuda"`` (already resolved).
     weights : (n,) non-negative masses, one per row: how many personas each
@@ -253,7 +280,8 @@ def herding_select(X, k: int, *, tau: float = 0.2, beta: float = BETA, ramp: str
             raise ValueError(f"weights must be {n} non-negative masses with a positive sum, got "
                              f"shape {weights.shape}")
         reference = n
-    cand, ref = herding_rows(n, k, candidates=candidates, reference=reference, rng=rng)
+    cand, ref = herding_rows(n, k, candidates=candidates, reference=reference, rng=rng,
+                             per_pick=candidates_per_pick)
     extra = None if bonus is None else np.asarray(bonus, dtype=np.float32)[cand]
     pos = _kernel(X, cand, ref, k, tau=tau, beta=beta, ramp=ramp, prior=prior, device=device,
                   weights=weights, bonus=extra)
@@ -281,12 +309,13 @@ def _take(X, rows):
 def gathered(X: np.ndarray, k: int, *, partitions: int = 8, rng=None,
              prior: np.ndarray | None = None, tau: float = 0.2, beta: float = BETA,
              ramp: str = RAMP, reference: int = REFERENCE, candidates: int | None = None,
-             device: str = "numpy", mapper=None) -> np.ndarray:
+             device: str = "numpy", mapper=None,
+             candidates_per_pick: int = CANDIDATES_PER_PICK) -> np.ndarray:
     """The default with its reads spread over partitions: the same batch as
     ``herding_select(X, k, rng=rng, ...)``, row for row.
 
     The default only ever reads :func:`herding_rows`: the candidate subsample
-    (``max(16384, 32 k)`` rows) and the reference (4,096 rows), drawn from the
+    (``max(16384, 16 k)`` rows) and the reference (4,096 rows), drawn from the
     seed alone, whatever ``N``. The driver draws those row numbers; each of
     ``partitions`` contiguous row blocks sends back its rows among them
     (``mapper(fn, calls, shared)`` runs the blocks: in this process by
@@ -304,7 +333,8 @@ def gathered(X: np.ndarray, k: int, *, partitions: int = 8, rng=None,
     True
     """
     n = len(X)
-    cand, ref = herding_rows(n, k, candidates=candidates, reference=reference, rng=rng)
+    cand, ref = herding_rows(n, k, candidates=candidates, reference=reference, rng=rng,
+                             per_pick=candidates_per_pick)
     rows = np.union1d(cand, ref)
     cuts = np.searchsorted(rows, np.linspace(0, n, max(1, int(partitions)) + 1).astype(int))
     calls = [(rows[a:b],) for a, b in zip(cuts[:-1], cuts[1:])]
@@ -317,7 +347,8 @@ def gathered(X: np.ndarray, k: int, *, partitions: int = 8, rng=None,
 def partition_picks(X: np.ndarray, k: int, *, seed=None, tau: float = 0.2, beta: float = BETA,
                     ramp: str = RAMP,
                     reference: int = REFERENCE, candidates: int | None = None,
-                    block: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+                    block: int = 65536,
+                    candidates_per_pick: int = CANDIDATES_PER_PICK) -> tuple[np.ndarray, np.ndarray]:
     """One partition's round of :func:`two_round`: ``k`` herding picks (rows
     of ``X``) and each pick's mass, the number of rows of ``X`` whose nearest
     pick it is (ties to the earlier pick). Masses sum to ``len(X)``.
@@ -333,7 +364,7 @@ def partition_picks(X: np.ndarray, k: int, *, seed=None, tau: float = 0.2, beta:
     """
     k = min(int(k), len(X))
     rows = herding_select(X, k, tau=tau, beta=beta, ramp=ramp, rng=seed, reference=reference,
-                          candidates=candidates)
+                          candidates=candidates, candidates_per_pick=candidates_per_pick)
     P = np.ascontiguousarray(X[rows].T.astype(np.float32, copy=False))
     mass = np.zeros(k, dtype=np.int64)
     for s in range(0, len(X), block):
@@ -355,7 +386,7 @@ def two_round(X: np.ndarray, k: int, *, partitions: int = 8, oversample: int = 2
               prior: np.ndarray | None = None, tau: float = 0.2, beta: float = BETA,
               ramp: str = RAMP,
               reference: int = REFERENCE, candidates: int | None = None,
-              mapper=None) -> np.ndarray:
+              mapper=None, candidates_per_pick: int = CANDIDATES_PER_PICK) -> np.ndarray:
     """The default in two composable rounds (the distributed default).
 
     Round 1: ``partitions`` contiguous row blocks each run
@@ -386,7 +417,8 @@ def two_round(X: np.ndarray, k: int, *, partitions: int = 8, oversample: int = 2
     bounds = np.linspace(0, n, partitions + 1).astype(int)
     seeds = rng.integers(2**32, size=partitions)
     per = int(oversample) * int(k)
-    kw = dict(tau=tau, beta=beta, ramp=ramp, reference=reference, candidates=candidates)
+    kw = dict(tau=tau, beta=beta, ramp=ramp, reference=reference, candidates=candidates,
+              candidates_per_pick=candidates_per_pick)
     calls = [(int(a), int(b), per, int(s), kw) for a, b, s in zip(bounds[:-1], bounds[1:], seeds)]
     got = (mapper or _local_map)(_block_picks, calls, X)
     union = np.concatenate([r for r, _ in got])
@@ -402,7 +434,7 @@ ROUNDS = ("gather", "coreset")
 def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=BETA, ramp=RAMP,
             reference=REFERENCE,
             candidates=None, device="auto", engine="local", workers=2, partitions=8,
-            rounds="gather", oversample=2):
+            rounds="gather", oversample=2, candidates_per_pick=CANDIDATES_PER_PICK):
     """The registered strategy: :func:`herding_select` with the registry's defaults;
     ``device`` picks numpy or its torch twin (:mod:`persona_index.kernels`).
 
@@ -438,10 +470,13 @@ def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=BETA, ramp=
         if rounds == "coreset":
             return two_round(X, k, partitions=partitions, oversample=oversample, rng=rng,
                              prior=prior, tau=tau, beta=beta, ramp=ramp, reference=reference,
-                             candidates=candidates, mapper=mapper)
+                             candidates=candidates, mapper=mapper,
+                             candidates_per_pick=candidates_per_pick)
         return gathered(X, k, partitions=partitions, rng=rng, prior=prior, tau=tau, beta=beta,
                         ramp=ramp, reference=reference, candidates=candidates,
-                        device=resolve_device(device, X.size), mapper=mapper)
+                        device=resolve_device(device, X.size), mapper=mapper,
+                        candidates_per_pick=candidates_per_pick)
     return herding_select(X, k, tau=tau, beta=beta, ramp=ramp, rng=rng, prior=prior,
-                          reference=reference,
-                          candidates=candidates, device=resolve_device(device, X.size))
+                          reference=reference, candidates=candidates,
+                          device=resolve_device(device, X.size),
+                          candidates_per_pick=candidates_per_pick)

@@ -17,7 +17,7 @@ Examples
 >>> validate_params("herding", {"alpha": 2})
 Traceback (most recent call last):
 ...
-persona_index.errors.StrategyParameterError: strategy 'herding' takes no parameter 'alpha'; its parameters: tau, beta, ramp, reference, candidates, device, engine, workers, partitions, rounds, oversample
+persona_index.errors.StrategyParameterError: strategy 'herding' takes no parameter 'alpha'; its parameters: tau, beta, ramp, reference, candidates, candidates_per_pick, device, engine, workers, partitions, rounds, oversample
 """
 
 from __future__ import annotations
@@ -145,7 +145,9 @@ STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in [
                      Param("reference", "int", 4096, "pool rows each persona's typicality is "
                            "averaged over", 16, 10**7),
                      Param("candidates", "int", None, "candidate subsample for large pools "
-                           "(default max(16384, 32 k))", 1, 10**9, nullable=True),
+                           "(default max(16384, candidates_per_pick x k))", 1, 10**9, nullable=True),
+                     Param("candidates_per_pick", "int", 16, "candidates per pick when candidates "
+                           "is not given (32 in manifests written before it was recorded)", 1, 1024),
                      _DEVICE,
                      Param("engine", "choice", "local", "local: one process; ray: row blocks "
                            "in Ray tasks, as rounds says "
