@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from persona_index.samplers.herding import CONSTANT_RULE
+
 #: (label, herding params): the default, then the rule it replaced
 RULES = (("herding ramp beta=1.0 (default)", {}),
-         ("herding constant beta=0.5 (old default)", {"beta": 0.5, "ramp": "none"}))
+         ("herding constant beta=0.5 (old default)", dict(CONSTANT_RULE)))
 PERSONA_METRICS = ("vendi", "mean_nearest_distance", "kcenter_radius")
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from persona_index.samplers.herding import CONSTANT_RULE
+
 from .common import clustered_vectors, latency_vs_numpy, measure
 
 
@@ -178,7 +180,7 @@ def run_scale(ns, k: int = 1000, strategies=("uniform", "herding", "stratified",
 DEFAULT_RULES = (
     ("herding ramp beta=1.0 (default)", "herding", {}),
     ("herding ramp beta=1.25", "herding", {"beta": 1.25}),
-    ("herding constant beta=0.5 (old default)", "herding", {"beta": 0.5, "ramp": "none"}),
+    ("herding constant beta=0.5 (old default)", "herding", dict(CONSTANT_RULE)),
     ("herding constant beta=0.75", "herding", {"beta": 0.75, "ramp": "none"}),
     ("facility 8k clients", "facility", "8k"),
 )

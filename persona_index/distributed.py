@@ -30,7 +30,14 @@ from .errors import IngestOptionError, IngestWarning
 from .ingest import IngestOptions, IngestSummary, ingest_records
 from .plan import prepare_file, warn
 from .samplers.farthest import farthest_point
-from .samplers.herding import BETA, RAMP, REFERENCE, partition_picks, two_round  # noqa: F401 (re-exported)
+from .samplers.herding import (  # noqa: F401 (re-exported)
+    BETA,
+    CANDIDATES_PER_PICK,
+    RAMP,
+    REFERENCE,
+    partition_picks,
+    two_round,
+)
 from .store import PersonaIndex
 
 
@@ -184,7 +191,8 @@ def distributed_farthest(X: np.ndarray, k: int, *, partitions: int = 8, seed=Non
 def distributed_default(X: np.ndarray, k: int, *, partitions: int = 8, rounds: str = "gather",
                         oversample: int = 2, seed=None, workers: int = 2, tau: float = 0.2,
                         beta: float = BETA, ramp: str = RAMP, reference: int = REFERENCE,
-                        candidates: int | None = None, prior: np.ndarray | None = None) -> np.ndarray:
+                        candidates: int | None = None, prior: np.ndarray | None = None,
+                        candidates_per_pick: int = CANDIDATES_PER_PICK) -> np.ndarray:
     """The default with its partitions in Ray tasks.
 
     ``rounds="gather"``: :func:`persona_index.samplers.herding.gathered` with
@@ -197,7 +205,8 @@ def distributed_default(X: np.ndarray, k: int, *, partitions: int = 8, rounds: s
     ``workers``: the local runtime's CPUs when none is running.
 
     Needs the ``ray`` extra (it starts a local Ray runtime with ``workers``
-    CPUs if none is running). Returns ``k`` distinct row indices into ``X``.
+    CPUs if none is running). Returns ``k`` distinct row indices into ``X``;
+    ``k`` must be between 1 and ``len(X)`` (``ValueError``).
 
     Examples
     --------
@@ -211,6 +220,9 @@ def distributed_default(X: np.ndarray, k: int, *, partitions: int = 8, rounds: s
     """
     from .samplers.herding import herding
 
+    if not 1 <= int(k) <= len(X):
+        raise ValueError(f"k must be between 1 and the pool's {len(X)} rows, got {k}")
     return herding(X, k, rng=np.random.default_rng(seed), prior=prior, tau=tau, beta=beta, ramp=ramp,
                    reference=reference, candidates=candidates, device="numpy", engine="ray",
-                   workers=workers, partitions=partitions, rounds=rounds, oversample=oversample)
+                   workers=workers, partitions=partitions, rounds=rounds, oversample=oversample,
+                   candidates_per_pick=candidates_per_pick)

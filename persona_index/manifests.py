@@ -104,15 +104,13 @@ def upgrade_manifest(manifest: dict) -> tuple[dict, list[str]]:
             notes.append(f"manifest parameter {old!r} of {strategy} is now {new!r} "
                          f"(read as {new}={params[new]!r}); old manifests replay until the next release")
     changed = bool(notes)
-    if manifest.get("strategy") == "herding" and not {"ramp", "candidates_per_pick"} <= set(params):
-        # written before the ramp (issue 25): a constant spread weight, 0.5 unless given;
-        # before candidates_per_pick was recorded: 32 per pick
+    if manifest.get("strategy") == "herding":
+        # the rule of its time where not recorded: before the ramp (issue 25) a constant
+        # spread weight, 0.5 unless given; 32 candidates per pick; Ray's coreset rounds
         from .samplers.herding import legacy_params
 
-        params, changed = legacy_params(params), True
-    if manifest.get("strategy") == "herding" and params.get("engine") == "ray" and "rounds" not in params:
-        # a Ray draw written before `rounds`: the two-round coreset selection was the only one
-        params, changed = {**params, "rounds": "coreset"}, True
+        upgraded = legacy_params(params)
+        params, changed = upgraded, changed or upgraded != params
     if manifest.get("strategy") == "stratified":
         # written before the stratified draw recorded these: what they meant then
         from .samplers.stratified import LEGACY

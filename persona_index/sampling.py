@@ -249,8 +249,6 @@ def draw(index: PersonaIndex, n: int, strategy: str | None = None, *, by=None, t
         from .samplers.herding import recorded_params
 
         params = recorded_params(params)
-    if strategy == "herding" and params.get("engine") == "ray" and "rounds" not in params:
-        params = {**params, "rounds": "gather"}  # recorded too: Ray manifests without it are coreset
     if world:
         params["_world"] = True
     if seed is None:

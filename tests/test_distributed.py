@@ -187,6 +187,26 @@ def test_ray_runs_the_local_two_round_exactly():
     assert np.array_equal(a, b)
 
 
+def test_sample_engine_ray_is_the_local_sample_on_a_subsampled_float16_pool():
+    """Through the registry (a Generator seed, the default candidate subsample,
+    no explicit candidates): `sample(engine="ray")` equals `sample()` on a
+    float16 pool of 20,000 rows at k = 30 (16,384 candidates read), and with
+    32 candidates per pick at k = 600 (19,200 read, another subsample than
+    16 per pick's 16,384); a bad `rounds` and k past the pool are refused."""
+    from persona_index.distributed import distributed_default
+    from persona_index.samplers.base import sample
+
+    X = _continuous_pool(20_000, 16, 11).astype(np.float16)
+    assert np.array_equal(sample(X, 30, seed=4, engine="ray", partitions=5), sample(X, 30, seed=4))
+    old = sample(X, 600, seed=4, engine="ray", candidates_per_pick=32)
+    assert np.array_equal(old, sample(X, 600, seed=4, candidates_per_pick=32))
+    assert not np.array_equal(np.sort(old), np.sort(sample(X, 600, seed=4)))
+    with pytest.raises(ValueError, match="rounds"):
+        distributed_default(X[:100], 5, rounds="coresets")
+    with pytest.raises(ValueError, match="between 1 and"):
+        distributed_default(X[:10], 12)
+
+
 def test_sample_engine_ray_through_the_registry():
     from persona_index.samplers.base import sample
 
@@ -233,6 +253,8 @@ def test_cli_sample_engine_ray_replays(tmp_path):
     assert r.exit_code == 0 and coreset != ids
     old = json.loads((tmp_path / "c.manifest.json").read_text())
     assert old["params"].pop("rounds") == "coreset"
+    # nor candidates_per_pick: 32 then, the same rows on a pool this small
+    assert old["params"].pop("candidates_per_pick") == 16
     (tmp_path / "old.json").write_text(json.dumps(old))
     r = CliRunner().invoke(cli, ["--db", db, "sample", "--replay", str(tmp_path / "old.json"), "--json"])
     assert r.exit_code == 0, r.output

@@ -42,6 +42,8 @@ LEGACY_CANDIDATES_PER_PICK = 32
 #: the default rule: the spread weight rises linearly from 0 to ``beta`` as the batch fills
 BETA, RAMP = 1.0, "linear"
 RAMPS = ("linear", "none")
+#: how engine="ray" splits the work: the first is the default
+ROUNDS = ("gather", "coreset")
 #: the rule before issue 25 (a constant spread weight of 0.5): manifests written
 #: without ``ramp`` replay with it, and the stratified strategy herds inside strata with it
 CONSTANT_RULE = {"beta": 0.5, "ramp": "none", "candidates_per_pick": LEGACY_CANDIDATES_PER_PICK}
@@ -57,16 +59,22 @@ def recorded_params(params: dict) -> dict:
     --------
     >>> recorded_params({"tau": 0.3})
     {'tau': 0.3, 'beta': 1.0, 'ramp': 'linear', 'candidates_per_pick': 16}
+    >>> recorded_params({"engine": "ray"})["rounds"]
+    'gather'
     """
-    return {**params, "beta": params.get("beta", BETA), "ramp": params.get("ramp", RAMP),
-            "candidates_per_pick": params.get("candidates_per_pick", CANDIDATES_PER_PICK)}
+    out = {**params, "beta": params.get("beta", BETA), "ramp": params.get("ramp", RAMP),
+           "candidates_per_pick": params.get("candidates_per_pick", CANDIDATES_PER_PICK)}
+    if out.get("engine") == "ray":
+        out["rounds"] = out.get("rounds", ROUNDS[0])
+    return out
 
 
 def legacy_params(params: dict | None) -> dict:
     """Herding parameters as a manifest written before they were recorded
     meant them: no ``ramp`` recorded is the constant rule
     (:data:`CONSTANT_RULE`, beta 0.5 unless the manifest names one); no
-    ``candidates_per_pick``, the 32 per pick of then. What is recorded is kept.
+    ``candidates_per_pick``, the 32 per pick of then; a Ray draw without
+    ``rounds``, the coreset rounds. What is recorded is kept.
 
     Examples
     --------
@@ -77,12 +85,17 @@ def legacy_params(params: dict | None) -> dict:
     {'beta': 1.0, 'ramp': 'linear', 'candidates_per_pick': 32}
     >>> legacy_params({"beta": 1.0, "ramp": "linear", "candidates_per_pick": 16})
     {'beta': 1.0, 'ramp': 'linear', 'candidates_per_pick': 16}
+    >>> legacy_params({"engine": "ray"})["rounds"]
+    'coreset'
     """
     params = dict(params or {})
     if "ramp" not in params:
         params = {**CONSTANT_RULE, **params, "ramp": CONSTANT_RULE["ramp"]}
-    return {**params, "candidates_per_pick": params.get("candidates_per_pick",
-                                                         LEGACY_CANDIDATES_PER_PICK)}
+    params = {**params, "candidates_per_pick": params.get("candidates_per_pick",
+                                                           LEGACY_CANDIDATES_PER_PICK)}
+    if params.get("engine") == "ray" and "rounds" not in params:
+        params["rounds"] = "coreset"  # the only Ray rounds before `rounds` was recorded
+    return params
 
 
 def _kernel_(S: np.ndarray, tau: float) -> np.ndarray:
@@ -320,8 +333,10 @@ def gathered(X: np.ndarray, k: int, *, partitions: int = 8, rng=None,
     ``partitions`` contiguous row blocks sends back its rows among them
     (``mapper(fn, calls, shared)`` runs the blocks: in this process by
     default, as Ray tasks in :func:`persona_index.distributed.distributed_default`);
-    the driver runs the kernel on what came back. The bytes moved are
-    ``(candidates + reference) x d`` whatever ``N`` and ``partitions``.
+    the driver runs the kernel on what came back. The rows the driver needs
+    are ``candidates + reference`` whatever ``N`` (with the pool in memory,
+    as here, Ray's object store still holds all of ``X``; a reader of
+    stored partitions would move only those rows).
 
     Examples
     --------
@@ -336,7 +351,8 @@ def gathered(X: np.ndarray, k: int, *, partitions: int = 8, rng=None,
     cand, ref = herding_rows(n, k, candidates=candidates, reference=reference, rng=rng,
                              per_pick=candidates_per_pick)
     rows = np.union1d(cand, ref)
-    cuts = np.searchsorted(rows, np.linspace(0, n, max(1, int(partitions)) + 1).astype(int))
+    parts = max(1, min(int(partitions), len(rows)))  # no empty tasks
+    cuts = np.searchsorted(rows, np.linspace(0, n, parts + 1).astype(int))
     calls = [(rows[a:b],) for a, b in zip(cuts[:-1], cuts[1:])]
     G = np.concatenate((mapper or _local_map)(_take, calls, X))
     pos = _kernel(G, np.searchsorted(rows, cand), np.searchsorted(rows, ref), k, tau=tau,
@@ -428,9 +444,6 @@ def two_round(X: np.ndarray, k: int, *, partitions: int = 8, oversample: int = 2
     return union[pos]
 
 
-ROUNDS = ("gather", "coreset")
-
-
 def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=BETA, ramp=RAMP,
             reference=REFERENCE,
             candidates=None, device="auto", engine="local", workers=2, partitions=8,
@@ -461,6 +474,8 @@ def herding(X, k, *, rng, prior=None, attributes=None, tau=0.2, beta=BETA, ramp=
     """
     from ..kernels import resolve_device
 
+    if rounds not in ROUNDS:
+        raise ValueError(f"rounds must be one of {', '.join(ROUNDS)}, got {rounds!r}")
     if engine == "ray":
         from ..raymap import ray_map
 
