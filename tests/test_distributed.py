@@ -262,6 +262,8 @@ def test_cli_sample_engine_ray_replays(tmp_path):
     r = CliRunner().invoke(cli, ["--db", db, "sample", "-n", "5", "--strategy", "uniform",
                                  "--engine", "ray"])
     assert r.exit_code == 2 and "engine" in r.output
+    r = CliRunner().invoke(cli, ["--db", db, "sample", "-n", "5", "--param", "rounds=coreset"])
+    assert r.exit_code == 2 and "needs --engine ray" in r.output  # not silently ignored
 
 
 def test_cli_ingest_engine_ray_takes_the_local_options(tmp_path):

@@ -300,6 +300,10 @@ def validate_params(name: str, params: dict | None) -> dict:
     {'start': 3, 'front': None}
     >>> validate_params("stratified", {"by": "region"})
     {'by': ['region']}
+    >>> validate_params("herding", {"rounds": "coreset"})
+    Traceback (most recent call last):
+    ...
+    persona_index.errors.StrategyParameterError: herding: rounds='coreset' needs engine=ray (the local engine has no rounds)
     >>> validate_params("core-farthest", {"trim": 1.0})
     Traceback (most recent call last):
     ...
@@ -333,6 +337,9 @@ def validate_params(name: str, params: dict | None) -> dict:
             out[key] = list(names)
         elif p.type == "target":
             out[key] = _target(name, key, v)
+    if "rounds" in out and out.get("engine") != "ray":
+        raise StrategyParameterError(f"{name}: rounds={out['rounds']!r} needs engine=ray "
+                                     "(the local engine has no rounds)")
     return out
 
 
