@@ -288,7 +288,7 @@ def clustered_chunks(n: int, d: int = 384, clusters: int = 1000, seed: int = 0,
 
 
 PHASE_CHILD = """
-import json, os, statistics, sys, time
+import hashlib, json, os, statistics, sys, time
 import numpy as np
 
 def kb(field):
@@ -364,14 +364,29 @@ def warm(path, dtype, k):
     out["draw_seconds"] = time.perf_counter() - t
     out["draw_strategy"] = batch.manifest["strategy"]
     out["draw_k"] = len(batch.ids)
+    out["draw_ids_sha"] = hashlib.sha256("\\n".join(batch.ids).encode()).hexdigest()
     out["draw_peak_rss_mb"] = peak_mb()
     out["peak_rss_mb"] = max(out["load_peak_rss_mb"], out["query_peak_rss_mb"],
                              out["draw_peak_rss_mb"])
     return out
 
+def cold(path, dtype, k):  # the default's draw in a fresh process, no warm matrix loaded
+    os.environ["PERSONA_INDEX_WARM_DTYPE"] = dtype
+    from persona_index import PersonaIndex
+    from persona_index.sampling import draw
+
+    idx = PersonaIndex(path)
+    t = time.perf_counter()
+    batch = draw(idx, k, seed=0, record=False)
+    return {"seconds": time.perf_counter() - t, "peak_rss_mb": peak_mb(),
+            "matrix_loaded": idx.snapshot().vectors_loaded,
+            "ids_sha": hashlib.sha256("\\n".join(batch.ids).encode()).hexdigest()}
+
 phase = sys.argv[1]
 if phase == "write":
     res = write(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+elif phase == "cold":
+    res = cold(sys.argv[2], sys.argv[3], int(sys.argv[4]))
 else:
     res = warm(sys.argv[2], sys.argv[3], int(sys.argv[4]))
 print(json.dumps(res))
@@ -442,6 +457,10 @@ def run_scale7(ns=(1_000_000, 10_000_000), k: int = 1000, batch: int = 100_000,
                                                                       dtype, k)}
                 print(f"  scale7 n={n} {dtype}: {row['warm'][dtype]}", file=sys.stderr, flush=True)
                 w = row["warm"]
+                c = _phase_child("cold", tmp / "s.lance", dtype, k)
+                c["same_batch_as_warm"] = c.get("ids_sha") == w[dtype].get("draw_ids_sha")
+                row.setdefault("cold", {})[dtype] = c
+                print(f"  scale7 n={n} {dtype} cold draw: {c}", file=sys.stderr, flush=True)
                 if "float32" in w and "error" not in w["float32"] and "error" not in w["float16"]:
                     row["fp16_over_fp32"] = {q: w["float16"][q + "_ms"] / w["float32"][q + "_ms"]
                                              for q in ("similar", "distant")}
@@ -555,6 +574,11 @@ def scale7_markdown(s: dict) -> list[str]:
          lambda r: f"{w16(r)['draw_seconds']:.1f}")
     line(f"the default, draw(k = {s['k']:,}), float32 matrix: s",
          lambda r: f"{w32(r)['draw_seconds']:.1f}")
+    c16 = lambda r: r["cold"]["float16"]  # noqa: E731
+    line(f"the default, draw(k = {s['k']:,}) in a fresh process, no warm matrix (float16): s "
+         "(peak RSS)", lambda r: f"{c16(r)['seconds']:.1f} ({gib(c16(r)['peak_rss_mb'])})")
+    line("... its batch is the warm draw's",
+         lambda r: "yes" if c16(r)["same_batch_as_warm"] and not c16(r)["matrix_loaded"] else "no")
     return L
 
 

@@ -157,7 +157,7 @@ def candidate_pool(index: PersonaIndex, snap: Snapshot, *, where=None, near=None
     persona_index.errors.SamplingError: within=... needs near=TEXT
     """
     m = snap
-    pos = snap.positions(where) if where else np.arange(len(m.vectors))
+    pos = snap.positions(where) if where else np.arange(len(m.ids))
     if near is not None:
         if not within or within <= 0:
             raise SamplingError(f"near=... needs within=M > 0, got within={within!r}")
@@ -307,9 +307,14 @@ def _draw_locked(index, snap, n, strategy, *, seed, where, near, within, session
     prior = None
     if own:
         pos = [p for p in (m.position_of_id(i) for i in own) if p is not None]
-        prior = m.vectors[pos] if pos else None
-    # no copy of the whole matrix when the pool is all of it
-    X = m.vectors if len(pool) == len(m.vectors) else m.vectors[pool]
+        prior = m.vectors_at(pos) if pos else None
+    from .stored_rows import StoredRows, reads_rows_only, sample_stored
+
+    stored = reads_rows_only(m, strategy, params, n, len(pool))  # the default reads a subset
+    if stored:
+        X = StoredRows(m, pool)
+    else:  # no copy of the whole matrix when the pool is all of it
+        X = m.vectors if len(pool) == len(m.vectors) else m.vectors[pool]
     attrs = None
     extra: dict = {}
     matched = None
@@ -321,8 +326,9 @@ def _draw_locked(index, snap, n, strategy, *, seed, where, near, within, session
             extra["prior_attributes"] = {k: v[pos] for k, v in cols.items()}
     t0 = time.perf_counter()
     # the parameters were validated once, in draw (or by its caller)
-    sel = sample(X, n, strategy, seed=seed, prior=prior, attributes=attrs, check_params=False,
-                 **params, **extra)
+    sel = sample_stored(X, n, strategy, seed=seed, prior=prior, params=params) if stored else \
+        sample(X, n, strategy, seed=seed, prior=prior, attributes=attrs, check_params=False,
+               **params, **extra)
     seconds = time.perf_counter() - t0
     positions = pool[sel]
     ids = m.ids.take(positions).to_pylist()

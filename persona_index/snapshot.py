@@ -41,6 +41,7 @@ import numpy as np
 
 from .errors import (FormatVersionError, InvalidFilterError, InvalidQueryError,
                      MissingDependencyError, clean_error)
+from .warm import _fixed_mmap_threshold, load_ids, load_matrix  # noqa: F401 (load_matrix: re-exported)
 
 META_KEY = "persona_index"
 #: up to this many rows, query results come from a warm copy of the text and
@@ -172,21 +173,6 @@ def read_meta(schema, path: str) -> dict:
     return json.loads(raw)
 
 
-def _fixed_mmap_threshold(nbytes: int = 1 << 20) -> None:
-    """glibc only: allocations of ``nbytes`` or more get their own mmap and go
-    back to the OS when freed. Under the default (dynamic) threshold the page
-    buffers Lance frees on its worker threads pile up in per-thread arenas,
-    about 200-350 MB at 10^6 x 384 (the scale benchmark measures the load).
-    Process-wide; a no-op where the C library is not glibc."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt(-3, nbytes)
-    except (OSError, AttributeError):
-        pass
-
-
 #: the environment variable that sets the warm matrix's dtype: ``float32``
 #: (the default) or ``float16`` (half the memory; queries re-rank exactly)
 WARM_DTYPE_ENV = "PERSONA_INDEX_WARM_DTYPE"
@@ -253,45 +239,6 @@ def matrix_dot(X: np.ndarray, q: np.ndarray, block: int = FP16_BLOCK) -> np.ndar
     for s in range(0, len(X), block):
         out[s:s + block] = X[s:s + block].astype(np.float32) @ q
     return out
-
-
-def load_matrix(dataset, dim: int, dtype: str = "float32"):
-    """``(ids, vectors, row_addresses)`` of a Lance dataset, streamed into one
-    preallocated ``dtype`` array (float32, or float16 at half the bytes):
-    peak memory is the matrix plus a few batches.
-
-    The id and address columns are copied out of each batch, not viewed: a
-    Lance batch crosses into Arrow as one allocation, so a view of its small
-    id column would keep its vectors alive too (a second copy of the matrix
-    by the end of the scan).
-
-    >>> import tempfile, lance, pyarrow as pa
-    >>> v = np.eye(4, dtype=np.float32)[:3]
-    >>> t = pa.table({"id": ["a", "b", "c"],
-    ...               "vector": pa.FixedSizeListArray.from_arrays(pa.array(v.ravel()), 4)})
-    >>> ids, X, addresses = load_matrix(lance.write_dataset(t, tempfile.mkdtemp() + "/t.lance"), 4)
-    >>> ids.to_pylist(), np.array_equal(X, v), X.flags.writeable
-    (['a', 'b', 'c'], True, False)
-    """
-    import pyarrow as pa
-
-    _fixed_mmap_threshold()
-    n = dataset.count_rows()
-    vectors = np.empty((n, dim), dtype=np.dtype(dtype))
-    ids, addrs, at = [], [], 0
-    for b in dataset.to_batches(columns=["id", "vector"], with_row_address=True,
-                                batch_size=65536, batch_readahead=2, fragment_readahead=1):
-        m = b.num_rows
-        vectors[at:at + m] = b.column("vector").flatten().to_numpy(
-            zero_copy_only=False).reshape(m, dim)
-        ids.append(pa.concat_arrays([b.column("id")]))  # a copy (new buffers)
-        addrs.append(b.column("_rowaddr").to_numpy().copy())
-        at += m
-        del b
-    vectors = vectors[:at]
-    vectors.flags.writeable = False
-    id_arr = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
-    return id_arr, vectors, (np.concatenate(addrs) if addrs else np.zeros(0, np.uint64))
 
 
 def where_error(exc, columns: Sequence[str]) -> str:
@@ -401,15 +348,38 @@ class Snapshot:
     def _load(self) -> None:
         if self._vectors is None:
             ids, vectors, addresses = load_matrix(self.dataset, self.dim, self.warm_dtype)
-            self._order = np.argsort(addresses, kind="stable")
-            self._sorted_addresses = addresses[self._order]
-            self._ids, self._vectors = ids, vectors
+            self._index(ids, addresses)
+            self._vectors = vectors
+
+    def _load_index(self) -> None:
+        """The ids and row addresses without the vectors (same order as the matrix)."""
+        if self._ids is None:
+            self._index(*load_ids(self.dataset))
+
+    def _index(self, ids, addresses) -> None:
+        self._order = np.argsort(addresses, kind="stable")
+        self._sorted_addresses = addresses[self._order]
+        self._ids = ids
 
     @property
     def ids(self):
-        """The ids (pyarrow StringArray) in matrix order."""
-        self._load()
+        """The ids (pyarrow StringArray) in matrix order (no vectors read)."""
+        self._load_index()
         return self._ids
+
+    @property
+    def vectors_loaded(self) -> bool:
+        """Whether the warm matrix is in memory (reads since then are free)."""
+        return self._vectors is not None
+
+    def vectors_at(self, positions) -> np.ndarray:
+        """The vectors at matrix positions, in the order given, in the warm
+        dtype: from the warm matrix when it is loaded, else read from the
+        version (a Lance take, the rows only)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        if self._vectors is not None:
+            return self._vectors[pos]
+        return self.exact_vectors(pos).astype(self.warm_dtype, copy=False)
 
     @property
     def vectors(self) -> np.ndarray:
@@ -449,7 +419,7 @@ class Snapshot:
             return self._filters[key]
         if not key:
             raise InvalidFilterError("empty where clause")
-        self._load()
+        self._load_index()
         try:
             # in parentheses: DataFusion otherwise runs the longest valid prefix
             # of a clause and silently drops trailing garbage ("... AMD x = 1")

@@ -1,0 +1,86 @@
+"""The default's draw from a large pool without the warm matrix.
+
+The default (herding) reads only its seeded candidate and reference rows,
+``max(16384, 16 k) + 4,096`` of them whatever the pool's size
+(:func:`persona_index.samplers.herding.herding_rows`). So when the warm matrix
+is not in memory yet, :func:`persona_index.sampling.draw` hands herding a
+:class:`StoredRows` in its place: the pool's rows, read from the table version
+when herding indexes them (:meth:`persona_index.snapshot.Snapshot.vectors_at`),
+in the warm dtype, so the batch is the one the warm matrix gives, row for row
+(tests/test_stored_rows.py). At 10^7 personas a draw then reads about 20,000
+vectors instead of loading 7 GB.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class StoredRows:
+    """Rows ``pool`` of a snapshot's matrix, read on indexing.
+
+    Only what herding's numpy kernel uses: ``len``, ``shape``, ``size``,
+    ``dtype`` and indexing by an array of row numbers.
+    """
+
+    def __init__(self, snap, pool: np.ndarray):
+        self.snap, self.pool = snap, np.asarray(pool, dtype=np.int64)
+        self.shape = (len(self.pool), snap.dim)
+        self.size = self.shape[0] * self.shape[1]
+        self.dtype = np.dtype(snap.warm_dtype)
+        self.reads = 0  # rows read so far
+
+    def __len__(self) -> int:
+        return len(self.pool)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        self.reads += len(rows)
+        return self.snap.vectors_at(self.pool[rows])
+
+
+def reads_rows_only(snap, strategy: str, params: dict, n: int, pool_size: int) -> bool:
+    """Whether a draw of ``n`` can hand herding :class:`StoredRows`: the
+    default on the local engine and numpy kernels, the warm matrix not loaded,
+    and a pool larger than both the candidate subsample and the reference (so
+    herding reads a strict subset of the rows, never all of them).
+
+    Examples
+    --------
+    >>> class Snap:  # what the check reads of a snapshot
+    ...     vectors_loaded, dim = False, 384
+    >>> reads_rows_only(Snap(), "herding", {}, 100, 10**6)
+    True
+    >>> reads_rows_only(Snap(), "herding", {}, 100, 16_000)  # every row is a candidate
+    False
+    >>> reads_rows_only(Snap(), "farthest", {}, 100, 10**6)
+    False
+    """
+    from .kernels import resolve_device
+    from .samplers.herding import CANDIDATES_PER_PICK, MIN_CANDIDATES, REFERENCE
+
+    if strategy != "herding" or n < 1 or snap.vectors_loaded \
+            or params.get("engine", "local") != "local":
+        return False
+    if resolve_device(params.get("device", "auto"), pool_size * snap.dim) != "numpy":
+        return False
+    cpp = int(params.get("candidates_per_pick") or CANDIDATES_PER_PICK)
+    candidates = max(int(params.get("candidates") or max(MIN_CANDIDATES, cpp * n)), n)
+    return candidates < pool_size and int(params.get("reference") or REFERENCE) < pool_size
+
+
+def sample_stored(X: StoredRows, n: int, strategy: str, *, seed, prior, params: dict) -> np.ndarray:
+    """:func:`persona_index.samplers.base.sample` for :class:`StoredRows`
+    (which it cannot take: it reads the whole matrix to check it): the same
+    seed normalisation, prior and call, parameters already validated."""
+    from .samplers.base import check_unit_matrix, get_strategy
+
+    rng = np.random.default_rng(seed)
+    if prior is not None:
+        prior = check_unit_matrix(prior)
+        prior = prior if len(prior) else None
+    idx = np.asarray(get_strategy(strategy)(X, int(n), rng=rng, prior=prior, attributes=None,
+                                            **params), dtype=np.int64)
+    if len(idx) != n or len(np.unique(idx)) != n:  # a bug, never a user error
+        raise AssertionError(f"{strategy!r} returned {len(idx)} indices for k={n}")
+    return idx
