@@ -41,7 +41,7 @@ import numpy as np
 
 from .errors import (FormatVersionError, InvalidFilterError, InvalidQueryError,
                      MissingDependencyError, clean_error)
-from .warm import _fixed_mmap_threshold, load_ids, load_matrix  # noqa: F401 (load_matrix: re-exported)
+from .warm import _fixed_mmap_threshold, load_ids, load_matrix, take_vectors  # noqa: F401 (load_matrix: re-exported)
 
 META_KEY = "persona_index"
 #: up to this many rows, query results come from a warm copy of the text and
@@ -557,12 +557,7 @@ class Snapshot:
 
     def exact_vectors(self, positions) -> np.ndarray:
         """The stored float32 vectors of matrix ``positions`` (read from Lance)."""
-        pos = np.asarray(positions, dtype=np.int64)
-        if len(pos) == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        col = self.dataset.take(pos, columns=["vector"]).column("vector").combine_chunks()
-        return col.flatten().to_numpy(zero_copy_only=False).reshape(len(pos), self.dim).astype(
-            np.float32, copy=False)
+        return take_vectors(self.dataset, positions, self.dim)
 
     def _rank_fp16(self, q: np.ndarray, k: int, *, where, sign: int, leave_out) -> Hits:
         """rank() over a float16 matrix: approximate scores from the float16

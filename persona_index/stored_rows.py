@@ -38,10 +38,37 @@ class StoredRows:
         self.reads += len(rows)
         return self.snap.vectors_at(self.pool[rows])
 
+    def __reduce__(self):
+        # to another process (a Ray task of the gather rounds): the table
+        # version and the pool, not the snapshot and what it holds in memory
+        return (_OpenedRows, (self.snap.dataset, self.shape[1], self.dtype.name, self.pool))
+
+
+class _OpenedRows(StoredRows):
+    """:class:`StoredRows` in another process: it reads through the pickled
+    Lance dataset (the same version), as the snapshot would."""
+
+    def __init__(self, dataset, dim: int, dtype: str, pool: np.ndarray):
+        self.dataset, self.pool = dataset, pool
+        self.shape, self.size = (len(pool), dim), len(pool) * dim
+        self.dtype, self.reads = np.dtype(dtype), 0
+
+    def __getitem__(self, rows) -> np.ndarray:
+        from .warm import take_vectors
+
+        rows = np.asarray(rows, dtype=np.int64)
+        self.reads += len(rows)
+        return take_vectors(self.dataset, self.pool[rows], self.shape[1]).astype(self.dtype,
+                                                                                copy=False)
+
+    def __reduce__(self):
+        return (_OpenedRows, (self.dataset, self.shape[1], self.dtype.name, self.pool))
+
 
 def reads_rows_only(snap, strategy: str, params: dict, n: int, pool_size: int) -> bool:
     """Whether a draw of ``n`` can hand herding :class:`StoredRows`: the
-    default on the local engine and numpy kernels, the warm matrix not loaded,
+    default on numpy kernels, locally or in Ray's gather rounds (whose tasks
+    then read their rows from the table version), the warm matrix not loaded,
     and a pool larger than both the candidate subsample and the reference (so
     herding reads a strict subset of the rows, never all of them).
 
@@ -59,9 +86,10 @@ def reads_rows_only(snap, strategy: str, params: dict, n: int, pool_size: int) -
     from .kernels import resolve_device
     from .samplers.herding import CANDIDATES_PER_PICK, MIN_CANDIDATES, REFERENCE
 
-    if strategy != "herding" or n < 1 or snap.vectors_loaded \
-            or params.get("engine", "local") != "local":
+    if strategy != "herding" or n < 1 or snap.vectors_loaded:
         return False
+    if params.get("engine", "local") == "ray" and params.get("rounds", "gather") != "gather":
+        return False  # the coreset rounds read every row
     if resolve_device(params.get("device", "auto"), pool_size * snap.dim) != "numpy":
         return False
     cpp = int(params.get("candidates_per_pick") or CANDIDATES_PER_PICK)

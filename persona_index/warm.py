@@ -83,3 +83,15 @@ def load_ids(dataset):
         addrs.append(b.column("_rowaddr").to_numpy().copy())
     id_arr = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
     return id_arr, (np.concatenate(addrs) if addrs else np.zeros(0, np.uint64))
+
+
+def take_vectors(dataset, positions, dim: int) -> np.ndarray:
+    """The stored float32 vectors at row ``positions`` of a dataset (a Lance
+    take), in the order given: what a snapshot reads without its warm matrix,
+    in this process or in another (a Ray task holding the pickled dataset)."""
+    pos = np.asarray(positions, dtype=np.int64)
+    if len(pos) == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    col = dataset.take(pos, columns=["vector"]).column("vector").combine_chunks()
+    return col.flatten().to_numpy(zero_copy_only=False).reshape(len(pos), dim).astype(
+        np.float32, copy=False)

@@ -305,3 +305,22 @@ def test_cli_ingest_engine_ray_takes_the_local_options(tmp_path):
                                  "--schema", "profiles", "--strict", "--engine", "ray", "--no-progress"])
     assert r.exit_code == 1 and "bad.jsonl:4" in r.stderr and "Traceback" not in r.output
     assert not PersonaIndex(db, must_exist=False).exists
+
+
+def test_draw_engine_ray_reads_the_rows_in_the_tasks(tmp_path):
+    """`draw(engine="ray")` on a store whose warm matrix is not loaded: the
+    Ray tasks read their rows from the table version (the pickled dataset,
+    not the driver's matrix) and the batch is the local draw's; the driver
+    never loads the matrix."""
+    from persona_index.embed import HashEmbedder
+    from persona_index.sampling import draw
+
+    X = _continuous_pool(20_000, 16, 12)
+    path = tmp_path / "s.lance"
+    PersonaIndex(path, HashEmbedder(dim=16)).add([{"text": f"p {i}"} for i in range(len(X))],
+                                                 vectors=X)
+    ray_idx = PersonaIndex(path, HashEmbedder(dim=16))
+    a = draw(ray_idx, 30, seed=2, engine="ray", partitions=4, record=False)
+    b = draw(PersonaIndex(path, HashEmbedder(dim=16)), 30, seed=2, record=False)
+    assert a.ids == b.ids and not ray_idx.snapshot().vectors_loaded
+    assert a.manifest["params"]["rounds"] == "gather"
