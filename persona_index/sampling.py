@@ -306,8 +306,8 @@ def _draw_locked(index, snap, n, strategy, *, seed, where, near, within, session
             + (f" (after excluding {len(excluded)} already drawn)" if excluded else ""))
     prior = None
     if own:
-        pos = [p for p in (m.position_of_id(i) for i in own) if p is not None]
-        prior = m.vectors_at(pos) if pos else None
+        pos = m.positions_of_ids(own)
+        prior = m.vectors_at(pos) if len(pos) else None
     from .stored_rows import StoredRows, reads_rows_only, sample_stored
 
     stored = reads_rows_only(m, strategy, params, n, len(pool))  # the default reads a subset
@@ -322,7 +322,7 @@ def _draw_locked(index, snap, n, strategy, *, seed, where, near, within, session
         params, cols, matched = stratified_params(snap, params)
         attrs = {k: v[pool] for k, v in cols.items()}
         if prior is not None and params["method"] == "herding":
-            pos = [p for p in (m.position_of_id(i) for i in own) if p is not None]
+            pos = m.positions_of_ids(own)
             extra["prior_attributes"] = {k: v[pos] for k, v in cols.items()}
     t0 = time.perf_counter()
     # the parameters were validated once, in draw (or by its caller)

@@ -348,7 +348,8 @@ class Snapshot:
     def _load(self) -> None:
         if self._vectors is None:
             ids, vectors, addresses = load_matrix(self.dataset, self.dim, self.warm_dtype)
-            self._index(ids, addresses)
+            if self._ids is None:  # else the same ids, already indexed (load_ids)
+                self._index(ids, addresses)
             self._vectors = vectors
 
     def _load_index(self) -> None:
@@ -390,12 +391,19 @@ class Snapshot:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held warm: the matrix, ids, addresses and (if loaded) rows."""
-        if self._vectors is None:
-            return 0
-        rows = self._rows.nbytes if self._rows is not None else 0
-        return int(self._vectors.nbytes + self._ids.nbytes + self._sorted_addresses.nbytes
-                   + self._order.nbytes + rows)
+        """Bytes held warm: the matrix, ids, addresses and rows, those loaded."""
+        held = (self._vectors, self._ids, self._sorted_addresses, self._order, self._rows)
+        return int(sum(a.nbytes for a in held if a is not None))
+
+    def positions_of_ids(self, ids: Sequence[str]) -> np.ndarray:
+        """Matrix positions of ``ids``, in their order, those absent left out
+        (one Arrow lookup: no dict over the whole pool, as
+        :meth:`position_of_id` builds)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        got = pc.index_in(pa.array(list(ids), pa.string()), value_set=self.ids)
+        return got.drop_null().to_numpy().astype(np.int64)
 
     def position_of_id(self, pid: str) -> int | None:
         if self._id_pos is None:

@@ -13,6 +13,8 @@ vectors instead of loading 7 GB.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 
@@ -39,30 +41,38 @@ class StoredRows:
         return self.snap.vectors_at(self.pool[rows])
 
     def __reduce__(self):
-        # to another process (a Ray task of the gather rounds): the table
-        # version and the pool, not the snapshot and what it holds in memory
-        return (_OpenedRows, (self.snap.dataset, self.shape[1], self.dtype.name, self.pool))
+        # to another process (a Ray task of the gather rounds): where the table
+        # version is, and the pool, not the snapshot and what it holds in memory
+        ds = self.snap.dataset
+        uri = ds.uri if "://" in ds.uri else os.path.abspath(ds.uri)  # tasks keep their own cwd
+        return (_OpenedRows, (uri, int(ds.version), self.shape[1], self.dtype.name, self.pool))
 
 
 class _OpenedRows(StoredRows):
-    """:class:`StoredRows` in another process: it reads through the pickled
-    Lance dataset (the same version), as the snapshot would."""
+    """:class:`StoredRows` in another process: it opens the same table version
+    (a local path must be one that process sees: on a Ray cluster of several
+    machines, object storage or a shared filesystem) and reads as the
+    snapshot would."""
 
-    def __init__(self, dataset, dim: int, dtype: str, pool: np.ndarray):
-        self.dataset, self.pool = dataset, pool
+    def __init__(self, uri: str, version: int, dim: int, dtype: str, pool: np.ndarray):
+        self.uri, self.version, self.pool, self._ds = uri, version, pool, None
         self.shape, self.size = (len(pool), dim), len(pool) * dim
         self.dtype, self.reads = np.dtype(dtype), 0
 
     def __getitem__(self, rows) -> np.ndarray:
+        import lance
+
         from .warm import take_vectors
 
+        if self._ds is None:
+            self._ds = lance.dataset(self.uri, version=self.version)
         rows = np.asarray(rows, dtype=np.int64)
         self.reads += len(rows)
-        return take_vectors(self.dataset, self.pool[rows], self.shape[1]).astype(self.dtype,
-                                                                                copy=False)
+        return take_vectors(self._ds, self.pool[rows], self.shape[1]).astype(self.dtype,
+                                                                            copy=False)
 
     def __reduce__(self):
-        return (_OpenedRows, (self.dataset, self.shape[1], self.dtype.name, self.pool))
+        return (_OpenedRows, (self.uri, self.version, self.shape[1], self.dtype.name, self.pool))
 
 
 def reads_rows_only(snap, strategy: str, params: dict, n: int, pool_size: int) -> bool:

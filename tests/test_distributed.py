@@ -321,6 +321,8 @@ def test_draw_engine_ray_reads_the_rows_in_the_tasks(tmp_path):
                                                  vectors=X)
     ray_idx = PersonaIndex(path, HashEmbedder(dim=16))
     a = draw(ray_idx, 30, seed=2, engine="ray", partitions=4, record=False)
-    b = draw(PersonaIndex(path, HashEmbedder(dim=16)), 30, seed=2, record=False)
+    warm = PersonaIndex(path, HashEmbedder(dim=16))
+    warm.snapshot().vectors  # noqa: B018 (the local draw on the warm matrix)
+    b = draw(warm, 30, seed=2, record=False)
     assert a.ids == b.ids and not ray_idx.snapshot().vectors_loaded
     assert a.manifest["params"]["rounds"] == "gather"

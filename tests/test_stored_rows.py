@@ -77,3 +77,31 @@ def test_after_deletes_the_cold_draw_reads_the_right_rows(big_store, tmp_path):
     a, b = draw(cold, 30, seed=5, record=False), draw(warm, 30, seed=5, record=False)
     assert a.ids == b.ids and not cold.snapshot().vectors_loaded
     assert not {r["text"] for r in a.rows} & set(gone)
+
+
+def test_herding_reads_only_its_candidates_and_reference(big_store):
+    """Through StoredRows, herding reads its candidate and reference rows
+    and no others, and picks what it picks on the warm matrix."""
+    from persona_index.samplers.herding import herding_select
+    from persona_index.stored_rows import StoredRows
+
+    snap = PersonaIndex(big_store, HashEmbedder(dim=D)).snapshot()
+    rows = StoredRows(snap, np.arange(N))
+    cold = herding_select(rows, 40, rng=3, candidates=5000, reference=1000)
+    assert 0 < rows.reads <= 5000 + 1000 and not snap.vectors_loaded
+    assert np.array_equal(cold, herding_select(snap.vectors, 40, rng=3, candidates=5000,
+                                               reference=1000))
+
+
+@pytest.mark.parametrize("params,cold", [({"candidates": N - 1}, True), ({"candidates": N}, False),
+                                         ({"reference": N - 1}, True), ({"reference": N}, False)])
+def test_the_cold_draw_starts_where_herding_reads_a_strict_subset(big_store, params, cold):
+    """At the edge: candidates or reference covering the whole pool make herding
+    read every row, so draw() loads the matrix; one row fewer, it reads rows.
+    Either way the batch is the warm draw's."""
+    a_idx = PersonaIndex(big_store, HashEmbedder(dim=D))
+    a = draw(a_idx, 20, seed=1, params=params, record=False)
+    assert a_idx.snapshot().vectors_loaded is not cold
+    warm = PersonaIndex(big_store, HashEmbedder(dim=D))
+    warm.snapshot().vectors  # noqa: B018
+    assert draw(warm, 20, seed=1, params=params, record=False).ids == a.ids

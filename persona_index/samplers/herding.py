@@ -87,6 +87,8 @@ def legacy_params(params: dict | None) -> dict:
     {'beta': 1.0, 'ramp': 'linear', 'candidates_per_pick': 16}
     >>> legacy_params({"engine": "ray"})["rounds"]
     'coreset'
+    >>> "rounds" in legacy_params({"ramp": "linear", "rounds": "gather"})  # no Ray, no rounds
+    False
     """
     params = dict(params or {})
     if "ramp" not in params:
@@ -95,6 +97,8 @@ def legacy_params(params: dict | None) -> dict:
                                                            LEGACY_CANDIDATES_PER_PICK)}
     if params.get("engine") == "ray" and "rounds" not in params:
         params["rounds"] = "coreset"  # the only Ray rounds before `rounds` was recorded
+    if params.get("engine") != "ray":
+        params.pop("rounds", None)  # meaningless without Ray (accepted for a while, never used)
     return params
 
 
