@@ -8,7 +8,7 @@ is not in memory yet, :func:`persona_index.sampling.draw` hands herding a
 when herding indexes them (:meth:`persona_index.snapshot.Snapshot.vectors_at`),
 in the warm dtype, so the batch is the one the warm matrix gives, row for row
 (tests/test_stored_rows.py). At 10^7 personas a draw then reads about 20,000
-vectors instead of loading 7 GB.
+vectors instead of loading 7 GB. ``uniform`` gets one too: it reads no vector.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ class _OpenedRows(StoredRows):
 
 
 def reads_rows_only(snap, strategy: str, params: dict, n: int, pool_size: int) -> bool:
-    """Whether a draw of ``n`` can hand herding :class:`StoredRows`: the
-    default on numpy kernels, locally or in Ray's gather rounds (whose tasks
+    """Whether a draw of ``n`` can hand the strategy :class:`StoredRows`:
+    ``uniform`` always (it reads no vector); the default on numpy kernels, locally or in Ray's gather rounds (whose tasks
     then read their rows from the table version), the warm matrix not loaded,
     and a pool larger than both the candidate subsample and the reference (so
     herding reads a strict subset of the rows, never all of them).
@@ -92,11 +92,17 @@ def reads_rows_only(snap, strategy: str, params: dict, n: int, pool_size: int) -
     False
     >>> reads_rows_only(Snap(), "farthest", {}, 100, 10**6)
     False
+    >>> reads_rows_only(Snap(), "uniform", {}, 100, 500)  # uniform reads no vectors
+    True
     """
     from .kernels import resolve_device
     from .samplers.herding import CANDIDATES_PER_PICK, MIN_CANDIDATES, REFERENCE
 
-    if strategy != "herding" or n < 1 or snap.vectors_loaded:
+    if n < 1 or snap.vectors_loaded:
+        return False
+    if strategy == "uniform":
+        return True  # it reads no vector at all, only the pool's size
+    if strategy != "herding":
         return False
     if params.get("engine", "local") == "ray" and params.get("rounds", "gather") != "gather":
         return False  # the coreset rounds read every row

@@ -31,13 +31,14 @@ def _copy(src, dst):
     return PersonaIndex(dst, HashEmbedder(dim=D))
 
 
+@pytest.mark.parametrize("strategy", ["herding", "uniform"])
 @pytest.mark.parametrize("where", [None, "region = 'A'"])
-def test_a_cold_draw_reads_rows_and_equals_the_warm_draw(big_store, where):
+def test_a_cold_draw_reads_rows_and_equals_the_warm_draw(big_store, where, strategy):
     cold = PersonaIndex(big_store, HashEmbedder(dim=D))
     warm = PersonaIndex(big_store, HashEmbedder(dim=D))
     warm.snapshot().vectors  # noqa: B018 (load the warm matrix)
-    a = draw(cold, 50, seed=7, where=where, record=False)
-    b = draw(warm, 50, seed=7, where=where, record=False)
+    a = draw(cold, 50, strategy, seed=7, where=where, record=False)
+    b = draw(warm, 50, strategy, seed=7, where=where, record=False)
     assert a.ids == b.ids and len(set(a.ids)) == 50
     assert not cold.snapshot().vectors_loaded  # it read rows, not the matrix
     assert replay(a.manifest).ids == a.ids
