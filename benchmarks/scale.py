@@ -504,8 +504,6 @@ RAY_RUNS = ("ray, gather (default)", "ray, coreset")
 
 
 def ray_default_markdown(r: dict) -> list[str]:
-    if "vs_single" not in next(iter(r["ks"].values())):  # a results file from before the gather rounds
-        return _ray_default_markdown_v1(r)
     L = [f"{r['n']:,} clustered personas, {r['partitions']} partitions, {r['workers']} Ray CPUs "
          f"(coreset rounds: {r['oversample']} k picks per partition); z against "
          f"{r['uniform_draws']} uniform draws.", "",
@@ -606,8 +604,6 @@ def plan_markdown(res: dict) -> list[str]:
     a = PLAN_ASSUMPTIONS
     r = res["ray_default"]
     row = r["ks"][str(a["k"])]
-    if "gather_rows" not in row:  # a results file from before the gather rounds
-        return _plan_markdown_v1(res)
     n, d, k = a["n"], a["d"], a["k"]
     cores = a["workers"] * a["cores_per_worker"]
     per = {"float32": 4 * d, "float16": 2 * d, "int8 (+ a float32 scale)": d + 4,
@@ -653,78 +649,6 @@ def plan_markdown(res: dict) -> list[str]:
           f"{P / a['workers']:,.0f} per worker |",
           f"| one partition's round ({m} k = {m * k:,} picks with masses) | {t_part:.1f} s in one "
           f"process | measured (ray-default section: one process on this 2-core machine; "
-          f"counted here as one core) |",
-          f"| round 1 wall time | {waves} waves x {t_part:.1f} s = {waves * t_part:,.0f} s | "
-          f"{P:,} tasks on {cores:,} cores (assumed: {a['workers']} workers x "
-          f"{a['cores_per_worker']} cores) |",
-          f"| reading the vectors once (float32) | {read_s:,.0f} s | assumed "
-          f"{a['read_gb_per_s_per_worker']:g} GB/s per worker |",
-          f"| driver rounds | {levels} (a tree of fan-in {a['fan_in']}), each {t_drv:.1f} s | "
-          f"measured: weighted herding of a {union:,}-row union (= {a['fan_in']} x {m} k) |",
-          f"| bytes moved to the drivers | {moved / 2**30:,.1f} GiB | {m} k picks per partition "
-          f"x ({4 * d:,} B vector + {a['pick_record_bytes']} B id and mass), shrinking "
-          f"{a['fan_in']}x per level |",
-          f"| wall time | {wall / 60:,.1f} min | read + round 1 + driver rounds; scheduling "
-          f"not modelled |",
-          f"| cost | ${cost:,.2f} | {cores:,} cores x the wall time x assumed "
-          f"${a['usd_per_core_hour']}/core-hour |"]
-    return L
-
-
-def _ray_default_markdown_v1(r: dict) -> list[str]:
-    L = [f"{r['n']:,} clustered personas, {r['partitions']} partitions, {r['oversample']} k picks "
-         f"each, {r['workers']} Ray CPUs; z against {r['uniform_draws']} uniform draws.", "",
-         "| k | run | Vendi z | mean-nearest z | radius / uniform | s |", "|---|---|---|---|---|---|"]
-    for k, row in r["ks"].items():
-        for lab in ("single", "single, seed 1", "ray"):
-            e = row[lab]
-            L.append(f"| {int(k):,} | {lab} | {e['vendi_z']:+.1f} | {e['mean_nearest_z']:+.1f} | "
-                     f"{e['radius_ratio']:.3f} | {e['seconds']:.1f} |")
-    L += ["", "| k | Vendi z, ray - single | mean-nearest z, ray - single | radius, ray / single - 1 "
-          "| within 1.0, 1.0, 2% | one partition's round: rows, s | driver round: union rows, s |",
-          "|---|---|---|---|---|---|---|"]
-    for k, row in r["ks"].items():
-        c = row["ray_vs_single"]
-        L.append(f"| {int(k):,} | {c['vendi_z_diff']:+.1f} | {c['mean_nearest_z_diff']:+.1f} | "
-                 f"{100 * c['radius_rel']:+.1f}% | {'yes' if row['met'] else 'no'} | "
-                 f"{row['one_partition_rows']:,}, {row['one_partition_seconds']:.1f} | "
-                 f"{row['driver_union_rows']:,}, {row['driver_round_seconds']:.1f} |")
-    return L
-
-
-def _plan_markdown_v1(res: dict) -> list[str]:
-    """The 10^9 plan: each figure computed from a measured figure (the
-    ray-default section: one partition's round and the driver round; the
-    scale7 section: bytes per vector) and :data:`PLAN_ASSUMPTIONS`."""
-    import math
-
-    a = PLAN_ASSUMPTIONS
-    r = res["ray_default"]
-    row = r["ks"][str(a["k"])]
-    part_rows, t_part = row["one_partition_rows"], row["one_partition_seconds"]
-    union, t_drv = row["driver_union_rows"], row["driver_round_seconds"]
-    m = r["oversample"]
-    n, d, k = a["n"], a["d"], a["k"]
-    cores = a["workers"] * a["cores_per_worker"]
-    P = math.ceil(n / part_rows)
-    waves = math.ceil(P / cores)
-    levels = math.ceil(math.log(P) / math.log(a["fan_in"]))
-    pick_bytes = 4 * d + a["pick_record_bytes"]
-    level1 = P * m * k * pick_bytes
-    moved = sum(level1 / a["fan_in"] ** i for i in range(levels))
-    read_s = n * 4 * d / (a["workers"] * a["read_gb_per_s_per_worker"] * 1e9)
-    wall = read_s + waves * t_part + levels * t_drv
-    cost = wall / 3600 * cores * a["usd_per_core_hour"]
-    per = {"float32": 4 * d, "float16": 2 * d, "int8 (+ a float32 scale)": d + 4,
-           f"PQ, {a['pq_bytes']} sub-vectors x 8 bits": a["pq_bytes"]}
-    L = ["| vector format | bytes per vector | 10^9 vectors |", "|---|---|---|"]
-    L += [f"| {f} | {b:,} | {n * b / 2**40:.2f} TiB |" if n * b >= 2**40 else
-          f"| {f} | {b:,} | {n * b / 2**30:,.0f} GiB |" for f, b in per.items()]
-    L += ["", "| step | figure | from |", "|---|---|---|",
-          f"| partitions | {P:,} of {part_rows:,} rows | the measured partition size; "
-          f"{P / a['workers']:,.0f} per worker |",
-          f"| one partition's round ({m} k = {m * k:,} picks with masses) | {t_part:.1f} s in one "
-          f"process | measured (ray-default section: one process on this shared 2-core machine; "
           f"counted here as one core) |",
           f"| round 1 wall time | {waves} waves x {t_part:.1f} s = {waves * t_part:,.0f} s | "
           f"{P:,} tasks on {cores:,} cores (assumed: {a['workers']} workers x "

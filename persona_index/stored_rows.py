@@ -96,7 +96,7 @@ def reads_rows_only(snap, strategy: str, params: dict, n: int, pool_size: int) -
     True
     """
     from .kernels import resolve_device
-    from .samplers.herding import CANDIDATES_PER_PICK, MIN_CANDIDATES, REFERENCE
+    from .samplers.herding import CANDIDATES_PER_PICK, REFERENCE, candidate_count
 
     if n < 1 or snap.vectors_loaded:
         return False
@@ -108,8 +108,8 @@ def reads_rows_only(snap, strategy: str, params: dict, n: int, pool_size: int) -
         return False  # the coreset rounds read every row
     if resolve_device(params.get("device", "auto"), pool_size * snap.dim) != "numpy":
         return False
-    cpp = int(params.get("candidates_per_pick") or CANDIDATES_PER_PICK)
-    candidates = max(int(params.get("candidates") or max(MIN_CANDIDATES, cpp * n)), n)
+    candidates = candidate_count(n, params.get("candidates"),
+                                 params.get("candidates_per_pick") or CANDIDATES_PER_PICK)
     return candidates < pool_size and int(params.get("reference") or REFERENCE) < pool_size
 
 

@@ -132,6 +132,18 @@ def mean_kernel(X: np.ndarray, R: np.ndarray, tau: float, block: int = 8192,
     return out
 
 
+def candidate_count(k: int, candidates: int | None = None,
+                    per_pick: int = CANDIDATES_PER_PICK) -> int:
+    """How many candidates herding draws ``k`` picks from (every row when the
+    pool has no more): ``candidates``, by default ``max(16384, per_pick x k)``,
+    and never fewer than ``k``.
+
+    >>> candidate_count(100), candidate_count(2000), candidate_count(10, candidates=5)
+    (16384, 32000, 10)
+    """
+    return max(int(candidates or max(MIN_CANDIDATES, int(per_pick) * k)), int(k))
+
+
 def candidate_rows(n: int, k: int, candidates: int | None, rng,
                    per_pick: int = CANDIDATES_PER_PICK) -> np.ndarray:
     """All rows, or a seeded sorted uniform subsample of ``candidates`` rows,
@@ -148,8 +160,7 @@ def candidate_rows(n: int, k: int, candidates: int | None, rng,
     >>> candidate_rows(100_000, 2000, None, rng).shape  # 16 per pick
     (32000,)
     """
-    m = candidates or max(MIN_CANDIDATES, int(per_pick) * k)
-    m = max(m, k)
+    m = candidate_count(k, candidates, per_pick)
     if m >= n:
         return np.arange(n)
     return np.sort(rng.choice(n, m, replace=False))
